@@ -1,0 +1,1 @@
+"""Taxonomy Registry builder: the stages and the `taxreg` command line."""

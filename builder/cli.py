@@ -1,0 +1,184 @@
+"""`taxreg`: each command parses options, calls one library function, renders, picks an exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from builder import console, settings
+from builder.console import FindingFormat, TableFormat
+from registry import __version__
+
+app = typer.Typer(
+    name="taxreg", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    help="Validate, index and publish an InstructLab-format taxonomy with per-sample lineage.",
+)
+documents_app = typer.Typer(no_args_is_help=True, help="The local cache of knowledge documents.")
+app.add_typer(documents_app, name="documents")
+
+_state = {"debug": False}
+
+TaxonomyArg = Annotated[Path, typer.Argument(help="Taxonomy root (holds knowledge/, compositional_skills/...).")]
+CatalogOpt = Annotated[Path, typer.Option("--catalog", help="The DuckDB catalog file.")]
+DocumentsOpt = Annotated[
+    Path | None, typer.Option("--documents", help="Document cache [default: TAXONOMY/_documents].")]
+FormatOpt = Annotated[FindingFormat, typer.Option("--format", help="text, github (annotations) or json.")]
+MaxSizeOpt = Annotated[int | None, typer.Option("--max-file-size", help="Largest qna.yaml in bytes [1 MiB].")]
+LicenseOpt = Annotated[
+    list[str] | None, typer.Option("--allow-license", help="Allowed SPDX license (repeat); replaces the policy.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print_line(f"taxreg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def validate(
+    taxonomy: TaxonomyArg = settings.DEFAULT_TAXONOMY,
+    since: Annotated[str | None, typer.Option(help="Only leaves changed since this git ref.")] = None,
+    fmt: FormatOpt = FindingFormat.TEXT,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
+    documents: DocumentsOpt = None,
+    max_file_size: MaxSizeOpt = None,
+    allow_license: LicenseOpt = None,
+    catalog: Annotated[Path, typer.Option("--catalog", help="Catalog whose verdicts are reused (read-only).")]
+    = settings.DEFAULT_CATALOG,
+) -> None:
+    """Check every leaf against the InstructLab schema and the registry's rules."""
+    from registry.catalog.connection import open_read_only
+    from registry.catalog.verdicts import CatalogVerdicts
+    from registry.gitrepo import changes_since
+    from registry.validation import validate as run_validation
+
+    with console.user_errors(_state["debug"]):
+        config = settings.load().validation(documents, max_file_size, allow_license)
+        only = None
+        if since is not None:
+            only = [c.path for c in changes_since(taxonomy, since) if c.status != "removed"]
+        cache = None
+        if catalog.is_file():
+            try:
+                cache = CatalogVerdicts(open_read_only(catalog), config.file_rules_key())
+            except Exception:  # a busy or foreign catalog only costs speed
+                cache = None
+        report = run_validation(taxonomy, config, only=only, cache=cache)
+    failed = report.failed(strict)
+    summary = {"leaves": len(report.leaves), "errors": report.errors, "warnings": report.warnings,
+               "failed": failed}
+    console.print_findings(report.findings, taxonomy, fmt, summary=summary)
+    if fmt is not FindingFormat.JSON:
+        console.print_summary(f"{len(report.leaves)} leaves checked: {report.errors} error(s), "
+                              f"{report.warnings} warning(s)", failed)
+    raise typer.Exit(console.EXIT_FINDINGS if failed else console.EXIT_OK)
+
+
+@app.command()
+def index(
+    taxonomy: TaxonomyArg = settings.DEFAULT_TAXONOMY,
+    catalog: CatalogOpt = settings.DEFAULT_CATALOG,
+    allow_errors: Annotated[bool, typer.Option("--allow-errors",
+                                               help="Index the valid leaves; record the rest.")] = False,
+    fmt: FormatOpt = FindingFormat.TEXT,
+    documents: DocumentsOpt = None,
+    max_file_size: MaxSizeOpt = None,
+    allow_license: LicenseOpt = None,
+) -> None:
+    """Validate the taxonomy and write it into the DuckDB catalog (incremental, one transaction)."""
+    from registry.catalog.indexer import index as run_index
+
+    with console.user_errors(_state["debug"]):
+        config = settings.load().validation(documents, max_file_size, allow_license)
+        outcome = run_index(taxonomy, catalog, config, allow_errors=allow_errors)
+    summary = {"run_id": outcome.run_id, "status": outcome.status, "leaves": outcome.leaves_total,
+               "parsed": outcome.leaves_parsed, "indexed": outcome.leaves_indexed,
+               "retired": outcome.leaves_retired, "errors": outcome.errors, "warnings": outcome.warnings,
+               "catalog": str(catalog)}
+    console.print_findings(outcome.findings, taxonomy, fmt, summary=summary)
+    if fmt is not FindingFormat.JSON:
+        console.print_summary(
+            f"{outcome.status}: {outcome.leaves_total} leaves ({outcome.leaves_parsed} parsed, "
+            f"{outcome.leaves_indexed} indexed, {outcome.leaves_retired} retired), {outcome.errors} error(s), "
+            f"{outcome.warnings} warning(s) -> {catalog}", outcome.errors > 0)
+
+
+@app.command()
+def diff(
+    since: Annotated[str, typer.Option(help="Git ref to compare the working tree with.")],
+    taxonomy: TaxonomyArg = settings.DEFAULT_TAXONOMY,
+    fmt: Annotated[TableFormat, typer.Option("--format", help="table, csv or json.")] = TableFormat.TABLE,
+) -> None:
+    """List leaves added, modified, removed or renamed since a git ref (working tree included)."""
+    from registry.gitrepo import changes_since
+
+    with console.user_errors(_state["debug"]):
+        changes = changes_since(taxonomy, since)
+    console.print_rows(["status", "path", "old_path"], [(c.status, c.path, c.old_path) for c in changes], fmt)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL to run against the catalog (read-only).")],
+    catalog: CatalogOpt = settings.DEFAULT_CATALOG,
+    fmt: Annotated[TableFormat, typer.Option("--format", help="table, csv or json.")] = TableFormat.TABLE,
+) -> None:
+    """Run SQL on the catalog, read-only. Try: taxreg query "SELECT * FROM duckdb_tables()"."""
+    from registry.catalog.query import run_query
+
+    with console.user_errors(_state["debug"]):
+        result = run_query(catalog, sql)
+    console.print_rows(result.columns, result.rows, fmt)
+
+
+@app.command()
+def rules(
+    fmt: Annotated[TableFormat, typer.Option("--format", help="table, csv or json.")] = TableFormat.TABLE,
+) -> None:
+    """List every validation rule code with its severity and what to do about it."""
+    from registry.findings import RULES
+
+    rows = [(r.code, r.name, r.severity.value, r.summary, r.fix) for r in RULES.values()]
+    console.print_rows(["code", "name", "severity", "checks", "fix"], rows, fmt)
+
+
+@documents_app.command("fetch")
+def documents_fetch(
+    taxonomy: TaxonomyArg = settings.DEFAULT_TAXONOMY,
+    documents: DocumentsOpt = None,
+) -> None:
+    """Clone every referenced document repository at its pinned commit into the cache (needs network)."""
+    from registry.documents import fetch
+    from registry.validation import validate as run_validation
+
+    with console.user_errors(_state["debug"]):
+        config = settings.load().validation(documents)
+        report = run_validation(taxonomy, config)
+        refs = [s.version.document for s in report.leaves if s.version and s.version.document]
+        written = fetch(config.documents(taxonomy), refs)
+    for path in written:
+        console.print_line(f"fetched {path}")
+    console.print_summary(f"{len(written)} repository checkout(s) fetched, "
+                          f"{len({(r.repo, r.commit) for r in refs}) - len(written)} already cached", False)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+
+

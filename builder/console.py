@@ -1,0 +1,119 @@
+"""The one place that talks to the terminal: findings, tables, errors and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from registry.errors import RegistryError, ValidationFailed
+from registry.findings import RULES, Finding, Severity
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class FindingFormat(StrEnum):
+    TEXT = "text"
+    GITHUB = "github"
+    JSON = "json"
+
+
+class TableFormat(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+@contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Domain errors become a message and exit code 2; tracebacks only with --debug."""
+    try:
+        yield
+    except RegistryError as exc:
+        if debug:
+            traceback.print_exc()
+        if isinstance(exc, ValidationFailed) and exc.findings:
+            print_findings(exc.findings, Path("."), FindingFormat.TEXT, to_stderr=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        if exc.hint:
+            err.print(f"[bold]hint:[/] {escape(exc.hint)}")
+        code = EXIT_FINDINGS if isinstance(exc, ValidationFailed) else EXIT_USAGE
+        raise typer.Exit(code) from None
+
+
+def shown_path(root: Path, path: str) -> str:
+    """Finding paths are relative to the taxonomy root; show them relative to where the user stands."""
+    return (root / path).as_posix() if str(root) not in ("", ".") else path
+
+
+def print_findings(findings: list[Finding], root: Path, fmt: FindingFormat, to_stderr: bool = False,
+                   summary: dict[str, Any] | None = None) -> None:
+    console = err if to_stderr else out
+    if fmt is FindingFormat.JSON:
+        payload = {"findings": [_finding_json(f, root) for f in findings], "summary": summary or {}}
+        sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        return
+    for f in findings:
+        where = shown_path(root, f.path)
+        if fmt is FindingFormat.GITHUB:
+            level = "error" if f.severity is Severity.ERROR else "warning"
+            sys.stdout.write(f"::{level} file={where},line={f.line},col={f.col},title={f.code}::"
+                             f"{_github_escape(_text(f))}\n")
+        else:
+            color = "red" if f.severity is Severity.ERROR else "yellow"
+            yaml_path = f" [{escape(f.yaml_path)}]" if f.yaml_path else ""
+            console.print(f"{escape(where)}:{f.line}:{f.col}{yaml_path} [bold {color}]{f.code}[/] "
+                          f"{escape(f.message)}")
+
+
+def print_summary(text: str, failed: bool) -> None:
+    err.print(f"[bold {'red' if failed else 'green'}]{escape(text)}[/]")
+
+
+def _text(f: Finding) -> str:
+    yaml_path = f"[{f.yaml_path}] " if f.yaml_path else ""
+    return f"{yaml_path}{f.code} {f.message}"
+
+
+def _finding_json(f: Finding, root: Path) -> dict[str, Any]:
+    return {"code": f.code, "rule": RULES[f.code].name, "severity": f.severity.value,
+            "path": shown_path(root, f.path), "line": f.line, "col": f.col, "yaml_path": f.yaml_path,
+            "message": f.message}
+
+
+def _github_escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: TableFormat) -> None:
+    if fmt is TableFormat.JSON:
+        records = [dict(zip(columns, row, strict=True)) for row in rows]
+        sys.stdout.write(json.dumps(records, indent=2, default=str, ensure_ascii=False) + "\n")
+    elif fmt is TableFormat.CSV:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        table = Table(*columns, show_lines=False)
+        for row in rows:
+            table.add_row(*(escape("NULL" if v is None else str(v)) for v in row))
+        out.print(table)
+        err.print(f"{len(rows)} row(s)")
+
+
+def print_line(text: str) -> None:
+    out.print(escape(text))

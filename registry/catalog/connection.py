@@ -1,0 +1,82 @@
+"""Opening the catalog: creating it, migrating it forward, and refusing what cannot be opened."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from registry import __version__
+from registry.errors import CatalogError
+
+# Migration scripts in order; SCHEMA_VERSION is the number of scripts. Never edit a released script:
+# add the next one.
+MIGRATIONS = ("v001_spine.sql",)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def open_catalog(path: Path) -> Any:
+    """A read-write connection, the schema migrated to SCHEMA_VERSION (in one transaction)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = _connect(path, read_only=False)
+    try:
+        _migrate(con, path)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def open_read_only(path: Path) -> Any:
+    if not path.is_file():
+        raise CatalogError(f"no catalog at {path}", hint="run `taxreg index` first, or pass --catalog PATH")
+    con = _connect(path, read_only=True)
+    version = schema_version(con)
+    if version > SCHEMA_VERSION:
+        con.close()
+        raise CatalogError(f"{path} has catalog schema {version}; this taxreg understands up to {SCHEMA_VERSION}",
+                           hint="upgrade taxonomy-registry")
+    return con
+
+
+def schema_version(con: Any) -> int:
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'catalog_meta'").fetchone()[0]
+    if not exists:
+        return 0
+    row = con.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _connect(path: Path, read_only: bool) -> Any:
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        message = str(exc)
+        if "lock" in message.lower():
+            raise CatalogError(f"the catalog {path} is in use by another process",
+                               hint="wait for the other taxreg command to finish") from None
+        raise CatalogError(f"cannot open the catalog {path}: {message}") from None
+    except duckdb.Error as exc:
+        raise CatalogError(f"{path} is not a readable DuckDB catalog: {exc}",
+                           hint="move it away and run `taxreg index` to create a new one") from None
+
+
+def _migrate(con: Any, path: Path) -> None:
+    current = schema_version(con)
+    if current > SCHEMA_VERSION:
+        raise CatalogError(f"{path} has catalog schema {current}; this taxreg understands up to {SCHEMA_VERSION}",
+                           hint="upgrade taxonomy-registry")
+    if current == SCHEMA_VERSION:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for script in MIGRATIONS[current:]:
+            con.execute(files("registry.catalog").joinpath(script).read_text(encoding="utf-8"))
+        con.execute("INSERT OR REPLACE INTO catalog_meta VALUES ('schema_version', ?), ('written_by', ?)",
+                    [str(SCHEMA_VERSION), f"taxonomy-registry {__version__}"])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

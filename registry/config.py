@@ -1,0 +1,41 @@
+"""What validation is configured with. Part of the verdict cache key: change it and files are re-checked."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from registry.licenses import LicensePolicy
+from registry.records import canonical_json
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class WordLimits:
+    context: int = 500
+    qa: int = 250
+    leaf: int = 2300
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationConfig:
+    max_file_size: int = MIB
+    max_yaml_nodes: int = 200_000
+    words: WordLimits = field(default_factory=WordLimits)
+    policy: LicensePolicy = field(default_factory=LicensePolicy)
+    documents_dir: Path | None = None  # None: <taxonomy>/_documents
+
+    def __post_init__(self) -> None:
+        if self.max_file_size <= 0:
+            raise ValueError("max_file_size must be positive")
+
+    def documents(self, taxonomy_root: Path) -> Path:
+        return self.documents_dir if self.documents_dir is not None else taxonomy_root / "_documents"
+
+    def file_rules_key(self) -> str:
+        """Hash of what per-file verdicts depend on (limits), not of what is re-checked every run."""
+        key = {"max_file_size": self.max_file_size, "max_yaml_nodes": self.max_yaml_nodes,
+               "words": asdict(self.words), "rules": 1}
+        return hashlib.sha256(canonical_json(key).encode()).hexdigest()

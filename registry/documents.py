@@ -1,0 +1,191 @@
+"""Knowledge documents: `document.repo` + `commit` + `patterns`, resolved from a local cache.
+
+The cache is laid out as `<host>/<owner>/<repo>/<commit>/<path>` (as InstructLab's taxonomy keeps
+`_documents/`), so a taxonomy with its cache resolves offline. `fetch` fills it with git.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
+
+from registry.errors import GitError
+from registry.findings import Finding, finding
+from registry.records import ContributionVersion, DocumentRef, SourceDocument, sha256_bytes
+
+MEDIA_TYPES = {".md": "text/markdown", ".pdf": "application/pdf"}
+
+
+def repo_location(repo_url: str) -> PurePosixPath:
+    """`https://github.com/o/r.git` -> `github.com/o/r`; also scp-style `git@host:o/r` and `file://` URLs."""
+    url = repo_url.strip()
+    scp = re.match(r"^[\w.-]+@([\w.-]+):(.+)$", url)
+    if scp:
+        host, path = scp.group(1), scp.group(2)
+    else:
+        parsed = urlparse(url)
+        host, path = (parsed.hostname or "localhost"), parsed.path
+    path = path.strip("/").removesuffix(".git")
+    parts = [p for p in path.split("/") if p not in ("", ".", "..")]
+    return PurePosixPath(host, *parts)
+
+
+def commit_dir(documents_root: Path, ref: DocumentRef) -> Path:
+    return documents_root / repo_location(ref.repo) / ref.commit
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedDocument:
+    pattern: str
+    document: SourceDocument
+    text: str | None  # markdown text; None for PDFs
+
+
+@dataclass(slots=True)
+class Resolution:
+    documents: list[ResolvedDocument] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+class DocumentResolver:
+    """Resolves references against one cache; each file is read and hashed once per resolver."""
+
+    def __init__(self, documents_root: Path) -> None:
+        self.root = documents_root
+        self._files: dict[Path, tuple[SourceDocument, str | None] | str] = {}
+        self._normalized: dict[str, str] = {}
+
+    def resolve(self, version: ContributionVersion) -> Resolution:
+        result = Resolution()
+        ref = version.document
+        if ref is None:
+            return result
+        base = commit_dir(self.root, ref)
+        path = version.source_path
+        if not base.is_dir():
+            result.findings.append(finding(
+                "TR501", path, f"the document cache has no copy of {ref.repo} at commit {ref.commit}: expected "
+                f"{base}; run `taxreg documents fetch` with network access, or copy the files there",
+                ref.line, 1, ".document"))
+            return result
+        for k, (pattern, line) in enumerate(zip(ref.patterns, ref.pattern_lines, strict=True)):
+            where = f".document.patterns[{k}]"
+            if PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
+                result.findings.append(finding("TR502", path, f"pattern {pattern!r} leaves the repository "
+                                               "(no '..' or leading '/')", line, 1, where))
+                continue
+            matches = self._match(base, pattern)
+            if not matches:
+                result.findings.append(finding("TR503", path, f"pattern {pattern!r} matches no .md or .pdf file "
+                                               f"in {base}", line, 1, where))
+            for file in matches:
+                loaded = self._load(file, base, ref)
+                if isinstance(loaded, str):
+                    result.findings.append(finding("TR505", path, loaded, line, 1, where))
+                else:
+                    result.documents.append(ResolvedDocument(pattern, loaded[0], loaded[1]))
+        return result
+
+    def context_findings(self, version: ContributionVersion, resolution: Resolution) -> list[Finding]:
+        """Seed contexts that cannot be found (whitespace-insensitively) in any referenced markdown."""
+        texts = [self._normal(d.document.doc_sha256, d.text) for d in resolution.documents if d.text is not None]
+        if not texts:
+            return []
+        out, checked = [], set()
+        for seed in version.seeds:
+            if not seed.context or seed.context_line in checked:
+                continue
+            checked.add(seed.context_line)
+            needle = normalize_space(seed.context)
+            if not any(needle in text for text in texts):
+                out.append(finding("TR504", version.source_path, "this context is not found in the referenced "
+                                   "document(s); samples generated from it cannot be traced to the source",
+                                   seed.context_line))
+        return out
+
+    def _match(self, base: Path, pattern: str) -> list[Path]:
+        real_base = base.resolve()
+        found = []
+        for file in sorted(base.glob(pattern)):
+            if file.suffix.lower() in MEDIA_TYPES and file.is_file() and file.resolve().is_relative_to(real_base):
+                found.append(file)
+        return found
+
+    def _load(self, file: Path, base: Path, ref: DocumentRef) -> tuple[SourceDocument, str | None] | str:
+        cached = self._files.get(file)
+        if cached is None:
+            cached = self._files[file] = self._read(file, base, ref)
+        return cached
+
+    def _read(self, file: Path, base: Path, ref: DocumentRef) -> tuple[SourceDocument, str | None] | str:
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            return f"cannot read {file}: {exc.strerror}"
+        media_type = MEDIA_TYPES[file.suffix.lower()]
+        text = None
+        if media_type == "text/markdown":
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"{file.name} is not UTF-8 text"
+        relpath = file.relative_to(base).as_posix()
+        doc = SourceDocument(sha256_bytes(data), ref.repo, ref.commit, relpath, media_type, len(data),
+                             _title(text) if text else None)
+        return doc, text
+
+    def _normal(self, key: str, text: str) -> str:
+        if key not in self._normalized:
+            self._normalized[key] = normalize_space(text)
+        return self._normalized[key]
+
+
+def normalize_space(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _title(text: str) -> str | None:
+    for line in text.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return None
+
+
+def fetch(documents_root: Path, refs: Iterable[DocumentRef], git: str = "git") -> list[Path]:
+    """Clone each (repo, commit) not yet in the cache; return the folders written. Needs network access."""
+    written = []
+    for repo, commit in sorted({(r.repo, r.commit) for r in refs}):
+        ref = DocumentRef(repo, commit, (), (), 0)
+        target = commit_dir(documents_root, ref)
+        if target.is_dir():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            work = Path(tmp) / "checkout"
+            _clone_at(git, repo, commit, work)
+            shutil.rmtree(work / ".git")
+            work.rename(target)  # atomic: the cache never holds half a checkout
+        written.append(target)
+    return written
+
+
+def _clone_at(git: str, repo: str, commit: str, work: Path) -> None:
+    work.mkdir()
+    steps = [[git, "init", "-q"], [git, "fetch", "-q", "--depth", "1", repo, commit],
+             [git, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]]
+    try:
+        for step in steps:
+            subprocess.run(step, cwd=work, check=True, capture_output=True, text=True, timeout=600)
+    except FileNotFoundError:
+        raise GitError("git is not installed", hint="apt-get install git") from None
+    except subprocess.CalledProcessError as exc:
+        raise GitError(f"cannot fetch {repo} at {commit}: {exc.stderr.strip() or exc}",
+                       hint="check the network, the repository URL and that the commit exists") from None
+    except subprocess.TimeoutExpired:
+        raise GitError(f"fetching {repo} timed out") from None

@@ -1,0 +1,159 @@
+"""YAML text to Python values, keeping the line and column of every node.
+
+libyaml composes the node tree (fast, safe: no arbitrary tags are constructed); we then build plain
+values ourselves so that every value keeps its position, repeated keys are caught (PyYAML silently
+keeps the last one) and alias expansion is bounded (a "billion laughs" file composes to a few nodes
+but expands to billions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from registry.errors import EnvironmentProblem
+
+YamlPath = tuple[str | int, ...]
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    line: int  # 1-based
+    col: int  # 1-based
+
+
+@dataclass(slots=True)
+class ParsedYaml:
+    data: Any
+    marks: dict[YamlPath, Mark] = field(default_factory=dict)  # where each value starts
+    key_marks: dict[YamlPath, Mark] = field(default_factory=dict)  # where each mapping key starts
+
+
+class YamlProblem(Exception):
+    """The text cannot become a value; carries the rule code and the position."""
+
+    def __init__(self, code: str, message: str, mark: Mark) -> None:
+        super().__init__(message)
+        self.code, self.message, self.mark = code, message, mark
+
+
+def require_libyaml() -> None:
+    if not getattr(yaml, "__with_libyaml__", False):
+        raise EnvironmentProblem(
+            "PyYAML was installed without libyaml, which the registry needs for speed.",
+            hint="apt-get install libyaml-dev && pip install --no-binary pyyaml --force-reinstall pyyaml",
+        )
+
+
+def format_path(path: YamlPath) -> str:
+    """`.seed_examples[2].question`: the same shape as jsonschema's json_path without `$`."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
+
+
+def parse(text: str, max_nodes: int = 200_000) -> ParsedYaml:
+    require_libyaml()
+    try:
+        root = yaml.compose(text, Loader=yaml.CSafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        raise YamlProblem("TR101", _syntax_message(exc), _mark(exc.problem_mark)) from None
+    except yaml.YAMLError as exc:  # reader errors: control characters, bad encoding
+        raise YamlProblem("TR103", _reader_message(exc), _reader_mark(exc, text)) from None
+    parsed = ParsedYaml(None)
+    if root is None:
+        return parsed
+    builder = _Builder(parsed, max_nodes)
+    try:
+        parsed.data = builder.build(root, ())
+    except RecursionError:
+        raise YamlProblem("TR101", "the YAML nests too deeply to be a qna.yaml", _mark(root.start_mark)) from None
+    return parsed
+
+
+class _Builder:
+    def __init__(self, parsed: ParsedYaml, max_nodes: int) -> None:
+        self.parsed = parsed
+        self.budget = max_nodes
+        self.seen: set[int] = set()
+        self.aliases = 0
+        self.constructor = SafeConstructor()
+
+    def build(self, node: Node, path: YamlPath) -> Any:
+        self._spend(node)
+        self.parsed.marks[path] = _mark(node.start_mark)
+        if isinstance(node, ScalarNode):
+            return node.value if node.tag == _STR_TAG else self._scalar(node)
+        if isinstance(node, SequenceNode):
+            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+        assert isinstance(node, MappingNode)
+        return self._mapping(node, path)
+
+    def _mapping(self, node: MappingNode, path: YamlPath) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise YamlProblem("TR101", "a mapping key must be plain text", _mark(key_node.start_mark))
+            self._spend(key_node)
+            key = key_node.value if key_node.tag == _STR_TAG else self._scalar(key_node)
+            here = (*path, str(key))
+            if key in out:
+                first = self.parsed.key_marks[here]
+                raise YamlProblem(
+                    "TR102",
+                    f"duplicate key '{key}' (first defined at line {first.line}, column {first.col}); "
+                    "YAML would silently keep only the last value",
+                    _mark(key_node.start_mark),
+                )
+            self.parsed.key_marks[here] = _mark(key_node.start_mark)
+            out[key] = self.build(value_node, here)
+        return out
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            raise YamlProblem("TR101", _syntax_message(exc), _mark(node.start_mark)) from None
+
+    def _spend(self, node: Node) -> None:
+        if id(node) in self.seen and not isinstance(node, ScalarNode):
+            self.aliases += 1
+        self.seen.add(id(node))
+        self.budget -= 1
+        if self.budget < 0:
+            what = "aliases expand" if self.aliases else "the document holds"
+            raise YamlProblem(
+                "TR105",
+                f"{what} to more nodes than the limit allows (a YAML expansion bomb?); "
+                "write the values out instead of using anchors and aliases",
+                _mark(node.start_mark),
+            )
+
+
+def _mark(mark: Any) -> Mark:
+    if mark is None:
+        return Mark(1, 1)
+    return Mark(mark.line + 1, mark.column + 1)
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
+    parts = [p for p in (exc.context, exc.problem) if p]
+    message = ", ".join(parts) or "invalid YAML"
+    if "'\\t'" in message:
+        message += " (tabs cannot indent YAML: use spaces)"
+    return message
+
+
+def _reader_message(exc: yaml.YAMLError) -> str:
+    return f"the text holds a character YAML does not allow ({exc}); save the file as plain UTF-8 text"
+
+
+def _reader_mark(exc: yaml.YAMLError, text: str) -> Mark:
+    position = getattr(exc, "position", None)
+    if not isinstance(position, int):
+        return Mark(1, 1)
+    before = text[:position]
+    return Mark(before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1)
