@@ -19,6 +19,8 @@ from registry.errors import EnvironmentProblem
 
 YamlPath = tuple[str | int, ...]
 _STR_TAG = "tag:yaml.org,2002:str"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,9 @@ class _Builder:
         self.parsed.marks[path] = _mark(node.start_mark)
         if isinstance(node, ScalarNode):
             return node.value if node.tag == _STR_TAG else self._scalar(node)
+        if node.tag not in (_SEQ_TAG, _MAP_TAG):
+            raise YamlProblem("TR101", f"unsupported YAML tag {node.tag!r}: write plain values",
+                              _mark(node.start_mark))
         if isinstance(node, SequenceNode):
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         assert isinstance(node, MappingNode)

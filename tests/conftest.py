@@ -1,0 +1,85 @@
+"""Shared fixtures: small taxonomies declared as {path: contents}, and the real data beside the repo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+EXAMPLE_TAXONOMY = REPO / "taxonomy"
+
+ATTRIBUTION = """Title of work: Test work
+Link to work: -
+Revision: N/A
+License of the work: CC-BY-4.0
+Creator names: Test Author
+"""
+
+
+def skill_yaml(n: int = 5, created_by: str = "tester", prefix: str = "Question") -> str:
+    seeds = "".join(f"  - question: {prefix} number {i}?\n    answer: Answer number {i}.\n" for i in range(n))
+    return f"version: 3\ntask_description: A test skill.\ncreated_by: {created_by}\nseed_examples:\n{seeds}"
+
+
+DOC_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+DOC_TEXT = "# Test document\n\n" + "".join(f"Paragraph {i} says fact {i} about the topic.\n\n" for i in range(5))
+
+
+def knowledge_yaml(created_by: str = "tester", prefix: str = "What does paragraph") -> str:
+    seeds = ""
+    for i in range(5):
+        qas = "".join(f"      - question: {prefix} {i} say, part {j}?\n        answer: It says fact {i}.\n"
+                      for j in range(3))
+        seeds += f"  - context: Paragraph {i} says fact {i} about the topic.\n    questions_and_answers:\n{qas}"
+    return (f"version: 3\ndomain: testing\ncreated_by: {created_by}\ndocument_outline: A test document.\n"
+            f"seed_examples:\n{seeds}document:\n  repo: https://github.com/example/docs\n"
+            f"  commit: {DOC_COMMIT}\n  patterns:\n    - doc.md\n")
+
+
+def document_files() -> dict[str, str | bytes]:
+    return {f"_documents/github.com/example/docs/{DOC_COMMIT}/doc.md": DOC_TEXT}
+
+
+TaxonomyMaker = Callable[[dict[str, str | bytes]], Path]
+
+
+@pytest.fixture
+def make_taxonomy(tmp_path: Path) -> TaxonomyMaker:
+    """Writes {relative path: text or bytes} under a fresh root; every leaf gets an attribution.txt."""
+    counter = iter(range(1000))
+
+    def make(files: dict[str, str | bytes]) -> Path:
+        root = tmp_path / f"taxonomy{next(counter)}"
+        for rel, content in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+            attribution = path.parent / "attribution.txt"
+            if path.name == "qna.yaml" and not attribution.exists() and f"{Path(rel).parent}/attribution.txt" \
+                    not in files:
+                attribution.write_text(ATTRIBUTION, encoding="utf-8")
+        return root
+
+    return make
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real InstructLab data not found at {SHARED_DATA} (CI provides ../shared beside the repo)")
+    return SHARED_DATA
+
+
+def git(root: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    done = subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True, env=env)
+    return done.stdout
