@@ -64,6 +64,9 @@ def check_bytes(leaf: LeafFile, data: bytes, config: ValidationConfig) -> LeafRe
     except YamlProblem as problem:
         findings.append(finding(problem.code, path, problem.message, problem.mark.line, problem.mark.col))
         return LeafResult(digest, len(data), None, tuple(findings))
+    if parsed.data is None:
+        findings.append(finding("TR107", path, "the file holds no content (only comments or blank lines)"))
+        return LeafResult(digest, len(data), None, tuple(findings))
     if not isinstance(parsed.data, dict):
         what = "a list" if isinstance(parsed.data, list) else "a single value"
         findings.append(finding("TR106", path, f"the top level is {what}; qna.yaml must be a mapping of keys "

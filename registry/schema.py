@@ -94,6 +94,7 @@ def _findings(path: str, error: ValidationError, parsed: ParsedYaml) -> Iterator
         yield finding("TR203", path, f"expected {expected}, found {_describe(instance)}",
                       mark.line, mark.col, yaml_path)
     elif validator == "minItems":
+        mark = parsed.key_marks.get(where, mark)  # the list's key reads better than its first item
         yield finding("TR204", path, f"has {len(instance)} item(s); at least {value} are required",
                       mark.line, mark.col, yaml_path)
     elif validator == "uniqueItems":
