@@ -89,9 +89,13 @@ def _value(field: tuple[str, int] | None) -> str | None:
 
 
 def _blocks(text: str) -> list[tuple[int, list[tuple[int, str]]]]:
+    """One block per work: separated by blank lines, or by a new `Title of work:` line."""
     blocks: list[tuple[int, list[tuple[int, str]]]] = []
     current: list[tuple[int, str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
+        if current and _is_title(line) and any(_is_title(previous) for _, previous in current):
+            blocks.append((current[0][0], current))
+            current = []
         if line.strip():
             current.append((number, line))
         elif current:
@@ -100,3 +104,8 @@ def _blocks(text: str) -> list[tuple[int, list[tuple[int, str]]]]:
     if current:
         blocks.append((current[0][0], current))
     return blocks
+
+
+def _is_title(line: str) -> bool:
+    match = _FIELD.match(line)
+    return bool(match) and FIELDS.get(match.group(1).lower()) == "title"

@@ -185,3 +185,24 @@ def test_kill_9_mid_transaction_keeps_the_previous_catalog(make_taxonomy: Taxono
     assert rows(catalog, "SELECT count(*) FROM contribution") == [(3,)]
     assert rows(catalog, "SELECT count(*) FROM index_run") == [(1,)]
     assert index(root, catalog).leaves_indexed == 4
+
+
+HOLDER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+time.sleep(30)
+"""
+
+
+def test_a_catalog_in_use_is_a_clear_error(make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
+    root, catalog = small_tree(make_taxonomy), tmp_path / "c.duckdb"
+    index(root, catalog)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(catalog)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with pytest.raises(CatalogError, match="in use by another process"):
+            index(root, catalog)
+    finally:
+        holder.kill()
+        holder.wait()
