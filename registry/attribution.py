@@ -108,4 +108,4 @@ def _blocks(text: str) -> list[tuple[int, list[tuple[int, str]]]]:
 
 def _is_title(line: str) -> bool:
     match = _FIELD.match(line)
-    return bool(match) and FIELDS.get(match.group(1).lower()) == "title"
+    return match is not None and FIELDS.get(match.group(1).lower()) == "title"
