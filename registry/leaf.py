@@ -7,6 +7,7 @@ be cached by the file's sha256 (see `registry.validation`).
 from __future__ import annotations
 
 import re
+import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,11 @@ class LeafResult:
 def read_leaf(leaf: LeafFile, config: ValidationConfig) -> LeafResult:
     path = leaf.source_path
     try:
-        size = leaf.abs_path.stat().st_size
+        info = leaf.abs_path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return LeafResult("", 0, None, (finding("TR111", path, "not a regular file (a pipe, device or "
+                                                    "folder?); qna.yaml must be a plain file"),))
+        size = info.st_size
         if size > config.max_file_size:
             return LeafResult("", size, None, (finding(
                 "TR104", path, f"the file is {size:,} bytes; the limit is {config.max_file_size:,}"),))
@@ -141,7 +146,8 @@ def _document(data: dict[str, Any], parsed: ParsedYaml) -> DocumentRef | None:
         return None
     patterns = tuple(document["patterns"])
     lines = tuple(_line(parsed, ("document", "patterns", k)) for k in range(len(patterns)))
-    return DocumentRef(document["repo"], str(document["commit"]), patterns, lines, _line(parsed, ("document",)))
+    key = parsed.key_marks.get(("document",), Mark(1, 1))
+    return DocumentRef(document["repo"], str(document["commit"]), patterns, lines, key.line)
 
 
 def _content(path: str, version: ContributionVersion, parsed: ParsedYaml,

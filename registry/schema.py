@@ -34,11 +34,13 @@ def supported_versions() -> tuple[int, ...]:
 def file_version(data: dict[str, Any]) -> int:
     """The schema version a file asks for, read the way InstructLab reads it (absent means 1)."""
     value = data.get("version", 1)
+    if isinstance(value, bool):  # YAML `true` is not a version (InstructLab crashes on it)
+        return 1
     if isinstance(value, int):
         return value
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 1
 
 
@@ -61,14 +63,22 @@ def check(path: str, top_folder: str, parsed: ParsedYaml) -> list[Finding]:
     schema = _schema(version, name)
     if schema.get("deprecated"):
         message = schema.get("description") or f"{name} schema version {version} is deprecated"
-        return [finding("TR208", path, message, yaml_path=".version" if "version" in data else "")]
-    if _fast_validator(version, name).is_valid(data):
+        mark = parsed.marks.get(("version",), Mark(1, 1))
+        return [finding("TR208", path, message, mark.line, mark.col, ".version" if "version" in data else "")]
+    if _fast_verdict(version, name, data):
         return []
     findings = [f for error in _reference_validator(version, name).iter_errors(data)
                 for f in _findings(path, error, parsed)]
     if not findings:  # the two validators disagree: report rather than pass silently
-        findings = [finding("TR209", path, e.message[:500]) for e in _fast_validator(version, name).iter_errors(data)]
+        findings = [finding("TR209", path, "the file does not satisfy the InstructLab schema")]
     return findings
+
+
+def _fast_verdict(version: int, name: str, data: dict[str, Any]) -> bool:
+    try:
+        return bool(_fast_validator(version, name).is_valid(data))
+    except ValueError:  # values JSON has no type for (dates, binary, integer keys): let the reference decide
+        return False
 
 
 def _findings(path: str, error: ValidationError, parsed: ParsedYaml) -> Iterator[Finding]:

@@ -85,7 +85,7 @@ def validate(root: Path, config: ValidationConfig | None = None, only: Iterable[
     resolver = DocumentResolver(config.documents(root))
     for state in states:
         findings.extend(state.result.findings)
-        findings.extend(_attribution(state, config))
+        findings.extend(_attribution(state, config, root))
         if state.version is not None:
             state.resolution = resolver.resolve(state.version)
             findings.extend(state.resolution.findings)
@@ -129,9 +129,11 @@ def _parse(states: list[LeafState], config: ValidationConfig, workers: int | Non
         pool.shutdown()
 
 
-def _attribution(state: LeafState, config: ValidationConfig) -> list[Finding]:
+def _attribution(state: LeafState, config: ValidationConfig, root: Path) -> list[Finding]:
     path = state.leaf.attribution_path
     rel = Path(state.leaf.source_path).with_name("attribution.txt").as_posix()
+    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+        return []  # discovery reported the link (TR108); what it points to is never read
     try:
         data = path.read_bytes()
     except FileNotFoundError:

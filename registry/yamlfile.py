@@ -8,6 +8,7 @@ but expands to billions).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,12 +58,16 @@ def format_path(path: YamlPath) -> str:
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
 
 
+MAX_DEPTH = 500  # libyaml composes recursively in C: ~30,000 levels crash the interpreter
+
+
 def parse(text: str, max_nodes: int = 200_000) -> ParsedYaml:
     require_libyaml()
+    _check_depth(text)
     try:
         root = yaml.compose(text, Loader=yaml.CSafeLoader)
     except yaml.MarkedYAMLError as exc:
-        raise YamlProblem("TR101", _syntax_message(exc), _mark(exc.problem_mark)) from None
+        raise YamlProblem("TR101", _syntax_message(exc, text), _syntax_mark(exc)) from None
     except yaml.YAMLError as exc:  # reader errors: control characters, bad encoding
         raise YamlProblem("TR103", _reader_message(exc), _reader_mark(exc, text)) from None
     parsed = ParsedYaml(None)
@@ -121,7 +126,7 @@ class _Builder:
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as exc:
-            raise YamlProblem("TR101", _syntax_message(exc), _mark(node.start_mark)) from None
+            raise YamlProblem("TR101", _syntax_message(exc, ""), _mark(node.start_mark)) from None
 
     def _spend(self, node: Node) -> None:
         if id(node) in self.seen and not isinstance(node, ScalarNode):
@@ -144,12 +149,52 @@ def _mark(mark: Any) -> Mark:
     return Mark(mark.line + 1, mark.column + 1)
 
 
-def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
-    parts = [p for p in (exc.context, exc.problem) if p]
-    message = ", ".join(parts) or "invalid YAML"
-    if "'\\t'" in message:
+_DEEP = re.compile(r"(?:[\[{]\s*){%d}|(?:-[ \t]+){%d}" % (MAX_DEPTH, MAX_DEPTH))
+
+
+def _check_depth(text: str) -> None:
+    """Refuse absurd nesting before libyaml sees it (cheap: two C-level scans in the common case)."""
+    if text.count("[") + text.count("{") < MAX_DEPTH and text.count("- ") < MAX_DEPTH:
+        return
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    match = _DEEP.search(text)
+    if deepest >= MAX_DEPTH or match:
+        index = match.start() if match else 0
+        line = text.count("\n", 0, index) + 1
+        raise YamlProblem("TR101", f"the YAML nests more than {MAX_DEPTH} levels deep; a qna.yaml needs a few",
+                          Mark(line, index - (text.rfind("\n", 0, index) + 1) + 1))
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
+    problem = exc.problem or "invalid YAML"
+    context = exc.context or ""
+    started = exc.context_mark
+    if context and started is not None and exc.problem_mark is not None and started.line != exc.problem_mark.line:
+        context = f"{context} (which starts at line {started.line + 1}, column {started.column + 1})"
+    message = f"{context}: {problem}" if context else problem
+    if _tab_at(exc.problem_mark, text) or "tab" in problem:
         message += " (tabs cannot indent YAML: use spaces)"
     return message
+
+
+def _syntax_mark(exc: yaml.MarkedYAMLError) -> Mark:
+    """An unclosed quote or bracket is reported at the end of the file: point where it was opened."""
+    if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+        return _mark(exc.context_mark)
+    return _mark(exc.problem_mark)
+
+
+def _tab_at(mark: Any, text: str) -> bool:
+    if mark is None or not text:
+        return False
+    lines = text.splitlines()
+    return mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]
 
 
 def _reader_message(exc: yaml.YAMLError) -> str:
