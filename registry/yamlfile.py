@@ -149,7 +149,7 @@ def _mark(mark: Any) -> Mark:
     return Mark(mark.line + 1, mark.column + 1)
 
 
-_DEEP = re.compile(r"(?:[\[{]\s*){%d}|(?:-[ \t]+){%d}" % (MAX_DEPTH, MAX_DEPTH))
+_DEEP = re.compile(rf"(?:[\[{{]\s*){{{MAX_DEPTH}}}|(?:-[ \t]+){{{MAX_DEPTH}}}")
 
 
 def _check_depth(text: str) -> None:
