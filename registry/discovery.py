@@ -38,50 +38,59 @@ def discover(root: Path) -> Discovery:
     if not root.is_dir():
         raise TaxonomyNotFound(f"taxonomy root {root} is not a directory",
                                hint="pass the folder that holds knowledge/ and compositional_skills/")
-    tops = [root / top for top in TOP_FOLDERS if (root / top).is_dir()]
+    tops = [top for top in TOP_FOLDERS if (root / top).is_dir()]
     if not tops:
         raise TaxonomyNotFound(f"{root} has none of the taxonomy folders {', '.join(TOP_FOLDERS)}",
                                hint="pass the folder that holds knowledge/ and compositional_skills/")
-    real_root = root.resolve()
-    found = Discovery()
+    walk = _Walk(root)
     for top in tops:
-        for dirpath, dirnames, filenames in os.walk(top):
-            here = Path(dirpath)
-            dirnames[:] = sorted(d for d in dirnames if _keep_dir(here / d, root, real_root, found))
-            for name in sorted(filenames):
-                _visit_file(here / name, root, real_root, found)
-    return found
+        walk.folder(top)
+    return walk.found
 
 
-def _keep_dir(path: Path, root: Path, real_root: Path, found: Discovery) -> bool:
-    if path.name.startswith("."):
-        return False
-    if path.is_symlink():  # never followed; a link leaving the tree is reported
-        if not _inside(path, real_root):
-            found.findings.append(_outside(path, root))
-        return False
-    return True
+class _Walk:
+    """os.scandir walk with relative posix paths: d_type answers "dir or link?" without extra syscalls."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real_root = root.resolve()
+        self.found = Discovery()
+
+    def folder(self, rel: str) -> None:
+        try:
+            entries = sorted(os.scandir(self.root / rel), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            child = f"{rel}/{entry.name}"
+            if entry.is_symlink():
+                self._link(entry, child)
+            elif entry.is_dir():
+                if not entry.name.startswith("."):
+                    self.folder(child)
+            else:
+                self._file(entry.name, child)
+
+    def _link(self, entry: os.DirEntry[str], child: str) -> None:
+        path = Path(entry.path)
+        inside = path.resolve().is_relative_to(self.real_root)
+        if entry.is_dir():  # links to folders are never followed
+            if not inside:
+                self.found.findings.append(_outside(path, child))
+        elif entry.name.endswith((".yaml", ".yml")) or entry.name == "attribution.txt":
+            if not inside:
+                self.found.findings.append(_outside(path, child))
+            else:
+                self._file(entry.name, child)
+
+    def _file(self, name: str, rel: str) -> None:
+        if name == LEAF_FILE:
+            self.found.leaves.append(LeafFile(rel.rsplit("/", 1)[0], rel, self.root / rel))
+        elif name.endswith((".yaml", ".yml")):
+            self.found.findings.append(finding("TR109", rel, f"found '{name}': taxonomy files must be named "
+                                               f"'{LEAF_FILE}'; this file is not checked"))
 
 
-def _visit_file(path: Path, root: Path, real_root: Path, found: Discovery) -> None:
-    name = path.name
-    is_yaml = name.endswith((".yaml", ".yml"))
-    if path.is_symlink() and (is_yaml or name == "attribution.txt") and not _inside(path, real_root):
-        found.findings.append(_outside(path, root))
-        return
-    rel = path.relative_to(root).as_posix()
-    if name == LEAF_FILE:
-        found.leaves.append(LeafFile(path.parent.relative_to(root).as_posix(), rel, path))
-    elif is_yaml:
-        found.findings.append(finding("TR109", rel, f"found '{name}': taxonomy files must be named "
-                                      f"'{LEAF_FILE}'; this file is not checked"))
-
-
-def _inside(path: Path, real_root: Path) -> bool:
-    return path.resolve().is_relative_to(real_root)
-
-
-def _outside(path: Path, root: Path) -> Finding:
-    target = os.readlink(path)
-    return finding("TR108", path.relative_to(root).as_posix(),
-                   f"symbolic link to {target!r} leaves the taxonomy root; it is not followed")
+def _outside(path: Path, rel: str) -> Finding:
+    return finding("TR108", rel, f"symbolic link to {os.readlink(path)!r} leaves the taxonomy root; "
+                   "it is not followed")

@@ -6,6 +6,7 @@ The cache is laid out as `<host>/<owner>/<repo>/<commit>/<path>` (as InstructLab
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 from registry.errors import GitError
@@ -40,8 +42,7 @@ def commit_dir(documents_root: Path, ref: DocumentRef) -> Path:
     return documents_root / repo_location(ref.repo) / ref.commit
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedDocument:
+class ResolvedDocument(NamedTuple):
     pattern: str
     document: SourceDocument
     text: str | None  # markdown text; None for PDFs
@@ -52,6 +53,9 @@ class Resolution:
     documents: list[ResolvedDocument] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
+    def drop_texts(self) -> None:
+        self.documents = [ResolvedDocument(d.pattern, d.document, None) for d in self.documents]
+
 
 class DocumentResolver:
     """Resolves references against one cache; each file is read and hashed once per resolver."""
@@ -60,6 +64,8 @@ class DocumentResolver:
         self.root = documents_root
         self._files: dict[Path, tuple[SourceDocument, str | None] | str] = {}
         self._normalized: dict[str, str] = {}
+        self._globs: dict[tuple[Path, str], list[Path]] = {}
+        self._real: dict[Path, str] = {}
 
     def resolve(self, version: ContributionVersion) -> Resolution:
         result = Resolution()
@@ -110,12 +116,15 @@ class DocumentResolver:
         return out
 
     def _match(self, base: Path, pattern: str) -> list[Path]:
-        real_base = base.resolve()
-        found = []
-        for file in sorted(base.glob(pattern)):
-            if file.suffix.lower() in MEDIA_TYPES and file.is_file() and file.resolve().is_relative_to(real_base):
-                found.append(file)
-        return found
+        key = (base, pattern)
+        if key not in self._globs:
+            if base not in self._real:
+                self._real[base] = os.path.realpath(base) + os.sep
+            inside = self._real[base]
+            self._globs[key] = [
+                file for file in sorted(base.glob(pattern))
+                if file.suffix.lower() in MEDIA_TYPES and file.is_file() and os.path.realpath(file).startswith(inside)]
+        return self._globs[key]
 
     def _load(self, file: Path, base: Path, ref: DocumentRef) -> tuple[SourceDocument, str | None] | str:
         cached = self._files.get(file)

@@ -6,6 +6,7 @@ be cached by the file's sha256 (see `registry.validation`).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import stat
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ from registry import schema
 from registry.config import ValidationConfig
 from registry.discovery import LeafFile
 from registry.findings import Finding, finding
-from registry.records import ContributionVersion, DocumentRef, Kind, SeedExample, canonical_json, sha256_bytes
-from registry.yamlfile import Mark, ParsedYaml, YamlProblem, parse
+from registry.records import ContributionVersion, DocumentRef, Kind, SeedExample, sha256_bytes
+from registry.yamlfile import ParsedYaml, YamlProblem, parse
 
 _BOM = b"\xef\xbb\xbf"
 _TRAILING = re.compile(r"[ \t]+$", re.MULTILINE)
@@ -28,6 +29,7 @@ class LeafResult:
     byte_size: int
     version: ContributionVersion | None  # None when the file did not pass the schema
     findings: tuple[Finding, ...]
+    question_keys: tuple[tuple[str, int], ...] = ()  # (digest of normalised question + context, line)
 
 
 def read_leaf(leaf: LeafFile, config: ValidationConfig) -> LeafResult:
@@ -81,17 +83,23 @@ def check_bytes(leaf: LeafFile, data: bytes, config: ValidationConfig) -> LeafRe
         findings.extend(_layout(path, text))
     schema_findings = schema.check(path, leaf.top_folder, parsed)
     findings.extend(schema_findings)
-    version = None
-    if not schema_findings:
-        version = _record(leaf, digest, len(data), parsed)
-        findings.extend(_content(path, version, parsed, config))
-    return LeafResult(digest, len(data), version, tuple(findings))
+    if schema_findings:
+        return LeafResult(digest, len(data), None, tuple(findings))
+    words = _Words.count(parsed.data)
+    version = _record(leaf, digest, len(data), parsed, words.total)
+    keys = tuple((question_digest(s.question, s.context), s.line) for s in version.seeds)
+    findings.extend(_content(path, version, words, keys, config))
+    return LeafResult(digest, len(data), version, tuple(findings), keys)
 
 
 def _layout(path: str, text: str) -> list[Finding]:
     """The checks InstructLab's yamllint profile fails a file for (trailing spaces, final newline, CRLF)."""
     out = []
-    for match in _TRAILING.finditer(text):
+    if " \n" in text or "\t\n" in text or " \r\n" in text or text.endswith((" ", "\t")):
+        matches = list(_TRAILING.finditer(text))
+    else:
+        matches = []
+    for match in matches:
         line, col = _text_position(text, match.start())
         out.append(finding("TR151", path, "trailing whitespace", line, col))
     if not text.endswith("\n"):
@@ -103,7 +111,7 @@ def _layout(path: str, text: str) -> list[Finding]:
     return out
 
 
-def _record(leaf: LeafFile, digest: str, size: int, parsed: ParsedYaml) -> ContributionVersion:
+def _record(leaf: LeafFile, digest: str, size: int, parsed: ParsedYaml, word_count: int) -> ContributionVersion:
     data: dict[str, Any] = parsed.data
     kind = Kind.of_path(leaf.contribution_id)
     if kind is Kind.FOUNDATIONAL_SKILL or kind is Kind.COMPOSITIONAL_SKILL:
@@ -115,7 +123,7 @@ def _record(leaf: LeafFile, digest: str, size: int, parsed: ParsedYaml) -> Contr
         schema_version=schema.file_version(data), created_by=data["created_by"], domain=data.get("domain"),
         task_description=data.get("task_description"), document_outline=data.get("document_outline"),
         document=_document(data, parsed), seeds=tuple(seeds), byte_size=size,
-        word_count=_words(data), parsed=canonical_json(data),
+        word_count=word_count,
     )
 
 
@@ -146,55 +154,61 @@ def _document(data: dict[str, Any], parsed: ParsedYaml) -> DocumentRef | None:
         return None
     patterns = tuple(document["patterns"])
     lines = tuple(_line(parsed, ("document", "patterns", k)) for k in range(len(patterns)))
-    key = parsed.key_marks.get(("document",), Mark(1, 1))
-    return DocumentRef(document["repo"], str(document["commit"]), patterns, lines, key.line)
+    key = parsed.key_marks.get(("document",), (1, 1))
+    return DocumentRef(document["repo"], str(document["commit"]), patterns, lines, key[0])
 
 
-def _content(path: str, version: ContributionVersion, parsed: ParsedYaml,
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """Word counts, each text split once: per context, per question + answer, and the whole leaf."""
+
+    contexts: tuple[int | None, ...]  # per seed_examples item (None when it has no context)
+    qas: tuple[int, ...]  # per question/answer pair, in seed order
+    total: int
+
+    @classmethod
+    def count(cls, data: dict[str, Any]) -> _Words:
+        contexts: list[int | None] = []
+        qas: list[int] = []
+        for seed in data["seed_examples"]:
+            contexts.append(len(seed["context"].split()) if seed.get("context") else None)
+            pairs = seed.get("questions_and_answers") or [seed]
+            qas.extend(len(qa["question"].split()) + len(qa["answer"].split()) for qa in pairs)
+        header = sum(len(str(data.get(k) or "").split()) for k in ("task_description", "domain", "document_outline"))
+        return cls(tuple(contexts), tuple(qas), header + sum(c or 0 for c in contexts) + sum(qas))
+
+
+def _content(path: str, version: ContributionVersion, words: _Words, keys: tuple[tuple[str, int], ...],
              config: ValidationConfig) -> list[Finding]:
     limits = config.words
     out = []
-    if version.word_count > limits.leaf:
-        out.append(finding("TR403", path, f"the leaf has {version.word_count:,} words; the guidance is at most "
+    if words.total > limits.leaf:
+        out.append(finding("TR403", path, f"the leaf has {words.total:,} words; the guidance is at most "
                            f"about {limits.leaf:,}"))
-    contexts_seen: set[int] = set()
-    questions: dict[str, int] = {}
-    for seed in version.seeds:
-        if seed.context and seed.context_line not in contexts_seen:
-            contexts_seen.add(seed.context_line)
-            words = len(seed.context.split())
-            if words > limits.context:
-                out.append(finding("TR401", path, f"the context has {words} words; the limit is {limits.context}",
-                                   seed.context_line))
-        qa_words = len(seed.question.split()) + len(seed.answer.split())
+    context_lines = sorted({s.context_line for s in version.seeds if s.context})
+    for line, count in zip(context_lines, [c for c in words.contexts if c is not None], strict=True):
+        if count > limits.context:
+            out.append(finding("TR401", path, f"the context has {count} words; the limit is {limits.context}", line))
+    seen: dict[str, int] = {}
+    for seed, qa_words, (key, line) in zip(version.seeds, words.qas, keys, strict=True):
         if qa_words > limits.qa:
             out.append(finding("TR402", path, f"the question and answer have {qa_words} words; the limit is "
                                f"{limits.qa}", seed.line))
-        key = normalize_question(seed.question, seed.context)
-        if key in questions:
-            out.append(finding("TR405", path, f"this question repeats the one at line {questions[key]}", seed.line))
+        if key in seen:
+            out.append(finding("TR405", path, f"this question repeats the one at line {seen[key]}", line))
         else:
-            questions[key] = seed.line
+            seen[key] = line
     return out
 
 
-def normalize_question(question: str, context: str | None = None) -> str:
-    """A grounded question is the same question only when asked about the same context."""
-    return " ".join(question.lower().split()) + "\x00" + " ".join((context or "").split())
-
-
-def _words(value: Any) -> int:
-    if isinstance(value, str):
-        return len(value.split())
-    if isinstance(value, list):
-        return sum(_words(v) for v in value)
-    if isinstance(value, dict):
-        return sum(_words(v) for k, v in value.items() if k != "document")
-    return 0
+def question_digest(question: str, context: str | None) -> str:
+    """Identity of a question for duplicate checks: case and spacing ignored; grounded ones with their context."""
+    text = " ".join(question.lower().split()) + "\x00" + " ".join((context or "").split())
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _line(parsed: ParsedYaml, where: tuple[str | int, ...]) -> int:
-    return parsed.marks.get(where, Mark(1, 1)).line
+    return parsed.marks.get(where, (1, 1))[0]
 
 
 def _text_position(text: str, index: int) -> tuple[int, int]:

@@ -62,13 +62,19 @@ class LicensePolicy:
 
     def allows(self, spdx: str) -> bool:
         """An expression is allowed when every AND term is, and at least one OR branch is."""
-        return self._allows(_licensing().parse(spdx))
+        return _allows(self.allowed, spdx)
 
-    def _allows(self, expression: Any) -> bool:
-        args = getattr(expression, "args", ())
-        operator = getattr(expression, "operator", "").strip()
-        if operator == "AND":
-            return all(self._allows(arg) for arg in args)
-        if operator == "OR":
-            return any(self._allows(arg) for arg in args)
-        return str(expression) in self.allowed or str(getattr(expression, "key", "")) in self.allowed
+
+@functools.cache
+def _allows(allowed: frozenset[str], spdx: str) -> bool:
+    return _allowed_expression(allowed, _licensing().parse(spdx))
+
+
+def _allowed_expression(allowed: frozenset[str], expression: Any) -> bool:
+    args = getattr(expression, "args", ())
+    operator = getattr(expression, "operator", "").strip()
+    if operator == "AND":
+        return all(_allowed_expression(allowed, arg) for arg in args)
+    if operator == "OR":
+        return any(_allowed_expression(allowed, arg) for arg in args)
+    return str(expression) in allowed or str(getattr(expression, "key", "")) in allowed

@@ -6,7 +6,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from json.encoder import encode_basestring
+from typing import Any, NamedTuple
 
 TOP_FOLDERS = ("knowledge", "compositional_skills", "foundational_skills")
 
@@ -30,13 +31,16 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _json_str(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)  # what json.dumps(ensure_ascii=False) writes
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, UTF-8 kept: the same value always gives the same text (and hash)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-@dataclass(frozen=True, slots=True)
-class SeedExample:
+class SeedExample(NamedTuple):
     seed_id: str  # sha256 of canonical {context, question, answer}
     ordinal: int  # position in the file, counting every Q/A pair
     context: str | None
@@ -48,12 +52,13 @@ class SeedExample:
     @classmethod
     def make(cls, ordinal: int, context: str | None, question: str, answer: str, line: int,
              context_line: int = 0) -> SeedExample:
-        body = canonical_json({"context": context, "question": question, "answer": answer})
+        # canonical_json({"context", "question", "answer"}) spelled out: the same bytes, 3x faster
+        body = (f'{{"answer":{_json_str(answer)},"context":{_json_str(context)},'
+                f'"question":{_json_str(question)}}}')
         return cls(sha256_bytes(body.encode()), ordinal, context, question, answer, line, context_line)
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentRef:
+class DocumentRef(NamedTuple):
     repo: str
     commit: str
     patterns: tuple[str, ...]
@@ -78,15 +83,13 @@ class ContributionVersion:
     seeds: tuple[SeedExample, ...]
     byte_size: int
     word_count: int
-    parsed: str  # canonical JSON of the whole file
 
     @property
     def grounded(self) -> bool:
         return self.kind is not Kind.KNOWLEDGE and any(s.context for s in self.seeds)
 
 
-@dataclass(frozen=True, slots=True)
-class AttributionEntry:
+class AttributionEntry(NamedTuple):
     title: str | None
     link: str | None
     revision: str | None
@@ -96,8 +99,7 @@ class AttributionEntry:
     line: int
 
 
-@dataclass(frozen=True, slots=True)
-class SourceDocument:
+class SourceDocument(NamedTuple):
     doc_sha256: str
     repo_url: str
     repo_commit: str

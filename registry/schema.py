@@ -12,21 +12,21 @@ import json
 import re
 from collections.abc import Iterator
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
 from instructlab.schema import schema_base, schema_versions
-from jsonschema.exceptions import ValidationError
-from jsonschema.validators import validator_for
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from registry.findings import Finding, finding
 from registry.yamlfile import Mark, ParsedYaml, YamlPath, format_path
 
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+
 _TYPE_NAMES = {"string": "text", "array": "a list", "object": "a mapping of keys", "integer": "a whole number"}
 
 
+@functools.cache
 def supported_versions() -> tuple[int, ...]:
     return tuple(int(v.name[1:]) for v in schema_versions())
 
@@ -57,13 +57,13 @@ def check(path: str, top_folder: str, parsed: ParsedYaml) -> list[Finding]:
     name = schema_name(top_folder, data)
     if version not in supported_versions():
         known = ", ".join(map(str, supported_versions()))
-        mark = parsed.marks.get(("version",), Mark(1, 1))
+        mark = parsed.mark(("version",)) or Mark(1, 1)
         return [finding("TR207", path, f"unsupported version {data.get('version')!r}: the registry knows {known}",
                         mark.line, mark.col, ".version")]
     schema = _schema(version, name)
     if schema.get("deprecated"):
         message = schema.get("description") or f"{name} schema version {version} is deprecated"
-        mark = parsed.marks.get(("version",), Mark(1, 1))
+        mark = parsed.mark(("version",)) or Mark(1, 1)
         return [finding("TR208", path, message, mark.line, mark.col, ".version" if "version" in data else "")]
     if _fast_verdict(version, name, data):
         return []
@@ -95,7 +95,7 @@ def _findings(path: str, error: ValidationError, parsed: ParsedYaml) -> Iterator
             yield finding("TR201", path, f"missing required key '{key}'", mark.line, mark.col, yaml_path)
     elif validator in ("unevaluatedProperties", "additionalProperties"):
         for key in _unexpected_keys(error):
-            key_mark = parsed.key_marks.get((*where, key), mark)
+            key_mark = parsed.key_mark((*where, key), mark) or mark
             allowed = ", ".join(sorted(subschema.get("properties", {})))
             yield finding("TR202", path, f"unknown key '{key}' (allowed here: {allowed})",
                           key_mark.line, key_mark.col, format_path((*where, key)))
@@ -104,7 +104,7 @@ def _findings(path: str, error: ValidationError, parsed: ParsedYaml) -> Iterator
         yield finding("TR203", path, f"expected {expected}, found {_describe(instance)}",
                       mark.line, mark.col, yaml_path)
     elif validator == "minItems":
-        mark = parsed.key_marks.get(where, mark)  # the list's key reads better than its first item
+        mark = parsed.key_mark(where, mark) or mark  # the list's key reads better than its first item
         yield finding("TR204", path, f"has {len(instance)} item(s); at least {value} are required",
                       mark.line, mark.col, yaml_path)
     elif validator == "uniqueItems":
@@ -161,11 +161,11 @@ def _describe(value: Any) -> str:
 def _mark_for(parsed: ParsedYaml, where: YamlPath) -> Mark:
     path = tuple(where)
     while path:
-        mark = parsed.marks.get(path) or parsed.marks.get(tuple(str(p) for p in path))
+        mark = parsed.mark(path, None) or parsed.mark(tuple(str(p) for p in path), None)
         if mark:
             return mark
         path = path[:-1]
-    return parsed.marks.get((), Mark(1, 1))
+    return parsed.mark(()) or Mark(1, 1)
 
 
 def _version_dir(version: int) -> Traversable:
@@ -188,6 +188,11 @@ def _fast_validator(version: int, name: str) -> Any:
 
 @functools.cache
 def _reference_validator(version: int, name: str) -> Any:
+    # imported here: only files that fail need the reference implementation (80 ms to import)
+    from jsonschema.validators import validator_for
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     def retrieve(uri: str) -> Resource[Any]:
         return Resource.from_contents(_retrieve_json(version, uri), default_specification=DRAFT202012)
 

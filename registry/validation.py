@@ -1,16 +1,19 @@
 """Validating a whole taxonomy: every file, every rule, every finding (never stopping at the first).
 
-Per-file verdicts are pure functions of the bytes and the limits, so a `VerdictCache` (the catalog)
-can hand them back for unchanged files; attribution, documents and cross-leaf rules are re-checked
-on every run because they depend on other files.
+Everything that concerns one leaf (its qna.yaml, its attribution.txt, its documents) is checked in one
+worker call, in parallel; only cross-leaf rules run in the parent. A leaf's verdict depends on its two
+files, the document cache and the limits, so a `VerdictCache` (the catalog) can hand verdicts back for
+leaves whose files, documents and configuration are unchanged.
 """
 
 from __future__ import annotations
 
-import hashlib
+import gc
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -22,30 +25,42 @@ from registry.config import ValidationConfig
 from registry.discovery import LeafFile, discover
 from registry.documents import DocumentResolver, Resolution
 from registry.findings import Finding, Severity, finding
-from registry.leaf import LeafResult, normalize_question, read_leaf
-from registry.records import TOP_FOLDERS, ContributionVersion, sha256_bytes
+from registry.fingerprint import documents_fingerprint
+from registry.leaf import read_leaf
+from registry.records import ContributionVersion, sha256_bytes
 from registry.yamlfile import require_libyaml
 
-PARALLEL_THRESHOLD = 400  # below this many files to parse, process start-up costs more than it saves
+PARALLEL_THRESHOLD = 400  # below this many leaves to check, process start-up costs more than it saves
+Stamp = tuple[int, int]  # (mtime_ns, size): a file whose stamp is unchanged is not read again
+
+
+@dataclass(frozen=True, slots=True)
+class LeafVerdict:
+    """What a leaf's check concluded: enough to report it and to compare it with other leaves."""
+
+    sha256: str
+    version_id: str | None  # None when the file did not pass the schema
+    created_by: str | None
+    findings: tuple[Finding, ...]
+    question_keys: tuple[tuple[str, int], ...]  # (digest of the normalised question and context, line)
 
 
 class VerdictCache(Protocol):
-    def lookup(self, leaf: LeafFile, stat: os.stat_result) -> LeafResult | None: ...
+    def lookup(self, leaf: LeafFile, stamp: Stamp, attribution_stamp: Stamp | None,
+               documents_key: str) -> LeafVerdict | None: ...
 
 
 @dataclass(slots=True)
 class LeafState:
     leaf: LeafFile
-    result: LeafResult
-    stat: os.stat_result | None
+    stamp: Stamp | None
+    attribution_stamp: Stamp | None
+    verdict: LeafVerdict
+    version: ContributionVersion | None = None  # the parsed record; None when the verdict came from the cache
     attribution: AttributionResult | None = None
     attribution_sha256: str | None = None
     resolution: Resolution = field(default_factory=Resolution)
     reused: bool = False
-
-    @property
-    def version(self) -> ContributionVersion | None:
-        return self.result.version
 
 
 @dataclass(slots=True)
@@ -53,7 +68,11 @@ class ValidationReport:
     root: Path
     leaves: list[LeafState]
     findings: list[Finding]
-    parsed: int = 0  # files parsed in this run (the rest came from the cache)
+    documents_key: str = ""
+
+    @property
+    def parsed(self) -> int:
+        return sum(not s.reused for s in self.leaves)
 
     @property
     def errors(self) -> int:
@@ -80,61 +99,117 @@ def validate(root: Path, config: ValidationConfig | None = None, only: Iterable[
         wanted = set(only)
         leaves = [leaf for leaf in leaves if leaf.source_path in wanted]
         found.findings = [f for f in found.findings if f.path in wanted]
-    states = _read_all(leaves, config, cache, workers)
-    findings = list(found.findings)
-    resolver = DocumentResolver(config.documents(root))
+    documents_key = documents_fingerprint(config.documents(root))
+    states = [_stamped(leaf) for leaf in leaves]
+    misses = []
     for state in states:
-        findings.extend(state.result.findings)
-        findings.extend(_attribution(state, config, root))
-        if state.version is not None:
-            state.resolution = resolver.resolve(state.version)
-            findings.extend(state.resolution.findings)
-            findings.extend(resolver.context_findings(state.version, state.resolution))
-    findings.extend(_duplicate_questions(states))
-    findings.sort(key=Finding.sort_key)
-    parsed = sum(not s.reused for s in states)
-    return ValidationReport(root, states, findings, parsed)
-
-
-def _read_all(leaves: list[LeafFile], config: ValidationConfig, cache: VerdictCache | None,
-              workers: int | None) -> list[LeafState]:
-    states: list[LeafState] = []
-    misses: list[LeafState] = []
-    for leaf in leaves:
-        try:
-            stat = leaf.abs_path.stat()
-        except OSError:
-            stat = None
-        cached = cache.lookup(leaf, stat) if cache is not None and stat is not None else None
-        state = LeafState(leaf, cached or LeafResult("", 0, None, ()), stat, reused=cached is not None)
-        states.append(state)
+        cached = None
+        if cache is not None and state.stamp is not None:
+            cached = cache.lookup(state.leaf, state.stamp, state.attribution_stamp, documents_key)
         if cached is None:
             misses.append(state)
-    for state, result in zip(misses, _parse(misses, config, workers), strict=True):
-        state.result = result
-    return states
+        else:
+            state.verdict, state.reused = cached, True
+    with _paused_gc():
+        checked = _check_all([s.leaf for s in misses], _Job(config, root, documents_key), workers)
+        states = _merge(states, misses, checked)
+    findings = [*found.findings, *(f for s in states for f in s.verdict.findings), *_duplicate_questions(states)]
+    findings.sort(key=Finding.sort_key)
+    return ValidationReport(root, states, findings, documents_key)
 
 
-def _parse(states: list[LeafState], config: ValidationConfig, workers: int | None) -> Iterator[LeafResult]:
-    leaves = [s.leaf for s in states]
+@contextmanager
+def _paused_gc() -> Iterator[None]:
+    """Checking allocates millions of short-lived objects and keeps all results alive: the cyclic GC
+    would re-scan the growing heap again and again for nothing (measured: a third of the time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _merge(states: list[LeafState], misses: list[LeafState], checked: list[LeafState]) -> list[LeafState]:
+    fresh = {}
+    for old, new in zip(misses, checked, strict=True):
+        new.stamp, new.attribution_stamp = old.stamp, old.attribution_stamp
+        fresh[id(old)] = new
+    return [fresh.get(id(s), s) for s in states]
+
+
+def _stamped(leaf: LeafFile) -> LeafState:
+    empty = LeafVerdict("", None, None, (), ())
+    return LeafState(leaf, _stamp(leaf.abs_path), _stamp(leaf.attribution_path), empty)
+
+
+def _stamp(path: Path) -> Stamp | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    config: ValidationConfig
+    root: Path
+    documents_key: str  # the state of the document cache this job saw
+
+
+# One resolver per process and document cache state: each document is read once per worker, and a
+# changed cache (a new key) never sees stale text.
+_RESOLVERS: dict[tuple[Path, str], DocumentResolver] = {}
+
+
+def _resolver(job: _Job) -> DocumentResolver:
+    key = (job.config.documents(job.root), job.documents_key)
+    if key not in _RESOLVERS:
+        _RESOLVERS.clear()
+        _RESOLVERS[key] = DocumentResolver(key[0])
+    return _RESOLVERS[key]
+
+
+def check_leaf(leaf: LeafFile, job: _Job) -> LeafState:
+    """Everything about one leaf: its file, its attribution and its documents."""
+    result = read_leaf(leaf, job.config)
+    state = LeafState(leaf, None, None, LeafVerdict(result.sha256, None, None, (), ()), version=result.version)
+    findings = [*result.findings, *_attribution(state, job.config, job.root)]
+    version = result.version
+    if version is not None:
+        resolver = _resolver(job)
+        state.resolution = resolver.resolve(version)
+        findings.extend(state.resolution.findings)
+        findings.extend(resolver.context_findings(version, state.resolution))
+        state.resolution.drop_texts()  # the parent needs hashes, not the documents' text
+    state.verdict = LeafVerdict(result.sha256, version.version_id if version else None,
+                                version.created_by if version else None, tuple(findings), result.question_keys)
+    return state
+
+
+def _check_all(leaves: list[LeafFile], job: _Job, workers: int | None) -> list[LeafState]:
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if workers <= 1 or len(leaves) < PARALLEL_THRESHOLD:
-        return (read_leaf(leaf, config) for leaf in leaves)
+        return [check_leaf(leaf, job) for leaf in leaves]
     chunk = max(16, len(leaves) // (workers * 8))
     # fork: workers inherit the loaded schemas and validators instead of importing them again
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("fork"))
-    try:
-        return iter(list(pool.map(read_leaf, leaves, [config] * len(leaves), chunksize=chunk)))
-    finally:
-        pool.shutdown()
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+        return list(pool.map(check_leaf, leaves, [job] * len(leaves), chunksize=chunk))
 
 
 def _attribution(state: LeafState, config: ValidationConfig, root: Path) -> list[Finding]:
     path = state.leaf.attribution_path
-    rel = Path(state.leaf.source_path).with_name("attribution.txt").as_posix()
-    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
-        return []  # discovery reported the link (TR108); what it points to is never read
+    rel = state.leaf.contribution_id + "/attribution.txt"
     try:
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            if not path.resolve().is_relative_to(root.resolve()):
+                return []  # discovery reported the link (TR108); what it points to is never read
+            info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return [finding("TR302", rel, "attribution.txt is not a regular file")]
         data = path.read_bytes()
     except FileNotFoundError:
         code = "TR306" if state.leaf.top_folder == "foundational_skills" else "TR301"
@@ -155,32 +230,14 @@ def _duplicate_questions(states: list[LeafState]) -> list[Finding]:
     first: dict[str, tuple[str, int]] = {}
     out = []
     for state in sorted(states, key=lambda s: s.leaf.source_path):
-        if state.version is None:
-            continue
+        path = state.leaf.source_path
         seen_here = set()
-        for seed in state.version.seeds:
-            key = normalize_question(seed.question, seed.context)
+        for key, line in state.verdict.question_keys:
             if key in seen_here:
                 continue
             seen_here.add(key)
-            owner = first.setdefault(key, (state.leaf.source_path, seed.line))
-            if owner[0] != state.leaf.source_path:
-                out.append(finding("TR404", state.leaf.source_path, f"this question is also asked in {owner[0]} "
-                                   f"at line {owner[1]}", seed.line))
+            owner = first.setdefault(key, (path, line))
+            if owner[0] != path:
+                out.append(finding("TR404", path, f"this question is also asked in {owner[0]} at line {owner[1]}",
+                                   line))
     return out
-
-
-def input_fingerprint(root: Path, config: ValidationConfig, extra: str = "") -> str:
-    """A hash of every input's path, size and mtime plus the config: equal means nothing changed."""
-    digest = hashlib.sha256(f"{config.file_rules_key()}|{sorted(config.policy.allowed)}|{extra}".encode())
-    for base in [*(root / top for top in TOP_FOLDERS), config.documents(root)]:
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            for name in sorted(filenames):
-                path = os.path.join(dirpath, name)
-                try:
-                    st = os.lstat(path)
-                except OSError:
-                    continue
-                digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from registry.errors import EnvironmentProblem
 
@@ -22,19 +22,30 @@ YamlPath = tuple[str | int, ...]
 _STR_TAG = "tag:yaml.org,2002:str"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MAP_TAG = "tag:yaml.org,2002:map"
+_CONTAINER_TAGS = frozenset((_SEQ_TAG, _MAP_TAG))
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
+class Mark(NamedTuple):  # a NamedTuple: created ~100 times per file, cheaper than a frozen dataclass
     line: int  # 1-based
     col: int  # 1-based
+
+
+_START = Mark(1, 1)
 
 
 @dataclass(slots=True)
 class ParsedYaml:
     data: Any
-    marks: dict[YamlPath, Mark] = field(default_factory=dict)  # where each value starts
-    key_marks: dict[YamlPath, Mark] = field(default_factory=dict)  # where each mapping key starts
+    marks: dict[YamlPath, tuple[int, int]] = field(default_factory=dict)  # where each value starts
+    key_marks: dict[YamlPath, tuple[int, int]] = field(default_factory=dict)  # where each mapping key starts
+
+    def mark(self, path: YamlPath, default: Mark | None = _START) -> Mark | None:
+        found = self.marks.get(path)
+        return Mark(*found) if found else default
+
+    def key_mark(self, path: YamlPath, default: Mark | None = _START) -> Mark | None:
+        found = self.key_marks.get(path)
+        return Mark(*found) if found else default
 
 
 class YamlProblem(Exception):
@@ -73,7 +84,7 @@ def parse(text: str, max_nodes: int = 200_000) -> ParsedYaml:
     parsed = ParsedYaml(None)
     if root is None:
         return parsed
-    builder = _Builder(parsed, max_nodes)
+    builder = _Builder(parsed, max_nodes, track_aliases="*" in text)
     try:
         parsed.data = builder.build(root, ())
     except RecursionError:
@@ -82,57 +93,66 @@ def parse(text: str, max_nodes: int = 200_000) -> ParsedYaml:
 
 
 class _Builder:
-    def __init__(self, parsed: ParsedYaml, max_nodes: int) -> None:
+    def __init__(self, parsed: ParsedYaml, max_nodes: int, track_aliases: bool) -> None:
         self.parsed = parsed
+        self.marks = parsed.marks
+        self.key_marks = parsed.key_marks
         self.budget = max_nodes
+        self.track_aliases = track_aliases  # without a `*` in the text no node can be visited twice
         self.seen: set[int] = set()
         self.aliases = 0
         self.constructor = SafeConstructor()
 
+    # build() and _mapping() run for every node of every file: kept flat, marks stored as plain tuples.
     def build(self, node: Node, path: YamlPath) -> Any:
-        self._spend(node)
-        self.parsed.marks[path] = _mark(node.start_mark)
-        if isinstance(node, ScalarNode):
+        self.budget -= 1
+        if self.track_aliases or self.budget < 0:
+            self._account(node)
+        start = node.start_mark
+        self.marks[path] = (start.line + 1, start.column + 1)
+        cls = type(node)
+        if cls is ScalarNode:
             return node.value if node.tag == _STR_TAG else self._scalar(node)
-        if node.tag not in (_SEQ_TAG, _MAP_TAG):
-            raise YamlProblem("TR101", f"unsupported YAML tag {node.tag!r}: write plain values",
-                              _mark(node.start_mark))
-        if isinstance(node, SequenceNode):
-            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
-        assert isinstance(node, MappingNode)
+        if node.tag not in _CONTAINER_TAGS:
+            raise YamlProblem("TR101", f"unsupported YAML tag {node.tag!r}: write plain values", _mark(start))
+        if cls is SequenceNode:
+            build = self.build
+            return [build(child, (*path, i)) for i, child in enumerate(node.value)]
         return self._mapping(node, path)
 
-    def _mapping(self, node: MappingNode, path: YamlPath) -> dict[Any, Any]:
+    def _mapping(self, node: Node, path: YamlPath) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
+        key_marks = self.key_marks
         for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
+            if type(key_node) is not ScalarNode:
                 raise YamlProblem("TR101", "a mapping key must be plain text", _mark(key_node.start_mark))
-            self._spend(key_node)
+            self.budget -= 1
             key = key_node.value if key_node.tag == _STR_TAG else self._scalar(key_node)
             here = (*path, str(key))
+            start = key_node.start_mark
             if key in out:
-                first = self.parsed.key_marks[here]
+                line, col = key_marks[here]
                 raise YamlProblem(
                     "TR102",
-                    f"duplicate key '{key}' (first defined at line {first.line}, column {first.col}); "
+                    f"duplicate key '{key}' (first defined at line {line}, column {col}); "
                     "YAML would silently keep only the last value",
-                    _mark(key_node.start_mark),
+                    _mark(start),
                 )
-            self.parsed.key_marks[here] = _mark(key_node.start_mark)
+            key_marks[here] = (start.line + 1, start.column + 1)
             out[key] = self.build(value_node, here)
         return out
 
-    def _scalar(self, node: ScalarNode) -> Any:
+    def _scalar(self, node: Node) -> Any:
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as exc:
             raise YamlProblem("TR101", _syntax_message(exc, ""), _mark(node.start_mark)) from None
 
-    def _spend(self, node: Node) -> None:
-        if id(node) in self.seen and not isinstance(node, ScalarNode):
-            self.aliases += 1
-        self.seen.add(id(node))
-        self.budget -= 1
+    def _account(self, node: Node) -> None:
+        if self.track_aliases:
+            if id(node) in self.seen and type(node) is not ScalarNode:
+                self.aliases += 1
+            self.seen.add(id(node))
         if self.budget < 0:
             what = "aliases expand" if self.aliases else "the document holds"
             raise YamlProblem(

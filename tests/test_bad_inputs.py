@@ -43,6 +43,8 @@ from typing import Any
 import pytest
 import yaml
 
+from registry.catalog.indexer import index
+from registry.catalog.query import run_query
 from registry.findings import RULES, Finding, Severity
 from registry.records import TOP_FOLDERS
 from registry.validation import ValidationReport, validate
@@ -370,8 +372,10 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         assert len(states) == 1 and states[0].version is not None, describe(findings)
         stored = [seed.question for seed in states[0].version.seeds]
         assert stored == questions
-        parsed = json.loads(states[0].version.parsed)  # the canonical JSON stored in the catalog
-        assert [seed["question"] for seed in parsed["seed_examples"]] == questions
+        catalog = tmp_path / "catalog.duckdb"
+        index(root, catalog, allow_errors=True)  # stored in the catalog byte for byte too
+        in_catalog = run_query(catalog, "SELECT question FROM seed_example ORDER BY ordinal").rows
+        assert [q for (q,) in in_catalog] == questions
 
 
 def solo_findings(case: Case, base: Path) -> set[tuple[str, str, int, int]]:

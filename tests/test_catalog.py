@@ -160,8 +160,8 @@ import sys, time
 from pathlib import Path
 import registry.catalog.indexer as ix
 original = ix._Run._contributors
-def slow(self, valid):
-    original(self, valid)
+def slow(self):
+    original(self)
     print("inside", flush=True)
     time.sleep(60)
 ix._Run._contributors = slow
@@ -206,3 +206,25 @@ def test_a_catalog_in_use_is_a_clear_error(make_taxonomy: TaxonomyMaker, tmp_pat
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_touched_but_unchanged_files_are_not_parsed_again(make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
+    root, catalog = small_tree(make_taxonomy), tmp_path / "c.duckdb"
+    index(root, catalog)
+    leaf = root / "compositional_skills/writing/a/qna.yaml"
+    os.utime(leaf, ns=(leaf.stat().st_atime_ns, leaf.stat().st_mtime_ns + 5_000_000_000))
+    assert index(root, catalog).leaves_parsed == 0
+    os.utime(leaf, ns=(leaf.stat().st_atime_ns, leaf.stat().st_mtime_ns + 5_000_000_000))
+    again = index(root, catalog)
+    assert (again.status, again.leaves_parsed) == ("indexed", 0)
+
+
+def test_a_changed_document_cache_rechecks_its_leaves(make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
+    root, catalog = small_tree(make_taxonomy), tmp_path / "c.duckdb"
+    index(root, catalog)
+    doc = next((root / "_documents").rglob("doc.md"))
+    doc.write_text(doc.read_text().replace("Paragraph 2 says fact 2", "Paragraph 2 now says something else"))
+    outcome = index(root, catalog)
+    assert outcome.leaves_parsed >= 1
+    assert [f.code for f in outcome.findings] == ["TR504"]
+    assert rows(catalog, "SELECT count(*) FROM source_document") == [(2,)]  # both document versions kept

@@ -96,3 +96,22 @@ def test_every_rule_code_is_used_by_the_registry() -> None:
                        if p.name != "findings.py")
     unused = [code for code in RULES if f'"{code}"' not in source]
     assert unused == []
+
+
+def test_validate_since_checks_only_changed_leaves_and_diff_lists_them(make_taxonomy: TaxonomyMaker,
+                                                                     tmp_path: Path) -> None:
+    from tests.conftest import git
+
+    root = bad_tree(make_taxonomy)  # the committed tree already has an error in a/bad
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "base")
+    (root / "compositional_skills/a/ok/qna.yaml").write_text(skill_yaml(n=6, prefix="Ok"))
+    args = ["validate", str(root), "--since", "HEAD", "--format", "json", "--catalog", str(tmp_path / "x")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and json.loads(result.stdout)["summary"]["leaves"] == 1
+    listed = runner.invoke(app, ["diff", "--since", "HEAD", str(root), "--format", "json"])
+    assert json.loads(listed.stdout) == [
+        {"status": "modified", "path": "compositional_skills/a/ok/qna.yaml", "old_path": None}]
+    unknown = runner.invoke(app, ["validate", str(root), "--since", "v9.9"])
+    assert unknown.exit_code == 2 and "unknown git ref 'v9.9'" in unknown.output

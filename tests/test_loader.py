@@ -20,9 +20,8 @@ def leaf(path: str = "compositional_skills/writing/test/qna.yaml") -> LeafFile:
 
 def test_every_value_keeps_its_line_and_column() -> None:
     parsed = parse("version: 3\nseed_examples:\n  - question: q\n    answer: a\n")
-    assert parsed.marks[("seed_examples", 0, "answer")].line == 4
-    assert parsed.marks[("seed_examples", 0, "answer")].col == 13
-    assert parsed.key_marks[("version",)].line == 1
+    assert parsed.mark(("seed_examples", 0, "answer")) == (4, 13)
+    assert parsed.key_mark(("version",)) == (1, 1)
 
 
 def test_duplicate_key_names_both_places() -> None:

@@ -1,8 +1,9 @@
 """`taxreg index`: validate the tree and write the catalog, incrementally, in one transaction.
 
-Rows are built as Arrow tables and inserted in bulk (row-by-row inserts were ~50x slower). Content
-rows are append-only (`INSERT OR IGNORE` on their keys); the `finding` table holds the last validation.
-A failed or killed run rolls back, so the previous catalog stays intact and openable.
+Rows are built as Arrow columns and inserted in bulk (row-by-row inserts were ~50x slower). Only what
+is new is written: versions, seeds and document links of leaves whose bytes changed. Content rows are
+append-only; `finding` holds the last validation. A failed or killed run rolls back, so the previous
+catalog stays intact and openable.
 """
 
 from __future__ import annotations
@@ -12,21 +13,22 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from registry import __version__, gitrepo
 from registry.catalog.connection import open_catalog
-from registry.catalog.verdicts import CatalogVerdicts, encode
 from registry.config import ValidationConfig
 from registry.errors import ValidationFailed
 from registry.findings import Finding, Severity
+from registry.fingerprint import input_fingerprint
 from registry.licenses import classify
 from registry.records import Kind
-from registry.validation import LeafState, ValidationReport, input_fingerprint, validate
+
+if TYPE_CHECKING:
+    from registry.validation import LeafState, ValidationReport
 
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+Columns = dict[str, list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,141 +62,169 @@ def index(root: Path, catalog: Path, config: ValidationConfig | None = None, all
         unchanged = _unchanged(con, fingerprint, root, started)
         if unchanged is not None:
             return unchanged
-        report = validate(root, config, cache=CatalogVerdicts(con, config.file_rules_key()), workers=workers)
+        # imported here: a tree with nothing changed never needs the parser, the schemas or pyarrow
+        from registry.catalog.verdicts import CatalogVerdicts
+        from registry.validation import validate
+
+        verdicts = CatalogVerdicts(con, config.file_rules_key())
+        report = validate(root, config, cache=verdicts, workers=workers)
         if report.errors and not allow_errors:
             raise ValidationFailed(
                 f"validation found {report.errors} error(s) in {len(report.files_with_errors())} file(s); "
                 "the catalog was not changed", hint="fix them, or pass --allow-errors to index the valid leaves",
                 findings=report.findings)
-        return _Run(con, report, config, root, fingerprint, head, started, in_git).write()
+        return _Run(con, report, config, fingerprint, head, started, in_git, verdicts.restamped).write()
     finally:
         con.close()
 
 
 def _unchanged(con: Any, fingerprint: str, root: Path, started: datetime) -> IndexOutcome | None:
-    last = con.execute("SELECT config_sha256, inputs_sha256, leaves_total FROM index_run "
+    last = con.execute("SELECT config_sha256, inputs_sha256, leaves_total, taxonomy_commit FROM index_run "
                        "WHERE status <> 'unchanged' ORDER BY finished_at DESC LIMIT 1").fetchone()
     if last is None or last[1] != fingerprint:
         return None
     findings = [Finding(r[0], Severity(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in con.execute(
         "SELECT code, severity, path, line, col, yaml_path, message FROM finding "
         "ORDER BY path, line, col, code").fetchall()]
-    run_id = _run_id()
-    outcome = IndexOutcome(run_id, "unchanged", findings, last[2], 0, 0, 0)
-    _insert_run(con, outcome, root, None, fingerprint, started, config_sha=last[0])
+    outcome = IndexOutcome(_run_id(), "unchanged", findings, last[2], 0, 0, 0)
+    _insert_run(con, outcome, root, last[3], fingerprint, started, config_sha=last[0])
     return outcome
 
 
 class _Run:
-    def __init__(self, con: Any, report: ValidationReport, config: ValidationConfig, root: Path,
-                 fingerprint: str, head: str | None, started: datetime, in_git: bool) -> None:
-        self.con, self.report, self.config, self.root = con, report, config, root
+    def __init__(self, con: Any, report: ValidationReport, config: ValidationConfig, fingerprint: str,
+                 head: str | None, started: datetime, in_git: bool, restamped: set[str]) -> None:
+        self.con, self.report, self.config = con, report, config
+        self.restamped = restamped
         self.fingerprint, self.head, self.started = fingerprint, head, started
         self.run_id = _run_id()
-        self.last_commits = gitrepo.last_commits(root) if in_git and head else {}
-        self.dirty = gitrepo.dirty_paths(root) if in_git and head else set()
-        self.commits = gitrepo.commits(root) if in_git and head else []
+        git_ok = in_git and head is not None
+        self.last_commits = gitrepo.last_commits(report.root) if git_ok else {}
+        self.dirty = gitrepo.dirty_paths(report.root) if git_ok else set()
+        self.commits = gitrepo.commits(report.root) if git_ok else []
 
     def write(self) -> IndexOutcome:
-        con = self.con
-        valid = [s for s in self.report.leaves if s.version is not None]
-        con.execute("BEGIN TRANSACTION")
+        known = set(self.con.execute("SELECT contribution_id, version_id FROM contribution_version").fetchall())
+        new = [s for s in self.report.leaves if s.version is not None
+               and (s.leaf.contribution_id, s.version.version_id) not in known]
+        self.con.execute("BEGIN TRANSACTION")
         try:
-            self._versions(valid)
-            self._attributions(valid)
-            self._documents(valid)
+            checked = [s for s in self.report.leaves if not s.reused]
+            self._versions(new)
+            self._documents([s for s in checked if s.version is not None])  # documents can change alone
+            self._attributions(checked)
             retired = self._contributions()
-            self._contributors(valid)
+            self._contributors()
             self._commits()
             self._findings()
             self._cache()
+            valid = sum(s.verdict.version_id is not None for s in self.report.leaves)
             status = "indexed_with_errors" if self.report.errors else "indexed"
             outcome = IndexOutcome(self.run_id, status, self.report.findings, len(self.report.leaves),
-                                   self.report.parsed, len(valid), retired)
-            _insert_run(con, outcome, self.root, self.head, self.fingerprint, self.started,
+                                   self.report.parsed, valid, retired)
+            _insert_run(self.con, outcome, self.report.root, self.head, self.fingerprint, self.started,
                         self.config.file_rules_key())
-            con.execute("COMMIT")
+            self.con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            self.con.execute("ROLLBACK")
             raise
         return outcome
 
-    def _versions(self, valid: list[LeafState]) -> None:
-        rows: list[dict[str, Any]] = []
-        seeds: list[dict[str, Any]] = []
-        for state in valid:
-            v = state.version
-            assert v is not None
-            rows.append({
-                "version_id": v.version_id, "contribution_id": v.contribution_id,
-                "commit_sha": None if v.source_path in self.dirty else self.last_commits.get(v.source_path),
-                "schema_version": v.schema_version, "source_path": v.source_path, "kind": v.kind.value,
-                "grounded": v.grounded, "created_by": v.created_by, "knowledge_domain": v.domain,
-                "task_description": v.task_description, "document_outline": v.document_outline,
-                "byte_size": v.byte_size, "word_count": v.word_count, "parsed": v.parsed,
-                "first_seen_run": self.run_id,
-            })
-            if not state.reused or not self._has_version(v.contribution_id, v.version_id):
-                seeds.extend({"seed_id": s.seed_id, "contribution_id": v.contribution_id,
-                              "version_id": v.version_id, "ordinal": s.ordinal, "context": s.context,
-                              "question": s.question, "answer": s.answer, "line": s.line} for s in v.seeds)
-        _insert(self.con, "contribution_version", rows)
-        _insert(self.con, "seed_example", seeds)
+    def _versions(self, new: list[LeafState]) -> None:
+        versions = [s.version for s in new if s.version is not None]
+        _insert(self.con, "contribution_version", {
+            "version_id": [v.version_id for v in versions],
+            "contribution_id": [v.contribution_id for v in versions],
+            "commit_sha": [None if v.source_path in self.dirty else self.last_commits.get(v.source_path)
+                           for v in versions],
+            "schema_version": [v.schema_version for v in versions],
+            "source_path": [v.source_path for v in versions],
+            "kind": [v.kind.value for v in versions],
+            "grounded": [v.grounded for v in versions],
+            "created_by": [v.created_by for v in versions],
+            "knowledge_domain": [v.domain for v in versions],
+            "task_description": [v.task_description for v in versions],
+            "document_outline": [v.document_outline for v in versions],
+            "byte_size": [v.byte_size for v in versions],
+            "word_count": [v.word_count for v in versions],
+            "document_repo": [v.document.repo if v.document else None for v in versions],
+            "document_commit": [v.document.commit if v.document else None for v in versions],
+            "document_patterns": [list(v.document.patterns) if v.document else None for v in versions],
+            "first_seen_run": [self.run_id] * len(versions),
+        })
+        seeds = [(v, s) for v in versions for s in v.seeds]
+        _insert(self.con, "seed_example", {
+            "seed_id": [s.seed_id for _, s in seeds],
+            "contribution_id": [v.contribution_id for v, _ in seeds],
+            "version_id": [v.version_id for v, _ in seeds],
+            "ordinal": [s.ordinal for _, s in seeds],
+            "context": [s.context for _, s in seeds],
+            "question": [s.question for _, s in seeds],
+            "answer": [s.answer for _, s in seeds],
+            "line": [s.line for _, s in seeds],
+        }, keyed=False)
 
-    def _has_version(self, contribution_id: str, version_id: str) -> bool:
-        if not hasattr(self, "_known"):
-            self._known = set(self.con.execute(
-                "SELECT contribution_id, version_id FROM contribution_version").fetchall())
-        return (contribution_id, version_id) in self._known
-
-    def _attributions(self, valid: list[LeafState]) -> None:
-        rows: list[dict[str, Any]] = []
-        links: list[dict[str, Any]] = []
-        for state in valid:
-            if state.attribution is None or state.attribution_sha256 is None or state.version is None:
-                continue
-            cid = state.leaf.contribution_id
-            links.append({"contribution_id": cid, "version_id": state.version.version_id,
-                          "attribution_sha256": state.attribution_sha256})
-            rows.extend({"contribution_id": cid, "attribution_sha256": state.attribution_sha256, "ordinal": i,
-                         "title": e.title, "link": e.link, "revision": e.revision, "license_raw": e.license_raw,
-                         "license_spdx": e.license_spdx, "creators": e.creators, "first_seen_run": self.run_id}
-                        for i, e in enumerate(state.attribution.entries))
-        _insert(self.con, "attribution", rows)
-        _insert(self.con, "contribution_attribution", links)
-
-    def _documents(self, valid: list[LeafState]) -> None:
-        docs, links = [], []
-        for state in valid:
-            assert state.version is not None
+    def _documents(self, checked: list[LeafState]) -> None:
+        docs: list[tuple[LeafState, Any, str | None]] = []
+        for state in checked:
             license_spdx = _single_license(state)
-            cls = classify(license_spdx)
-            for resolved in state.resolution.documents:
-                d = resolved.document
-                docs.append({
-                    "doc_sha256": d.doc_sha256, "repo_url": d.repo_url, "repo_commit": d.repo_commit,
-                    "path": d.path, "title": d.title, "media_type": d.media_type, "byte_size": d.byte_size,
-                    "license_spdx": license_spdx, "license_class": cls.label if cls else "unspecified",
-                    "attribution_required": cls.attribution_required if cls else None,
-                    "share_alike": cls.share_alike if cls else None, "first_seen_run": self.run_id,
-                })
-                links.append({"contribution_id": state.leaf.contribution_id,
-                              "version_id": state.version.version_id, "doc_sha256": d.doc_sha256,
-                              "pattern": resolved.pattern, "path": d.path})
-        _insert(self.con, "source_document", docs)
-        _insert(self.con, "contribution_source", links)
+            docs.extend((state, resolved, license_spdx) for resolved in state.resolution.documents)
+        classes = [classify(license_spdx) for _, _, license_spdx in docs]
+        _insert(self.con, "source_document", {
+            "doc_sha256": [r.document.doc_sha256 for _, r, _ in docs],
+            "repo_url": [r.document.repo_url for _, r, _ in docs],
+            "repo_commit": [r.document.repo_commit for _, r, _ in docs],
+            "path": [r.document.path for _, r, _ in docs],
+            "title": [r.document.title for _, r, _ in docs],
+            "media_type": [r.document.media_type for _, r, _ in docs],
+            "byte_size": [r.document.byte_size for _, r, _ in docs],
+            "license_spdx": [license_spdx for _, _, license_spdx in docs],
+            "license_class": [c.label if c else "unspecified" for c in classes],
+            "attribution_required": [c.attribution_required if c else None for c in classes],
+            "share_alike": [c.share_alike if c else None for c in classes],
+            "first_seen_run": [self.run_id] * len(docs),
+        })
+        _insert(self.con, "contribution_source", {
+            "contribution_id": [s.leaf.contribution_id for s, _, _ in docs],
+            "version_id": [s.verdict.version_id for s, _, _ in docs],
+            "doc_sha256": [r.document.doc_sha256 for _, r, _ in docs],
+            "pattern": [r.pattern for _, r, _ in docs],
+            "path": [r.document.path for _, r, _ in docs],
+        })
+
+    def _attributions(self, checked: list[LeafState]) -> None:
+        with_attribution = [s for s in checked if s.attribution is not None and s.verdict.version_id is not None]
+        entries = [(s, i, e) for s in with_attribution if s.attribution for i, e in enumerate(s.attribution.entries)]
+        _insert(self.con, "attribution", {
+            "contribution_id": [s.leaf.contribution_id for s, _, _ in entries],
+            "attribution_sha256": [s.attribution_sha256 for s, _, _ in entries],
+            "ordinal": [i for _, i, _ in entries],
+            "title": [e.title for _, _, e in entries],
+            "link": [e.link for _, _, e in entries],
+            "revision": [e.revision for _, _, e in entries],
+            "license_raw": [e.license_raw for _, _, e in entries],
+            "license_spdx": [e.license_spdx for _, _, e in entries],
+            "creators": [e.creators for _, _, e in entries],
+            "first_seen_run": [self.run_id] * len(entries),
+        })
+        _insert(self.con, "contribution_attribution", {
+            "contribution_id": [s.leaf.contribution_id for s in with_attribution],
+            "version_id": [s.verdict.version_id for s in with_attribution],
+            "attribution_sha256": [s.attribution_sha256 for s in with_attribution],
+        })
 
     def _contributions(self) -> int:
-        rows = []
-        for state in self.report.leaves:
-            cid = state.leaf.contribution_id
-            v = state.version
-            rows.append({"contribution_id": cid, "kind": _kind(cid), "domain": _domain(cid),
-                         "created_by": v.created_by if v else None,
-                         "status": "active" if v else "invalid", "current_version_id": v.version_id if v else None,
-                         "first_seen_run": self.run_id, "last_seen_run": self.run_id})
-        table = _arrow(rows, "contribution", self.con)
-        self.con.register("_current", table)
+        leaves = self.report.leaves
+        _register(self.con, "_current", "contribution", {
+            "contribution_id": [s.leaf.contribution_id for s in leaves],
+            "kind": [Kind.of_path(s.leaf.contribution_id).value for s in leaves],
+            "domain": [_domain(s.leaf.contribution_id) for s in leaves],
+            "created_by": [s.verdict.created_by for s in leaves],
+            "status": ["active" if s.verdict.version_id else "invalid" for s in leaves],
+            "current_version_id": [s.verdict.version_id for s in leaves],
+            "first_seen_run": [self.run_id] * len(leaves),
+            "last_seen_run": [self.run_id] * len(leaves),
+        })
         try:
             self.con.execute("""
                 INSERT INTO contribution BY NAME SELECT * FROM _current
@@ -211,41 +241,48 @@ class _Run:
             self.con.unregister("_current")
         return int(retired)
 
-    def _contributors(self, valid: list[LeafState]) -> None:
-        logins = sorted({s.version.created_by for s in valid if s.version is not None})
-        _insert(self.con, "contributor", [
-            {"contributor_id": login.lower(), "kind": "person", "login": login, "display_name": None,
-             "public_profile": f"https://github.com/{login}" if _LOGIN.match(login) else None}
-            for login in logins])
+    def _contributors(self) -> None:
+        logins = sorted({s.verdict.created_by for s in self.report.leaves if s.verdict.created_by})
+        _insert(self.con, "contributor", {
+            "contributor_id": [login.lower() for login in logins], "kind": ["person"] * len(logins),
+            "login": logins, "display_name": [None] * len(logins),
+            "public_profile": [f"https://github.com/{login}" if _LOGIN.match(login) else None for login in logins],
+        })
 
     def _commits(self) -> None:
-        _insert(self.con, "taxonomy_commit", [
-            {"commit_sha": c.commit_sha, "parents": list(c.parents), "author": c.author,
-             "committed_at": datetime.fromisoformat(c.committed_at), "subject": c.subject,
-             "signed_off": c.signed_off} for c in self.commits])
+        commits = self.commits
+        _insert(self.con, "taxonomy_commit", {
+            "commit_sha": [c.commit_sha for c in commits], "parents": [list(c.parents) for c in commits],
+            "author": [c.author for c in commits],
+            "committed_at": [datetime.fromisoformat(c.committed_at) for c in commits],
+            "subject": [c.subject for c in commits], "signed_off": [c.signed_off for c in commits],
+        })
 
     def _findings(self) -> None:
         by_path = {s.leaf.source_path: s.leaf.contribution_id for s in self.report.leaves}
+        found = self.report.findings
         self.con.execute("DELETE FROM finding")
-        _insert(self.con, "finding", [
-            {"run_id": self.run_id, "code": f.code, "severity": f.severity.value, "path": f.path,
-             "line": f.line, "col": f.col, "yaml_path": f.yaml_path, "message": f.message,
-             "contribution_id": by_path.get(f.path) or _leaf_of(f.path)} for f in self.report.findings],
-                keyed=False)
+        _insert(self.con, "finding", {
+            "run_id": [self.run_id] * len(found), "code": [f.code for f in found],
+            "severity": [f.severity.value for f in found], "path": [f.path for f in found],
+            "line": [f.line for f in found], "col": [f.col for f in found],
+            "yaml_path": [f.yaml_path for f in found], "message": [f.message for f in found],
+            "contribution_id": [by_path.get(f.path) or _leaf_of(f.path) for f in found],
+        }, keyed=False)
 
     def _cache(self) -> None:
-        key = self.config.file_rules_key()
-        rows = [{"source_path": s.leaf.source_path, "mtime_ns": s.stat.st_mtime_ns, "byte_size": s.stat.st_size,
-                 "sha256": s.result.sha256, "rules_key": key, "result": encode(s.result)}
-                for s in self.report.leaves if not s.reused and s.stat is not None and s.result.sha256]
-        current = [{"source_path": s.leaf.source_path} for s in self.report.leaves]
-        self.con.register("_present", _arrow(current, None, self.con))
+        present = [s.leaf.source_path for s in self.report.leaves]
+        _register(self.con, "_present", None, {"source_path": present})
         try:
             self.con.execute("DELETE FROM leaf_cache WHERE source_path NOT IN (SELECT source_path FROM _present)")
         finally:
             self.con.unregister("_present")
-        if rows:
-            self.con.register("_fresh", _arrow(rows, "leaf_cache", self.con))
+        from registry.catalog.verdicts import cache_columns
+
+        columns = cache_columns(self.report.leaves, self.config.file_rules_key(), self.report.documents_key,
+                                self.restamped)
+        if columns["source_path"]:
+            _register(self.con, "_fresh", "leaf_cache", columns)
             try:
                 self.con.execute("INSERT OR REPLACE INTO leaf_cache BY NAME SELECT * FROM _fresh")
             finally:
@@ -254,48 +291,36 @@ class _Run:
 
 def _insert_run(con: Any, outcome: IndexOutcome, root: Path, head: str | None, fingerprint: str,
                 started: datetime, config_sha: str) -> None:
-    _insert(con, "index_run", [{
-        "run_id": outcome.run_id, "started_at": started, "finished_at": datetime.now(UTC),
-        "taxonomy_root": str(root.resolve()), "taxonomy_commit": head, "builder_version": __version__,
-        "config_sha256": config_sha, "inputs_sha256": fingerprint, "status": outcome.status,
-        "leaves_total": outcome.leaves_total, "leaves_parsed": outcome.leaves_parsed,
-        "leaves_indexed": outcome.leaves_indexed, "leaves_retired": outcome.leaves_retired,
-        "errors": outcome.errors, "warnings": outcome.warnings}])
+    con.execute("INSERT INTO index_run VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        outcome.run_id, started, datetime.now(UTC), str(root.resolve()), head, __version__, config_sha,
+        fingerprint, outcome.status, outcome.leaves_total, outcome.leaves_parsed, outcome.leaves_indexed,
+        outcome.leaves_retired, outcome.errors, outcome.warnings])
 
 
-def _insert(con: Any, table: str, rows: list[dict[str, Any]], keyed: bool = True) -> None:
-    """Bulk insert from Arrow; rows whose key already exists are kept as they are (append-only)."""
-    if not rows:
+def _insert(con: Any, table: str, columns: Columns, keyed: bool = True) -> None:
+    """Bulk insert from Arrow columns; with `keyed`, rows whose key exists are kept (append-only)."""
+    if not next(iter(columns.values())):
         return
-    con.register("_rows", _arrow(rows, table, con))
+    _register(con, "_rows", table, columns)
     try:
         con.execute(f"INSERT {'OR IGNORE ' if keyed else ''}INTO {table} BY NAME SELECT * FROM _rows")
     finally:
         con.unregister("_rows")
 
 
-def _arrow(rows: list[dict[str, Any]], table: str | None, con: Any) -> pa.Table:
+def _register(con: Any, name: str, table: str | None, columns: Columns) -> None:
+    import pyarrow as pa  # only runs that write need it (the unchanged path stays light)
+
     if table is None:
-        return pa.Table.from_pylist(rows)
-    schema = _arrow_schema(con, table)
-    return pa.Table.from_pylist(rows, schema=pa.schema([schema.field(name) for name in rows[0]]))
-
-
-_SCHEMAS: dict[str, pa.Schema] = {}
-
-
-def _arrow_schema(con: Any, table: str) -> pa.Schema:
-    if table not in _SCHEMAS:
-        _SCHEMAS[table] = con.sql(f"SELECT * FROM {table} LIMIT 0").to_arrow_table().schema
-    return _SCHEMAS[table]
+        con.register(name, pa.table(columns))
+        return
+    schema = con.sql(f"SELECT * FROM {table} LIMIT 0").to_arrow_table().schema
+    con.register(name, pa.table({col: pa.array(values, type=schema.field(col).type)
+                                 for col, values in columns.items()}))
 
 
 def _run_id() -> str:
     return uuid.uuid4().hex
-
-
-def _kind(contribution_id: str) -> str:
-    return Kind.of_path(contribution_id).value
 
 
 def _domain(contribution_id: str) -> str:
@@ -314,3 +339,5 @@ def _single_license(state: LeafState) -> str | None:
         return None
     licenses = {e.license_spdx for e in state.attribution.entries}
     return licenses.pop() if len(licenses) == 1 else None
+
+

@@ -71,13 +71,15 @@ CREATE TABLE contribution_version (
     document_outline VARCHAR,
     byte_size INTEGER NOT NULL,
     word_count INTEGER NOT NULL,
-    parsed JSON NOT NULL,
+    document_repo VARCHAR,
+    document_commit VARCHAR,
+    document_patterns VARCHAR[],
     first_seen_run VARCHAR NOT NULL,
     PRIMARY KEY (contribution_id, version_id)
 );
 COMMENT ON TABLE contribution_version IS 'Every version of every leaf ever indexed (append-only). version_id = sha256 of the qna.yaml bytes.';
 COMMENT ON COLUMN contribution_version.commit_sha IS 'The last taxonomy commit that touched the file, when the file is unchanged from that commit; NULL for uncommitted edits.';
-COMMENT ON COLUMN contribution_version.parsed IS 'The whole qna.yaml as canonical JSON.';
+COMMENT ON COLUMN contribution_version.document_patterns IS 'Knowledge: document.patterns as written; the seed examples are in seed_example, so every field of the file is kept.';
 
 CREATE TABLE attribution (
     contribution_id VARCHAR NOT NULL,
@@ -137,10 +139,9 @@ CREATE TABLE seed_example (
     context VARCHAR,
     question VARCHAR NOT NULL,
     answer VARCHAR NOT NULL,
-    line INTEGER NOT NULL,
-    PRIMARY KEY (contribution_id, version_id, ordinal)
+    line INTEGER NOT NULL
 );
-COMMENT ON TABLE seed_example IS 'Seed examples, one row per question/answer pair (knowledge: with its context). seed_id = sha256 of canonical JSON {context, question, answer}.';
+COMMENT ON TABLE seed_example IS 'Seed examples, one row per question/answer pair (knowledge: with its context), written once per contribution version. seed_id = sha256 of canonical JSON {context, question, answer}.';
 
 CREATE TABLE finding (
     run_id VARCHAR NOT NULL,
@@ -159,8 +160,14 @@ CREATE TABLE leaf_cache (
     source_path VARCHAR PRIMARY KEY,
     mtime_ns BIGINT NOT NULL,
     byte_size BIGINT NOT NULL,
-    sha256 VARCHAR NOT NULL,
+    attribution_mtime_ns BIGINT,
+    attribution_size BIGINT,
+    documents_key VARCHAR NOT NULL,
     rules_key VARCHAR NOT NULL,
-    result JSON NOT NULL
+    sha256 VARCHAR NOT NULL,
+    version_id VARCHAR,
+    created_by VARCHAR,
+    findings JSON NOT NULL,
+    question_keys JSON NOT NULL
 );
-COMMENT ON TABLE leaf_cache IS 'Internal: per-file verdicts keyed by file stat and hash, so unchanged files are not parsed again.';
+COMMENT ON TABLE leaf_cache IS 'Internal: the verdict on each leaf, keyed by the stat of its files, the document cache and the rules, so unchanged leaves are not checked again.';

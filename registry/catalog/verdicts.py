@@ -1,74 +1,70 @@
-"""The per-file verdict cache kept in the catalog (`leaf_cache`): unchanged files are not parsed again."""
+"""The verdict cache kept in the catalog (`leaf_cache`): unchanged leaves are not checked again."""
 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from registry.discovery import LeafFile
 from registry.findings import Finding, Severity
-from registry.leaf import LeafResult
-from registry.records import ContributionVersion, DocumentRef, Kind, SeedExample, sha256_bytes
+from registry.records import sha256_bytes
+from registry.validation import LeafState, LeafVerdict, Stamp
 
 
 class CatalogVerdicts:
-    """Implements `registry.validation.VerdictCache` over the rows of the last index run."""
+    """Implements `registry.validation.VerdictCache` over the rows the last index run left."""
 
     def __init__(self, con: Any, rules_key: str) -> None:
-        rows = con.execute("SELECT source_path, mtime_ns, byte_size, sha256, result FROM leaf_cache "
-                           "WHERE rules_key = ?", [rules_key]).fetchall()
-        self._rows: dict[str, tuple[int, int, str, str]] = {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+        rows = con.execute(
+            "SELECT source_path, mtime_ns, byte_size, attribution_mtime_ns, attribution_size, documents_key, "
+            "sha256, version_id, created_by, findings, question_keys FROM leaf_cache WHERE rules_key = ?",
+            [rules_key]).fetchall()
+        self._rows = {r[0]: r[1:] for r in rows}
+        self.restamped: set[str] = set()  # touched but unchanged: their cache rows need the new stamp
 
-    def lookup(self, leaf: LeafFile, stat: os.stat_result) -> LeafResult | None:
+    def lookup(self, leaf: LeafFile, stamp: Stamp, attribution_stamp: Stamp | None,
+               documents_key: str) -> LeafVerdict | None:
         row = self._rows.get(leaf.source_path)
         if row is None:
             return None
-        mtime_ns, size, digest, result = row
-        if (mtime_ns, size) != (stat.st_mtime_ns, stat.st_size):
-            try:  # touched but maybe not changed: the hash decides
-                if sha256_bytes(leaf.abs_path.read_bytes()) != digest:
+        mtime_ns, size, attr_mtime, attr_size, docs_key, sha256, version_id, created_by, found, keys = row
+        if _stamp(attr_mtime, attr_size) != attribution_stamp:
+            return None
+        if (mtime_ns, size) != stamp:  # touched, maybe not changed: the hash decides
+            try:
+                if sha256_bytes(leaf.abs_path.read_bytes()) != sha256:
                     return None
             except OSError:
                 return None
-        return decode(result)
+            self.restamped.add(leaf.source_path)
+        if docs_key != documents_key:  # any change in the document cache re-checks (documents rarely change)
+            return None
+        findings = tuple(Finding(c, Severity(s), p, ln, col, yp, m) for c, s, p, ln, col, yp, m in json.loads(found))
+        return LeafVerdict(sha256, version_id, created_by, findings, tuple((k, ln) for k, ln in json.loads(keys)))
 
 
-def encode(result: LeafResult) -> str:
-    version = result.version
-    return json.dumps({
-        "sha256": result.sha256, "byte_size": result.byte_size,
-        "findings": [[f.code, f.severity.value, f.path, f.line, f.col, f.yaml_path, f.message]
-                     for f in result.findings],
-        "version": None if version is None else _encode_version(version),
-    }, ensure_ascii=False)
+def _stamp(mtime_ns: int | None, size: int | None) -> Stamp | None:
+    return None if mtime_ns is None or size is None else (mtime_ns, size)
 
 
-def _encode_version(v: ContributionVersion) -> dict[str, Any]:
-    doc = v.document
+def cache_columns(states: list[LeafState], rules_key: str, documents_key: str,
+                  restamped: set[str]) -> dict[str, list[Any]]:
+    """Rows for `leaf_cache`, one per freshly checked (or touched) leaf, as columns."""
+    fresh = [s for s in states if (not s.reused or s.leaf.source_path in restamped)
+             and s.stamp is not None and s.verdict.sha256]
     return {
-        "version_id": v.version_id, "contribution_id": v.contribution_id, "source_path": v.source_path,
-        "kind": v.kind.value, "schema_version": v.schema_version, "created_by": v.created_by,
-        "domain": v.domain, "task_description": v.task_description, "document_outline": v.document_outline,
-        "document": None if doc is None else [doc.repo, doc.commit, doc.patterns, doc.pattern_lines, doc.line],
-        "seeds": [[s.seed_id, s.ordinal, s.context, s.question, s.answer, s.line, s.context_line] for s in v.seeds],
-        "byte_size": v.byte_size, "word_count": v.word_count, "parsed": v.parsed,
+        "source_path": [s.leaf.source_path for s in fresh],
+        "mtime_ns": [s.stamp[0] for s in fresh if s.stamp],
+        "byte_size": [s.stamp[1] for s in fresh if s.stamp],
+        "attribution_mtime_ns": [s.attribution_stamp[0] if s.attribution_stamp else None for s in fresh],
+        "attribution_size": [s.attribution_stamp[1] if s.attribution_stamp else None for s in fresh],
+        "documents_key": [documents_key] * len(fresh),
+        "rules_key": [rules_key] * len(fresh),
+        "sha256": [s.verdict.sha256 for s in fresh],
+        "version_id": [s.verdict.version_id for s in fresh],
+        "created_by": [s.verdict.created_by for s in fresh],
+        "findings": [json.dumps([[f.code, f.severity.value, f.path, f.line, f.col, f.yaml_path, f.message]
+                                 for f in s.verdict.findings], ensure_ascii=False) for s in fresh],
+        "question_keys": [json.dumps(s.verdict.question_keys) for s in fresh],
     }
 
-
-def decode(text: str) -> LeafResult:
-    raw = json.loads(text)
-    findings = tuple(Finding(c, Severity(s), p, ln, col, yp, m) for c, s, p, ln, col, yp, m in raw["findings"])
-    v = raw["version"]
-    version = None
-    if v is not None:
-        doc = v["document"]
-        version = ContributionVersion(
-            version_id=v["version_id"], contribution_id=v["contribution_id"], source_path=v["source_path"],
-            kind=Kind(v["kind"]), schema_version=v["schema_version"], created_by=v["created_by"],
-            domain=v["domain"], task_description=v["task_description"], document_outline=v["document_outline"],
-            document=None if doc is None else DocumentRef(doc[0], doc[1], tuple(doc[2]), tuple(doc[3]), doc[4]),
-            seeds=tuple(SeedExample(*s) for s in v["seeds"]), byte_size=v["byte_size"],
-            word_count=v["word_count"], parsed=v["parsed"],
-        )
-    return LeafResult(raw["sha256"], raw["byte_size"], version, findings)

@@ -1,0 +1,43 @@
+"""Has anything changed? Hashes of every input's path, size and mtime (no file is read)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from registry.config import ValidationConfig
+from registry.records import TOP_FOLDERS
+
+
+def documents_fingerprint(documents_root: Path) -> str:
+    return _tree_digest([documents_root])
+
+
+def input_fingerprint(root: Path, config: ValidationConfig, extra: str = "") -> str:
+    """A hash of every input's path, size and mtime plus the config: equal means nothing changed."""
+    bases = [*(root / top for top in TOP_FOLDERS), config.documents(root)]
+    key = f"{config.file_rules_key()}|{sorted(config.policy.allowed)}|{extra}"
+    return _tree_digest(bases, key)
+
+
+def _tree_digest(bases: list[Path], key: str = "") -> str:
+    lines = []
+    stack = [str(b) for b in bases]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                lines.append(f"{entry.path}\0{info.st_size}\0{info.st_mtime_ns}")
+    lines.sort()  # one sort of plain strings: the walk's order does not matter
+    return hashlib.sha256("\n".join([key, *lines]).encode()).hexdigest()
