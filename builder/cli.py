@@ -116,6 +116,33 @@ def index(
 
 
 @app.command()
+def generate(
+    taxonomy: TaxonomyArg = settings.DEFAULT_TAXONOMY,
+    catalog: CatalogOpt = settings.DEFAULT_CATALOG,
+    generator: Annotated[str, typer.Option(help="Which generator: seed (no model needed).")] = "seed",
+    since: Annotated[str | None, typer.Option(help="Only leaves changed since this git ref.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed recorded with the run.")] = 0,
+    chunk_words: Annotated[int, typer.Option(help="Document chunk size in words.")] = 300,
+    max_words: Annotated[int, typer.Option(help="Drop samples longer than this (words).")] = 2048,
+    documents: DocumentsOpt = None,
+) -> None:
+    """Turn seeds and document chunks into training samples with lineage; record the run."""
+    from builder.stages.generate import GenerateOptions
+    from builder.stages.generate import generate as run_generate
+    from registry.chunking import ChunkingConfig
+    from registry.samples import FilterConfig
+
+    with console.user_errors(_state["debug"]):
+        options = GenerateOptions(generator, since, seed, ChunkingConfig(max_size=chunk_words),
+                                  FilterConfig(max_words=max_words), documents)
+        outcome = run_generate(taxonomy, catalog, options)
+    stats = outcome.stats
+    dropped = ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()) or "none"
+    console.print_summary(f"run {outcome.run_id}: {outcome.leaves} leaves, {stats['produced']} samples produced, "
+                          f"{stats['kept']} kept, dropped: {dropped}", False)
+
+
+@app.command()
 def diff(
     since: Annotated[str, typer.Option(help="Git ref to compare the working tree with.")],
     taxonomy: TaxonomyArg = settings.DEFAULT_TAXONOMY,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry import __version__, gitrepo
+from registry.catalog.columns import insert, register
 from registry.catalog.connection import open_catalog
 from registry.config import ValidationConfig
 from registry.errors import ValidationFailed
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from registry.validation import LeafState, ValidationReport
 
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
-Columns = dict[str, list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +132,7 @@ class _Run:
 
     def _versions(self, new: list[LeafState]) -> None:
         versions = [s.version for s in new if s.version is not None]
-        _insert(self.con, "contribution_version", {
+        insert(self.con, "contribution_version", {
             "version_id": [v.version_id for v in versions],
             "contribution_id": [v.contribution_id for v in versions],
             "commit_sha": [None if v.source_path in self.dirty else self.last_commits.get(v.source_path)
@@ -153,7 +153,7 @@ class _Run:
             "first_seen_run": [self.run_id] * len(versions),
         })
         seeds = [(v, s) for v in versions for s in v.seeds]
-        _insert(self.con, "seed_example", {
+        insert(self.con, "seed_example", {
             "seed_id": [s.seed_id for _, s in seeds],
             "contribution_id": [v.contribution_id for v, _ in seeds],
             "version_id": [v.version_id for v, _ in seeds],
@@ -170,7 +170,7 @@ class _Run:
             license_spdx = _single_license(state)
             docs.extend((state, resolved, license_spdx) for resolved in state.resolution.documents)
         classes = [classify(license_spdx) for _, _, license_spdx in docs]
-        _insert(self.con, "source_document", {
+        insert(self.con, "source_document", {
             "doc_sha256": [r.document.doc_sha256 for _, r, _ in docs],
             "repo_url": [r.document.repo_url for _, r, _ in docs],
             "repo_commit": [r.document.repo_commit for _, r, _ in docs],
@@ -184,7 +184,7 @@ class _Run:
             "share_alike": [c.share_alike if c else None for c in classes],
             "first_seen_run": [self.run_id] * len(docs),
         })
-        _insert(self.con, "contribution_source", {
+        insert(self.con, "contribution_source", {
             "contribution_id": [s.leaf.contribution_id for s, _, _ in docs],
             "version_id": [s.verdict.version_id for s, _, _ in docs],
             "doc_sha256": [r.document.doc_sha256 for _, r, _ in docs],
@@ -195,7 +195,7 @@ class _Run:
     def _attributions(self, checked: list[LeafState]) -> None:
         with_attribution = [s for s in checked if s.attribution is not None and s.verdict.version_id is not None]
         entries = [(s, i, e) for s in with_attribution if s.attribution for i, e in enumerate(s.attribution.entries)]
-        _insert(self.con, "attribution", {
+        insert(self.con, "attribution", {
             "contribution_id": [s.leaf.contribution_id for s, _, _ in entries],
             "attribution_sha256": [s.attribution_sha256 for s, _, _ in entries],
             "ordinal": [i for _, i, _ in entries],
@@ -207,7 +207,7 @@ class _Run:
             "creators": [e.creators for _, _, e in entries],
             "first_seen_run": [self.run_id] * len(entries),
         })
-        _insert(self.con, "contribution_attribution", {
+        insert(self.con, "contribution_attribution", {
             "contribution_id": [s.leaf.contribution_id for s in with_attribution],
             "version_id": [s.verdict.version_id for s in with_attribution],
             "attribution_sha256": [s.attribution_sha256 for s in with_attribution],
@@ -215,7 +215,7 @@ class _Run:
 
     def _contributions(self) -> int:
         leaves = self.report.leaves
-        _register(self.con, "_current", "contribution", {
+        register(self.con, "_current", "contribution", {
             "contribution_id": [s.leaf.contribution_id for s in leaves],
             "kind": [Kind.of_path(s.leaf.contribution_id).value for s in leaves],
             "domain": [_domain(s.leaf.contribution_id) for s in leaves],
@@ -243,7 +243,7 @@ class _Run:
 
     def _contributors(self) -> None:
         logins = sorted({s.verdict.created_by for s in self.report.leaves if s.verdict.created_by})
-        _insert(self.con, "contributor", {
+        insert(self.con, "contributor", {
             "contributor_id": [login.lower() for login in logins], "kind": ["person"] * len(logins),
             "login": logins, "display_name": [None] * len(logins),
             "public_profile": [f"https://github.com/{login}" if _LOGIN.match(login) else None for login in logins],
@@ -251,7 +251,7 @@ class _Run:
 
     def _commits(self) -> None:
         commits = self.commits
-        _insert(self.con, "taxonomy_commit", {
+        insert(self.con, "taxonomy_commit", {
             "commit_sha": [c.commit_sha for c in commits], "parents": [list(c.parents) for c in commits],
             "author": [c.author for c in commits],
             "committed_at": [datetime.fromisoformat(c.committed_at) for c in commits],
@@ -262,7 +262,7 @@ class _Run:
         by_path = {s.leaf.source_path: s.leaf.contribution_id for s in self.report.leaves}
         found = self.report.findings
         self.con.execute("DELETE FROM finding")
-        _insert(self.con, "finding", {
+        insert(self.con, "finding", {
             "run_id": [self.run_id] * len(found), "code": [f.code for f in found],
             "severity": [f.severity.value for f in found], "path": [f.path for f in found],
             "line": [f.line for f in found], "col": [f.col for f in found],
@@ -272,7 +272,7 @@ class _Run:
 
     def _cache(self) -> None:
         present = [s.leaf.source_path for s in self.report.leaves]
-        _register(self.con, "_present", None, {"source_path": present})
+        register(self.con, "_present", None, {"source_path": present})
         try:
             self.con.execute("DELETE FROM leaf_cache WHERE source_path NOT IN (SELECT source_path FROM _present)")
         finally:
@@ -282,7 +282,7 @@ class _Run:
         columns = cache_columns(self.report.leaves, self.config.file_rules_key(), self.report.documents_key,
                                 self.restamped)
         if columns["source_path"]:
-            _register(self.con, "_fresh", "leaf_cache", columns)
+            register(self.con, "_fresh", "leaf_cache", columns)
             try:
                 self.con.execute("INSERT OR REPLACE INTO leaf_cache BY NAME SELECT * FROM _fresh")
             finally:
@@ -295,28 +295,6 @@ def _insert_run(con: Any, outcome: IndexOutcome, root: Path, head: str | None, f
         outcome.run_id, started, datetime.now(UTC), str(root.resolve()), head, __version__, config_sha,
         fingerprint, outcome.status, outcome.leaves_total, outcome.leaves_parsed, outcome.leaves_indexed,
         outcome.leaves_retired, outcome.errors, outcome.warnings])
-
-
-def _insert(con: Any, table: str, columns: Columns, keyed: bool = True) -> None:
-    """Bulk insert from Arrow columns; with `keyed`, rows whose key exists are kept (append-only)."""
-    if not next(iter(columns.values())):
-        return
-    _register(con, "_rows", table, columns)
-    try:
-        con.execute(f"INSERT {'OR IGNORE ' if keyed else ''}INTO {table} BY NAME SELECT * FROM _rows")
-    finally:
-        con.unregister("_rows")
-
-
-def _register(con: Any, name: str, table: str | None, columns: Columns) -> None:
-    import pyarrow as pa  # only runs that write need it (the unchanged path stays light)
-
-    if table is None:
-        con.register(name, pa.table(columns))
-        return
-    schema = con.sql(f"SELECT * FROM {table} LIMIT 0").to_arrow_table().schema
-    con.register(name, pa.table({col: pa.array(values, type=schema.field(col).type)
-                                 for col, values in columns.items()}))
 
 
 def _run_id() -> str:

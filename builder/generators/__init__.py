@@ -1,0 +1,10 @@
+"""Generators turn the catalog's seeds and document chunks into training samples with lineage."""
+
+from __future__ import annotations
+
+from builder.generators.base import Generator, GeneratorInput
+from builder.generators.seed import SeedGenerator
+
+GENERATORS: dict[str, type[Generator]] = {"seed": SeedGenerator}
+
+__all__ = ["GENERATORS", "Generator", "GeneratorInput"]

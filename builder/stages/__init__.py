@@ -1,0 +1,1 @@
+"""Pipeline stages: each one reads what is upstream of it and writes only its own outputs and rows."""

@@ -1,0 +1,95 @@
+"""`taxreg generate`: one generator over the current leaves (or those changed since a ref), one run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from builder.generators import GENERATORS, GeneratorInput
+from builder.generators.base import LoadedDocument
+from registry import gitrepo
+from registry.catalog.connection import open_catalog
+from registry.catalog.generation import LeafInput, RunInfo, current_leaves, new_run_id, record_failed_run, write_run
+from registry.chunking import Chunk, ChunkingConfig, chunk_document
+from registry.documents import commit_dir
+from registry.errors import RegistryError
+from registry.records import DocumentRef, sha256_bytes
+from registry.samples import FilterConfig, apply_filters
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateOptions:
+    generator: str = "seed"
+    since: str | None = None
+    random_seed: int = 0
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    documents_dir: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateOutcome:
+    run_id: str
+    leaves: int
+    stats: dict[str, Any]
+
+
+def generate(taxonomy: Path, catalog: Path, options: GenerateOptions) -> GenerateOutcome:
+    if options.generator not in GENERATORS:
+        raise RegistryError(f"unknown generator {options.generator!r}", hint=f"one of: {', '.join(GENERATORS)}")
+    only = _changed_leaves(taxonomy, options.since) if options.since else None
+    con = open_catalog(catalog)
+    try:
+        leaves = current_leaves(con, only)
+        if not leaves and only is None:
+            raise RegistryError("the catalog has no active contributions to generate from",
+                                hint="run `taxreg index` first")
+        generator = GENERATORS[options.generator]()
+        info = RunInfo(generator.name, _params(options), options.random_seed, generator.template_sha256,
+                       taxonomy_commit=gitrepo.head(taxonomy) if gitrepo.is_repository(taxonomy) else None)
+        run_id, started = new_run_id(), datetime.now(UTC)
+        try:
+            documents = _documents(taxonomy / "_documents" if options.documents_dir is None else options.documents_dir,
+                                   leaves, options.chunking)
+            samples = generator.generate(GeneratorInput(leaves, documents, options.random_seed))
+            verdicts, stats = apply_filters(samples, options.filters)
+            chunker = f"{options.chunking.unit}:{options.chunking.max_size}"
+            chunks = [(chunker, c) for d in documents.values() for c in d.chunks]
+            write_run(con, run_id, info, started, chunks, verdicts, stats)
+        except Exception as exc:
+            record_failed_run(con, run_id, info, started, str(exc))
+            raise
+        return GenerateOutcome(run_id, len(leaves), stats.as_dict())
+    finally:
+        con.close()
+
+
+def _changed_leaves(taxonomy: Path, since: str) -> list[str]:
+    return [c.path.rsplit("/", 1)[0] for c in gitrepo.changes_since(taxonomy, since) if c.status != "removed"]
+
+
+def _params(options: GenerateOptions) -> dict[str, Any]:
+    return {"since": options.since, "chunk_unit": options.chunking.unit, "chunk_size": options.chunking.max_size,
+            "max_words": options.filters.max_words, "min_answer_words": options.filters.min_answer_words}
+
+
+def _documents(root: Path, leaves: list[LeafInput], chunking: ChunkingConfig) -> dict[str, LoadedDocument]:
+    """Every referenced markdown document, read from the cache, checked against its indexed hash, chunked."""
+    loaded: dict[str, LoadedDocument] = {}
+    for row in (d for leaf in leaves for d in leaf.documents):
+        if row.doc_sha256 in loaded or not row.path.lower().endswith(".md"):
+            continue
+        path = commit_dir(root, DocumentRef(row.repo_url, row.repo_commit, (), (), 0)) / row.path
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise RegistryError(f"cannot read {path}: {exc.strerror}",
+                                hint="run `taxreg documents fetch`, then `taxreg index`") from None
+        if sha256_bytes(data) != row.doc_sha256:
+            raise RegistryError(f"{path} changed since it was indexed", hint="run `taxreg index` first")
+        text = data.decode("utf-8")
+        chunks: tuple[Chunk, ...] = tuple(chunk_document(text, row.doc_sha256, chunking))
+        loaded[row.doc_sha256] = LoadedDocument(row.doc_sha256, text, chunks)
+    return loaded

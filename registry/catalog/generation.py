@@ -1,0 +1,131 @@
+"""Reading what generation starts from (current versions, seeds, documents) and writing a run's samples."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from registry import __version__
+from registry.catalog.columns import insert
+from registry.chunking import Chunk
+from registry.samples import FilterStats, Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class SeedRow:
+    seed_id: str
+    ordinal: int
+    context: str | None
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRow:
+    doc_sha256: str
+    repo_url: str
+    repo_commit: str
+    path: str
+
+
+@dataclass(slots=True)
+class LeafInput:
+    contribution_id: str
+    version_id: str
+    kind: str
+    task_description: str | None
+    seeds: list[SeedRow] = field(default_factory=list)
+    documents: list[DocumentRow] = field(default_factory=list)
+
+
+def current_leaves(con: Any, only: Iterable[str] | None = None) -> list[LeafInput]:
+    """Active contributions at their current version, with seeds (in file order) and documents."""
+    leaves: dict[str, LeafInput] = {}
+    for cid, vid, kind, task in con.execute("""
+            SELECT c.contribution_id, cv.version_id, c.kind, cv.task_description
+            FROM contribution c JOIN contribution_version cv
+              ON cv.contribution_id = c.contribution_id AND cv.version_id = c.current_version_id
+            WHERE c.status = 'active' ORDER BY c.contribution_id""").fetchall():
+        leaves[cid] = LeafInput(cid, vid, kind, task)
+    if only is not None:
+        wanted = set(only)
+        leaves = {k: v for k, v in leaves.items() if k in wanted}
+    for cid, seed_id, ordinal, context, question, answer in con.execute("""
+            SELECT s.contribution_id, s.seed_id, s.ordinal, s.context, s.question, s.answer
+            FROM seed_example s JOIN contribution c
+              ON c.contribution_id = s.contribution_id AND c.current_version_id = s.version_id
+            ORDER BY s.contribution_id, s.ordinal""").fetchall():
+        if cid in leaves:
+            leaves[cid].seeds.append(SeedRow(seed_id, ordinal, context, question, answer))
+    for cid, sha, repo, commit, path in con.execute("""
+            SELECT DISTINCT cs.contribution_id, d.doc_sha256, d.repo_url, d.repo_commit, d.path
+            FROM contribution_source cs JOIN contribution c
+              ON c.contribution_id = cs.contribution_id AND c.current_version_id = cs.version_id
+            JOIN source_document d ON d.doc_sha256 = cs.doc_sha256 AND d.path = cs.path
+            ORDER BY 1, 5""").fetchall():
+        if cid in leaves:
+            leaves[cid].documents.append(DocumentRow(sha, repo, commit, path))
+    return list(leaves.values())
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    generator: str
+    params: dict[str, Any]
+    random_seed: int
+    prompt_template_sha256: str | None
+    teacher_model_ref: str | None = None
+    taxonomy_commit: str | None = None
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def write_run(con: Any, run_id: str, info: RunInfo, started: datetime, chunks: list[tuple[str, Chunk]],
+              verdicts: list[Verdict], stats: FilterStats) -> None:
+    """The run, its chunks, samples, per-run verdicts and lineage, in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _insert_run(con, run_id, info, started, "succeeded", stats.as_dict())
+        insert(con, "source_chunk", {
+            "chunk_sha256": [c.chunk_sha256 for _, c in chunks], "doc_sha256": [c.doc_sha256 for _, c in chunks],
+            "chunker": [name for name, _ in chunks], "ordinal": [c.ordinal for _, c in chunks],
+            "char_start": [c.char_start for _, c in chunks], "char_end": [c.char_end for _, c in chunks],
+            "size": [c.size for _, c in chunks], "heading": [c.heading for _, c in chunks]})
+        samples = [v.sample for v in verdicts]
+        insert(con, "sample", {
+            "sample_id": [s.sample_id for s in samples], "messages": [s.messages_json() for s in samples],
+            "kind": [s.kind for s in samples], "n_words": [s.n_words for s in samples],
+            "kept": [v.kept for v in verdicts], "drop_reason": [v.drop_reason for v in verdicts],
+            "first_run_id": [run_id] * len(samples)})
+        insert(con, "run_sample", {
+            "run_id": [run_id] * len(verdicts), "sample_id": [s.sample_id for s in samples],
+            "kept": [v.kept for v in verdicts], "drop_reason": [v.drop_reason for v in verdicts]})
+        edges = [(s.sample_id, e) for s in samples for e in s.lineage]
+        insert(con, "sample_lineage", {
+            "sample_id": [sid for sid, _ in edges], "parent_kind": [e.parent_kind for _, e in edges],
+            "parent_id": [e.parent_id for _, e in edges], "role": [e.role for _, e in edges],
+            "contribution_id": [e.contribution_id for _, e in edges], "version_id": [e.version_id for _, e in edges],
+            "doc_sha256": [e.doc_sha256 for _, e in edges], "run_id": [run_id] * len(edges),
+            "method": [e.method for _, e in edges]}, keyed=False)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def record_failed_run(con: Any, run_id: str, info: RunInfo, started: datetime, error: str) -> None:
+    _insert_run(con, run_id, info, started, "failed", {"error": error})
+
+
+def _insert_run(con: Any, run_id: str, info: RunInfo, started: datetime, status: str,
+                stats: dict[str, Any]) -> None:
+    con.execute("INSERT INTO run VALUES (?, 'generate', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        run_id, info.generator, info.teacher_model_ref, json.dumps(info.params, sort_keys=True), info.random_seed,
+        info.prompt_template_sha256, info.taxonomy_commit, __version__, started, datetime.now(UTC), status,
+        json.dumps(stats, sort_keys=True)])

@@ -1,0 +1,117 @@
+"""Training samples, their lineage edges, and the filters that keep or drop them (always with a reason)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from registry.records import canonical_json, sha256_bytes
+
+Message = dict[str, str]
+
+
+class Edge(NamedTuple):
+    """sample wasDerivedFrom parent: a seed, a document chunk or another sample."""
+
+    parent_kind: str  # seed | chunk | sample
+    parent_id: str
+    role: str  # e.g. seed_example, grounding_chunk
+    contribution_id: str | None = None
+    version_id: str | None = None
+    doc_sha256: str | None = None
+    method: str = "generated"  # how the edge is known: generated | text_match | file_name ...
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    sample_id: str  # sha256 of the canonical messages
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+    kind: str
+    lineage: tuple[Edge, ...]
+
+    @classmethod
+    def make(cls, messages: list[Message], kind: str, lineage: list[Edge]) -> Sample:
+        body = canonical_json([{"role": m["role"], "content": m["content"]} for m in messages])
+        pairs = tuple((m["role"], m["content"]) for m in messages)
+        return cls(sha256_bytes(body.encode()), pairs, kind, tuple(lineage))
+
+    def messages_json(self) -> str:
+        return canonical_json([{"role": r, "content": c} for r, c in self.messages])
+
+    def text(self, role: str | None = None) -> str:
+        return "\n".join(c for r, c in self.messages if role is None or r == role)
+
+    @property
+    def n_words(self) -> int:
+        return len(self.text().split())
+
+
+@dataclass(frozen=True, slots=True)
+class FilterConfig:
+    max_words: int = 2048
+    min_answer_words: int = 1
+
+
+class Verdict(NamedTuple):
+    sample: Sample
+    kept: bool
+    drop_reason: str | None
+
+
+@dataclass(slots=True)
+class FilterStats:
+    produced: int = 0
+    kept: int = 0
+    dropped: Counter[str] | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"produced": self.produced, "kept": self.kept, "dropped": dict(sorted((self.dropped or {}).items()))}
+
+
+_NORMAL = re.compile(r"[^0-9a-z]+")
+
+
+def near_key(sample: Sample) -> str:
+    """Lower case, punctuation and spacing ignored: samples equal under this key are near duplicates."""
+    return sha256_bytes(_NORMAL.sub(" ", sample.text().lower()).strip().encode())
+
+
+def apply_filters(samples: list[Sample], config: FilterConfig) -> tuple[list[Verdict], FilterStats]:
+    """Exact duplicates merge (same id, lineage united); the rest are kept or dropped with a reason."""
+    stats = FilterStats(dropped=Counter())
+    assert stats.dropped is not None
+    merged: dict[str, Sample] = {}
+    for sample in samples:
+        stats.produced += 1
+        if sample.sample_id in merged:
+            stats.dropped["exact_duplicate"] += 1
+            old = merged[sample.sample_id]
+            merged[sample.sample_id] = Sample(old.sample_id, old.messages, old.kind,
+                                              tuple(dict.fromkeys(old.lineage + sample.lineage)))
+        else:
+            merged[sample.sample_id] = sample
+    verdicts: list[Verdict] = []
+    near_seen: set[str] = set()
+    for sample in sorted(merged.values(), key=lambda s: s.sample_id):
+        reason = _reason(sample, config, near_seen)
+        if reason:
+            stats.dropped[reason] += 1
+        else:
+            stats.kept += 1
+        verdicts.append(Verdict(sample, reason is None, reason))
+    return verdicts, stats
+
+
+def _reason(sample: Sample, config: FilterConfig, near_seen: set[str]) -> str | None:
+    answer = sample.text("assistant")
+    if len(answer.split()) < config.min_answer_words:
+        return "empty_answer"
+    if sample.n_words > config.max_words:
+        return "too_long"
+    key = near_key(sample)
+    if key in near_seen:
+        return "near_duplicate"
+    near_seen.add(key)
+    return None
