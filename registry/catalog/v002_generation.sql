@@ -72,6 +72,41 @@ CREATE TABLE sample_lineage (
 );
 COMMENT ON TABLE sample_lineage IS 'PROV wasDerivedFrom: sample -> seed | chunk | sample, with a role; contribution_id/version_id/doc_sha256 say which version or document the parent belongs to; method says how the edge is known (generated | text_match | ...).';
 
+CREATE TABLE teacher_request (
+    request_sha256 VARCHAR PRIMARY KEY,
+    run_id VARCHAR NOT NULL,
+    model_ref VARCHAR NOT NULL,
+    request JSON NOT NULL,
+    response JSON,
+    status VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL,
+    error VARCHAR,
+    finished_at TIMESTAMPTZ NOT NULL
+);
+COMMENT ON TABLE teacher_request IS 'Every finished teacher request, keyed by the sha256 of the canonical request (model, messages, parameters, seed): a killed run resumes without sending any of them again. status: ok | failed.';
+
+CREATE TABLE dataset (
+    dataset_id VARCHAR PRIMARY KEY,
+    name VARCHAR NOT NULL,
+    split VARCHAR NOT NULL,
+    row_count INTEGER NOT NULL,
+    path VARCHAR NOT NULL,
+    format VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    byte_size BIGINT NOT NULL,
+    license_expression VARCHAR,
+    params JSON NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+COMMENT ON TABLE dataset IS 'A dataset file written by `taxreg dataset build` (one row per split and format). dataset_id = sha256 of the file: identical inputs give identical ids.';
+
+CREATE TABLE dataset_member (
+    dataset_id VARCHAR NOT NULL,
+    sample_id VARCHAR NOT NULL,
+    PRIMARY KEY (dataset_id, sample_id)
+);
+COMMENT ON TABLE dataset_member IS 'Which samples a dataset file holds.';
+
 CREATE VIEW v_sample_provenance AS
 WITH seed_edge AS (
     SELECT sample_id, any_value(parent_id) AS seed_id, any_value(contribution_id) AS contribution_id,
