@@ -53,6 +53,13 @@ def user_errors(debug: bool) -> Iterator[None]:
             err.print(f"[bold]hint:[/] {escape(exc.hint)}")
         code = EXIT_FINDINGS if isinstance(exc, ValidationFailed) else EXIT_USAGE
         raise typer.Exit(code) from None
+    except Exception as exc:  # not anticipated: say what in one line; the traceback is for --debug
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}")
+        err.print("[bold]hint:[/] run again with `taxreg --debug ...` for the traceback, and report it if it "
+                  "looks like a bug")
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def shown_path(root: Path, path: str) -> str:

@@ -75,6 +75,11 @@ def _params(options: GenerateOptions) -> dict[str, Any]:
             "max_words": options.filters.max_words, "min_answer_words": options.filters.min_answer_words}
 
 
+def load_documents(root: Path, leaves: list[LeafInput], chunking: ChunkingConfig) -> dict[str, LoadedDocument]:
+    """The leaves' markdown documents from the cache, hash-checked and chunked as `taxreg generate` does."""
+    return _documents(root, leaves, chunking)
+
+
 def _documents(root: Path, leaves: list[LeafInput], chunking: ChunkingConfig) -> dict[str, LoadedDocument]:
     """Every referenced markdown document, read from the cache, checked against its indexed hash, chunked."""
     loaded: dict[str, LoadedDocument] = {}

@@ -103,9 +103,10 @@ COMMENT ON TABLE dataset IS 'A dataset file written by `taxreg dataset build` (o
 CREATE TABLE dataset_member (
     dataset_id VARCHAR NOT NULL,
     sample_id VARCHAR NOT NULL,
+    copies INTEGER NOT NULL,
     PRIMARY KEY (dataset_id, sample_id)
 );
-COMMENT ON TABLE dataset_member IS 'Which samples a dataset file holds.';
+COMMENT ON TABLE dataset_member IS 'Which samples a dataset file holds, and how many times (the mix can up-sample a kind).';
 
 CREATE VIEW v_sample_provenance AS
 WITH seed_edge AS (
