@@ -61,23 +61,17 @@ def validate(
     = settings.DEFAULT_CATALOG,
 ) -> None:
     """Check every leaf against the InstructLab schema and the registry's rules."""
-    from registry.catalog.connection import open_read_only
-    from registry.catalog.verdicts import CatalogVerdicts
-    from registry.gitrepo import changes_since
+    from registry.catalog.verdicts import catalog_cache
     from registry.validation import validate as run_validation
+    from registry.validation import validate_since
 
     with console.user_errors(_state["debug"]):
         config = settings.load().validation(documents, max_file_size, allow_license)
-        only = None
-        if since is not None:
-            only = [c.path for c in changes_since(taxonomy, since) if c.status != "removed"]
-        cache = None
-        if catalog.is_file():
-            try:
-                cache = CatalogVerdicts(open_read_only(catalog), config.file_rules_key())
-            except Exception:  # a busy or foreign catalog only costs speed
-                cache = None
-        report = run_validation(taxonomy, config, only=only, cache=cache)
+        cache = catalog_cache(catalog, config.file_rules_key())
+        if since is None:
+            report = run_validation(taxonomy, config, cache=cache)
+        else:
+            report = validate_since(taxonomy, since, config, cache)
     failed = report.failed(strict)
     summary = {"leaves": len(report.leaves), "errors": report.errors, "warnings": report.warnings,
                "failed": failed}
@@ -102,7 +96,7 @@ def index(
     """Validate the taxonomy and write it into the DuckDB catalog (incremental, one transaction)."""
     from registry.catalog.indexer import index as run_index
 
-    with console.user_errors(_state["debug"]):
+    with console.user_errors(_state["debug"], fmt, taxonomy):
         config = settings.load().validation(documents, max_file_size, allow_license)
         outcome = run_index(taxonomy, catalog, config, allow_errors=allow_errors)
     summary = {"run_id": outcome.run_id, "status": outcome.status, "leaves": outcome.leaves_total,
@@ -115,33 +109,91 @@ def index(
             f"{outcome.status}: {outcome.leaves_total} leaves ({outcome.leaves_parsed} parsed, "
             f"{outcome.leaves_indexed} indexed, {outcome.leaves_retired} retired), {outcome.errors} error(s), "
             f"{outcome.warnings} warning(s) -> {catalog}", outcome.errors > 0)
+    raise typer.Exit(console.EXIT_FINDINGS if outcome.errors else console.EXIT_OK)
 
 
 @app.command()
 def generate(
     taxonomy: TaxonomyArg = settings.DEFAULT_TAXONOMY,
     catalog: CatalogOpt = settings.DEFAULT_CATALOG,
-    generator: Annotated[str, typer.Option(help="Which generator: seed (no model needed).")] = "seed",
+    generator: Annotated[str, typer.Option(
+        help="Which generator: seed (no model needed) or teacher (an OpenAI-compatible endpoint).")] = "seed",
     since: Annotated[str | None, typer.Option(help="Only leaves changed since this git ref.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed recorded with the run.")] = 0,
     chunk_words: Annotated[int, typer.Option(help="Document chunk size in words.")] = 300,
     max_words: Annotated[int, typer.Option(help="Drop samples longer than this (words).")] = 2048,
     documents: DocumentsOpt = None,
+    teacher_url: Annotated[str | None, typer.Option(
+        help="teacher: base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1. API key from "
+             "TAXREG_TEACHER_API_KEY or OPENAI_API_KEY.")] = None,
+    teacher_model: Annotated[str | None, typer.Option(help="teacher: the model to ask, recorded with the run.")] = None,
+    teacher_concurrency: Annotated[int, typer.Option(help="teacher: requests in flight at once.")] = 8,
+    teacher_temperature: Annotated[float, typer.Option(help="teacher: sampling temperature.")] = 0.7,
+    teacher_max_tokens: Annotated[int, typer.Option(help="teacher: max_tokens of each answer.")] = 1024,
+    teacher_timeout: Annotated[float, typer.Option(help="teacher: seconds per HTTP attempt.")] = 60.0,
+    teacher_license: Annotated[str | None, typer.Option(help="teacher: SPDX license of the model.")] = None,
+    teacher_terms: Annotated[str | None, typer.Option(help="teacher: terms that apply to its outputs.")] = None,
 ) -> None:
     """Turn seeds and document chunks into training samples with lineage; record the run."""
+    from builder.generators.teacher import TeacherConfig, api_key_from_environment
     from builder.stages.generate import GenerateOptions
     from builder.stages.generate import generate as run_generate
     from registry.chunking import ChunkingConfig
     from registry.samples import FilterConfig
 
     with console.user_errors(_state["debug"]):
+        teacher = TeacherConfig(
+            teacher_url or "", teacher_model or "", api_key_from_environment(), teacher_concurrency,
+            teacher_temperature, teacher_max_tokens, teacher_timeout, license=teacher_license,
+            terms=teacher_terms) if generator == "teacher" else None
         options = GenerateOptions(generator, since, seed, ChunkingConfig(max_size=chunk_words),
-                                  FilterConfig(max_words=max_words), documents)
+                                  FilterConfig(max_words=max_words), documents, teacher)
         outcome = run_generate(taxonomy, catalog, options)
     stats = outcome.stats
     dropped = ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()) or "none"
+    asked = stats.get("teacher")
+    requests = (f"; teacher: {asked['requests_planned']} requests, {asked['requests_reused']} reused, "
+                f"{asked['requests_ok']} ok, {asked['requests_failed']} failed" if asked else "")
     console.print_summary(f"run {outcome.run_id}: {outcome.leaves} leaves, {stats['produced']} samples produced, "
-                          f"{stats['kept']} kept, dropped: {dropped}", False)
+                          f"{stats['kept']} kept, dropped: {dropped}{requests}", False)
+
+
+@app.command("import-sdg")
+def import_sdg(
+    source: Annotated[Path, typer.Argument(help="SDG output of `ilab data generate`: a run folder, a parent of "
+                                                "several, or one .jsonl file.")],
+    taxonomy: TaxonomyArg = settings.DEFAULT_TAXONOMY,
+    catalog: CatalogOpt = settings.DEFAULT_CATALOG,
+    chunk_words: Annotated[int, typer.Option(help="Document chunk size in words (as for generate).")] = 300,
+    max_words: Annotated[int, typer.Option(help="Drop samples longer than this (words).")] = 2048,
+    documents: DocumentsOpt = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when a record cannot be placed.")] = False,
+) -> None:
+    """Record InstructLab SDG output as one run, recovering each record's leaf, seeds and document chunks."""
+    from builder.stages.import_sdg import ImportOptions
+    from builder.stages.import_sdg import import_sdg as run_import
+    from registry.chunking import ChunkingConfig
+    from registry.samples import FilterConfig
+
+    with console.user_errors(_state["debug"]):
+        options = ImportOptions(ChunkingConfig(max_size=chunk_words), FilterConfig(max_words=max_words), documents)
+        outcome = run_import(source, taxonomy, catalog, options)
+    for where, why in outcome.unplaced:
+        console.print_line(f"unplaced {where}: {why}")
+    for warning in outcome.warnings:
+        console.print_line(f"warning: {warning}")
+    stats = outcome.stats
+
+    def counts(key: str) -> str:
+        return ", ".join(f"{k} {v}" for k, v in stats[key].items()) or "none"
+
+    console.print_summary(
+        f"run {outcome.run_id}: {stats['records_read']} records -> {stats['samples']} samples "
+        f"({stats['merged_duplicates']} merged duplicates), {stats['kept']} kept, {stats['unplaced_samples']} "
+        f"unplaced; leaf by: {counts('leaf_by')}; seeds by: {counts('seeds_by')}; chunks by: {counts('chunks_by')}",
+        bool(outcome.unplaced) and strict)
+    if outcome.unplaced and strict:
+        raise typer.Exit(console.EXIT_FINDINGS)
 
 
 @app.command()

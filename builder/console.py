@@ -39,15 +39,16 @@ class TableFormat(StrEnum):
 
 
 @contextmanager
-def user_errors(debug: bool) -> Iterator[None]:
-    """Domain errors become a message and exit code 2; tracebacks only with --debug."""
+def user_errors(debug: bool, fmt: FindingFormat = FindingFormat.TEXT, root: Path = Path(".")) -> Iterator[None]:
+    """Domain errors become a message and exit code 2 (1 for refused findings); tracebacks only with --debug."""
     try:
         yield
     except RegistryError as exc:
         if debug:
             traceback.print_exc()
         if isinstance(exc, ValidationFailed) and exc.findings:
-            print_findings(exc.findings, Path("."), FindingFormat.TEXT, to_stderr=True)
+            print_findings(exc.findings, root, fmt, to_stderr=fmt is FindingFormat.TEXT,
+                           summary={"refused": True, "message": str(exc)})
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         if exc.hint:
             err.print(f"[bold]hint:[/] {escape(exc.hint)}")
@@ -78,7 +79,7 @@ def print_findings(findings: list[Finding], root: Path, fmt: FindingFormat, to_s
         where = shown_path(root, f.path)
         if fmt is FindingFormat.GITHUB:
             level = "error" if f.severity is Severity.ERROR else "warning"
-            sys.stdout.write(f"::{level} file={where},line={f.line},col={f.col},title={f.code}::"
+            sys.stdout.write(f"::{level} file={_github_property(where)},line={f.line},col={f.col},title={f.code}::"
                              f"{_github_escape(_text(f))}\n")
         else:
             color = "red" if f.severity is Severity.ERROR else "yellow"
@@ -100,6 +101,10 @@ def _finding_json(f: Finding, root: Path) -> dict[str, Any]:
     return {"code": f.code, "rule": RULES[f.code].name, "severity": f.severity.value,
             "path": shown_path(root, f.path), "line": f.line, "col": f.col, "yaml_path": f.yaml_path,
             "message": f.message}
+
+
+def _github_property(text: str) -> str:
+    return _github_escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def _github_escape(text: str) -> str:

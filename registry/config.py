@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +36,21 @@ class ValidationConfig:
         return self.documents_dir if self.documents_dir is not None else taxonomy_root / "_documents"
 
     def file_rules_key(self) -> str:
-        """Hash of what per-file verdicts depend on (limits), not of what is re-checked every run."""
+        """Hash of everything a leaf's verdict depends on besides its files: limits, policy, rule versions."""
         key = {"max_file_size": self.max_file_size, "max_yaml_nodes": self.max_yaml_nodes,
-               "words": asdict(self.words), "rules": 1}
+               "words": asdict(self.words), "allowed": sorted(self.policy.allowed), "versions": _versions()}
         return hashlib.sha256(canonical_json(key).encode()).hexdigest()
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    """The code that decides verdicts: a new release of any of it re-checks every leaf."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("taxonomy-registry", "instructlab-schema", "license-expression", "jsonschema-rs", "pyyaml"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "none"
+    return found

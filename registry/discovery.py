@@ -32,6 +32,17 @@ class LeafFile:
 class Discovery:
     leaves: list[LeafFile] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # folders that could not be listed
+
+
+def require_taxonomy(root: Path) -> None:
+    """A clear error before anything is written when the root is not a taxonomy."""
+    if not root.is_dir():
+        raise TaxonomyNotFound(f"taxonomy root {root} is not a directory",
+                               hint="pass the folder that holds knowledge/ and compositional_skills/")
+    if not any((root / top).is_dir() for top in TOP_FOLDERS):
+        raise TaxonomyNotFound(f"{root} has none of the taxonomy folders {', '.join(TOP_FOLDERS)}",
+                               hint="pass the folder that holds knowledge/ and compositional_skills/")
 
 
 def discover(root: Path) -> Discovery:
@@ -59,7 +70,10 @@ class _Walk:
     def folder(self, rel: str) -> None:
         try:
             entries = sorted(os.scandir(self.root / rel), key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:  # reported, and its leaves are never taken for removed ones
+            self.found.unreadable.append(rel)
+            self.found.findings.append(finding("TR112", rel, f"cannot list this folder ({exc.strerror}); the "
+                                               "leaves inside it are not checked"))
             return
         for entry in entries:
             child = f"{rel}/{entry.name}"
@@ -73,8 +87,12 @@ class _Walk:
 
     def _link(self, entry: os.DirEntry[str], child: str) -> None:
         path = Path(entry.path)
-        inside = path.resolve().is_relative_to(self.real_root)
-        if entry.is_dir():  # links to folders are never followed
+        inside = Path(os.path.realpath(path)).is_relative_to(self.real_root)  # realpath: loops do not raise
+        try:
+            is_dir = entry.is_dir()
+        except OSError:  # a loop: reading it will say so (TR111)
+            is_dir = False
+        if is_dir:  # links to folders are never followed
             if not inside:
                 self.found.findings.append(_outside(path, child))
         elif entry.name.endswith((".yaml", ".yml")) or entry.name == "attribution.txt":

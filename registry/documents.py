@@ -24,10 +24,29 @@ from registry.records import ContributionVersion, DocumentRef, SourceDocument, s
 MEDIA_TYPES = {".md": "text/markdown", ".pdf": "application/pdf"}
 
 
+_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
+_SCP = re.compile(r"^[\w.-]+@([\w-][\w.-]*):(.+)$")
+
+
+def repo_problem(repo: str, commit: str) -> str | None:
+    """Why a document reference cannot be resolved or fetched safely; None when it can.
+
+    The repository is handed to git and both values become cache paths: only real URLs and hex
+    commits are accepted (a repository starting with `-` would be a git option).
+    """
+    if not _COMMIT.match(commit):
+        return f"commit {commit!r} is not a commit id (7-64 hex digits): branches and tags are not pinned"
+    if repo.startswith("-") or not (re.match(r"^(https?|ssh|git|file)://", repo) or _SCP.match(repo)):
+        return f"repo {repo!r} is not a git URL (https://, ssh://, git://, file:// or user@host:path)"
+    if ".." in repo_location(repo).parts or repo_location(repo).parts[0] in (".", ".."):
+        return f"repo {repo!r} does not name a host and a repository"
+    return None
+
+
 def repo_location(repo_url: str) -> PurePosixPath:
     """`https://github.com/o/r.git` -> `github.com/o/r`; also scp-style `git@host:o/r` and `file://` URLs."""
     url = repo_url.strip()
-    scp = re.match(r"^[\w.-]+@([\w.-]+):(.+)$", url)
+    scp = _SCP.match(url)
     if scp:
         host, path = scp.group(1), scp.group(2)
     else:
@@ -35,7 +54,7 @@ def repo_location(repo_url: str) -> PurePosixPath:
         host, path = (parsed.hostname or "localhost"), parsed.path
     path = path.strip("/").removesuffix(".git")
     parts = [p for p in path.split("/") if p not in ("", ".", "..")]
-    return PurePosixPath(host, *parts)
+    return PurePosixPath(host if host not in (".", "..") else "invalid-host", *parts)
 
 
 def commit_dir(documents_root: Path, ref: DocumentRef) -> Path:
@@ -72,8 +91,12 @@ class DocumentResolver:
         ref = version.document
         if ref is None:
             return result
-        base = commit_dir(self.root, ref)
         path = version.source_path
+        problem = repo_problem(ref.repo, ref.commit)
+        if problem:
+            result.findings.append(finding("TR506", path, problem, ref.line, 1, ".document"))
+            return result
+        base = commit_dir(self.root, ref)
         if not base.is_dir():
             result.findings.append(finding(
                 "TR501", path, f"the document cache has no copy of {ref.repo} at commit {ref.commit}: expected "
@@ -170,6 +193,8 @@ def fetch(documents_root: Path, refs: Iterable[DocumentRef], git: str = "git") -
     """Clone each (repo, commit) not yet in the cache; return the folders written. Needs network access."""
     written = []
     for repo, commit in sorted({(r.repo, r.commit) for r in refs}):
+        if repo_problem(repo, commit):
+            continue  # validation reports it (TR506); never hand it to git
         ref = DocumentRef(repo, commit, (), (), 0)
         target = commit_dir(documents_root, ref)
         if target.is_dir():
@@ -187,10 +212,13 @@ def fetch(documents_root: Path, refs: Iterable[DocumentRef], git: str = "git") -
 def _clone_at(git: str, repo: str, commit: str, work: Path) -> None:
     work.mkdir()
     steps = [[git, "init", "-q"], [git, "fetch", "-q", "--depth", "1", repo, commit],
-             [git, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]]
+             [git, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"], [git, "rev-parse", "HEAD"]]
     try:
         for step in steps:
-            subprocess.run(step, cwd=work, check=True, capture_output=True, text=True, timeout=600)
+            done = subprocess.run(step, cwd=work, check=True, capture_output=True, text=True, timeout=600)
+        if not done.stdout.strip().startswith(commit):
+            raise GitError(f"{repo} gave commit {done.stdout.strip()} for {commit}",
+                           hint="the cache keeps only pinned commits: use the full commit hash")
     except FileNotFoundError:
         raise GitError("git is not installed", hint="apt-get install git") from None
     except subprocess.CalledProcessError as exc:

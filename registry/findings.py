@@ -67,6 +67,8 @@ _RULES = [
     Rule("TR110", "byte-order-mark", W, "The file does not start with a byte order mark.",
          "Re-save the file as UTF-8 without BOM."),
     Rule("TR111", "unreadable", E, "The file can be read.", "Check the file's permissions and type."),
+    Rule("TR112", "folder-unreadable", E, "Every folder of the taxonomy can be listed.",
+         "Check the folder's permissions."),
     # Text layout the InstructLab linter rejects (yamllint, relaxed profile, error level)
     Rule("TR151", "trailing-spaces", E, "No line ends with spaces or tabs.", "Delete the trailing whitespace."),
     Rule("TR152", "final-newline", E, "The file ends with a newline.", "Add a newline at the end of the file."),
@@ -118,6 +120,9 @@ _RULES = [
     Rule("TR504", "context-not-in-document", W,
          "Each seed context appears in the referenced documents (provenance rests on it).",
          "Copy the context verbatim from the document."),
+    Rule("TR506", "document-reference-invalid", E,
+         "document.repo is a git URL and document.commit a commit id (hex), so the reference is pinned and safe.",
+         "Use the repository's https URL and the full commit hash, not a branch or tag name."),
     Rule("TR505", "document-unreadable", E, "Matched markdown documents are readable UTF-8 text.",
          "Re-save the document as UTF-8."),
 ]
@@ -129,6 +134,3 @@ def finding(code: str, path: str, message: str, line: int = 1, col: int = 1, yam
     """A finding for a known rule code, with the rule's severity."""
     return Finding(code, RULES[code].severity, path, line, col, yaml_path, message)
 
-
-def has_errors(findings: list[Finding], strict: bool = False) -> bool:
-    return any(f.is_error or strict for f in findings)

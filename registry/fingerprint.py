@@ -11,13 +11,13 @@ from registry.records import TOP_FOLDERS
 
 
 def documents_fingerprint(documents_root: Path) -> str:
-    return _tree_digest([documents_root])
+    return _tree_digest([documents_root], key=str(documents_root.resolve()))
 
 
 def input_fingerprint(root: Path, config: ValidationConfig, extra: str = "") -> str:
     """A hash of every input's path, size and mtime plus the config: equal means nothing changed."""
     bases = [*(root / top for top in TOP_FOLDERS), config.documents(root)]
-    key = f"{config.file_rules_key()}|{sorted(config.policy.allowed)}|{extra}"
+    key = f"{config.file_rules_key()}|{config.documents(root).resolve()}|{extra}"
     return _tree_digest(bases, key)
 
 

@@ -86,8 +86,14 @@ def changes_since(root: Path, ref: str) -> list[Change]:
             i += 2
     untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z").split("\0")
     changes.extend(Change("added", path) for path in untracked if path)
-    return sorted((c for c in changes if _is_leaf(c.path) or (c.old_path and _is_leaf(c.old_path))),
-                  key=lambda c: c.path)
+    leaves = [c for c in changes if _is_leaf(c.path) or (c.old_path and _is_leaf(c.old_path))]
+    touched = {c.path for c in leaves}
+    for c in changes:  # a new attribution.txt is a change of its leaf too
+        leaf = c.path.rsplit("/", 1)[0] + "/" + LEAF_FILE
+        if c.path.endswith("/attribution.txt") and leaf not in touched and (root / leaf).is_file():
+            leaves.append(Change("modified", leaf))
+            touched.add(leaf)
+    return sorted(leaves, key=lambda c: c.path)
 
 
 def _is_leaf(path: str) -> bool:
@@ -113,15 +119,13 @@ def last_commits(root: Path) -> dict[str, str]:
     """For every leaf path ever committed: the newest commit that touched it (paths relative to root)."""
     if head(root) is None:
         return {}
-    out = _git(root, "log", "--relative", "--format=%x1e%H", "--name-only", "--", ".")
+    out = _git(root, "log", "--relative", "-z", "--format=%x1e%H", "--name-only", "--", ".")
     last: dict[str, str] = {}
-    for record in out.split("\x1e"):
-        lines = [line for line in record.splitlines() if line]
-        if not lines:
-            continue
-        for path in lines[1:]:
-            if _is_leaf(path):
-                last.setdefault(path, lines[0])
+    for record in out.split("\x1e"):  # -z: "<sha>\0\n<path>\0<path>\0..." (paths never quoted)
+        sha, *names = record.split("\0")
+        for path in (name.strip("\n") for name in names):
+            if sha and _is_leaf(path):
+                last.setdefault(path, sha.strip())
     return last
 
 

@@ -89,6 +89,7 @@ def check_bytes(leaf: LeafFile, data: bytes, config: ValidationConfig) -> LeafRe
     version = _record(leaf, digest, len(data), parsed, words.total)
     keys = tuple((question_digest(s.question, s.context), s.line) for s in version.seeds)
     findings.extend(_content(path, version, words, keys, config))
+    findings.extend(_long_contexts(path, words, parsed, config.words.context))
     return LeafResult(digest, len(data), version, tuple(findings), keys)
 
 
@@ -114,10 +115,11 @@ def _layout(path: str, text: str) -> list[Finding]:
 def _record(leaf: LeafFile, digest: str, size: int, parsed: ParsedYaml, word_count: int) -> ContributionVersion:
     data: dict[str, Any] = parsed.data
     kind = Kind.of_path(leaf.contribution_id)
-    if kind is Kind.FOUNDATIONAL_SKILL or kind is Kind.COMPOSITIONAL_SKILL:
-        seeds = _skill_seeds(data, parsed)
-    else:
+    # the shape follows the schema the file was checked with (a foundational skill may be knowledge-shaped)
+    if schema.schema_name(leaf.top_folder, data) == "knowledge":
         seeds = _knowledge_seeds(data, parsed)
+    else:
+        seeds = _skill_seeds(data, parsed)
     return ContributionVersion(
         version_id=digest, contribution_id=leaf.contribution_id, source_path=leaf.source_path, kind=kind,
         schema_version=schema.file_version(data), created_by=data["created_by"], domain=data.get("domain"),
@@ -185,10 +187,6 @@ def _content(path: str, version: ContributionVersion, words: _Words, keys: tuple
     if words.total > limits.leaf:
         out.append(finding("TR403", path, f"the leaf has {words.total:,} words; the guidance is at most "
                            f"about {limits.leaf:,}"))
-    context_lines = sorted({s.context_line for s in version.seeds if s.context})
-    for line, count in zip(context_lines, [c for c in words.contexts if c is not None], strict=True):
-        if count > limits.context:
-            out.append(finding("TR401", path, f"the context has {count} words; the limit is {limits.context}", line))
     seen: dict[str, int] = {}
     for seed, qa_words, (key, line) in zip(version.seeds, words.qas, keys, strict=True):
         if qa_words > limits.qa:
@@ -199,6 +197,12 @@ def _content(path: str, version: ContributionVersion, words: _Words, keys: tuple
         else:
             seen[key] = line
     return out
+
+
+def _long_contexts(path: str, words: _Words, parsed: ParsedYaml, limit: int) -> list[Finding]:
+    return [finding("TR401", path, f"the context has {count} words; the limit is {limit}",
+                    _line(parsed, ("seed_examples", i, "context")), yaml_path=f".seed_examples[{i}].context")
+            for i, count in enumerate(words.contexts) if count is not None and count > limit]
 
 
 def question_digest(question: str, context: str | None) -> str:

@@ -19,7 +19,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Protocol
 
-from registry import attribution
+from registry import attribution, gitrepo
 from registry.attribution import AttributionResult
 from registry.config import ValidationConfig
 from registry.discovery import LeafFile, discover
@@ -43,6 +43,11 @@ class LeafVerdict:
     created_by: str | None
     findings: tuple[Finding, ...]
     question_keys: tuple[tuple[str, int], ...]  # (digest of the normalised question and context, line)
+
+    @property
+    def valid(self) -> bool:
+        """Indexable: the file passed the schema and no error concerns the leaf's own files."""
+        return self.version_id is not None and not any(f.is_error for f in self.findings)
 
 
 class VerdictCache(Protocol):
@@ -69,6 +74,7 @@ class ValidationReport:
     leaves: list[LeafState]
     findings: list[Finding]
     documents_key: str = ""
+    unreadable: list[str] = field(default_factory=list)  # folders whose leaves were not seen
 
     @property
     def parsed(self) -> int:
@@ -89,16 +95,20 @@ class ValidationReport:
         return {f.path for f in self.findings if f.severity is Severity.ERROR}
 
 
-def validate(root: Path, config: ValidationConfig | None = None, only: Iterable[str] | None = None,
+def validate_since(root: Path, ref: str, config: ValidationConfig | None = None,
+                   cache: VerdictCache | None = None) -> ValidationReport:
+    """Report only on leaves changed since a git ref (their qna.yaml or attribution.txt); every leaf is
+    still read (from the cache when it can be), so duplicates of unchanged leaves are found too."""
+    changed = [c.path for c in gitrepo.changes_since(root, ref) if c.status != "removed"]
+    return validate(root, config, report_only=changed, cache=cache)
+
+
+def validate(root: Path, config: ValidationConfig | None = None, report_only: Iterable[str] | None = None,
              cache: VerdictCache | None = None, workers: int | None = None) -> ValidationReport:
     require_libyaml()
     config = config or ValidationConfig()
     found = discover(root)
     leaves = found.leaves
-    if only is not None:
-        wanted = set(only)
-        leaves = [leaf for leaf in leaves if leaf.source_path in wanted]
-        found.findings = [f for f in found.findings if f.path in wanted]
     documents_key = documents_fingerprint(config.documents(root))
     states = [_stamped(leaf) for leaf in leaves]
     misses = []
@@ -114,8 +124,12 @@ def validate(root: Path, config: ValidationConfig | None = None, only: Iterable[
         checked = _check_all([s.leaf for s in misses], _Job(config, root, documents_key), workers)
         states = _merge(states, misses, checked)
     findings = [*found.findings, *(f for s in states for f in s.verdict.findings), *_duplicate_questions(states)]
+    if report_only is not None:
+        folders = {path.rsplit("/", 1)[0] + "/" for path in report_only}
+        findings = [f for f in findings if any(f.path.startswith(folder) for folder in folders)]
+        states = [s for s in states if s.leaf.contribution_id + "/" in folders]
     findings.sort(key=Finding.sort_key)
-    return ValidationReport(root, states, findings, documents_key)
+    return ValidationReport(root, states, findings, documents_key, found.unreadable)
 
 
 @contextmanager
@@ -205,7 +219,7 @@ def _attribution(state: LeafState, config: ValidationConfig, root: Path) -> list
     try:
         info = os.lstat(path)
         if stat.S_ISLNK(info.st_mode):
-            if not path.resolve().is_relative_to(root.resolve()):
+            if not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root)):
                 return []  # discovery reported the link (TR108); what it points to is never read
             info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):

@@ -225,5 +225,5 @@ def _reader_mark(exc: yaml.YAMLError, text: str) -> Mark:
     position = getattr(exc, "position", None)
     if not isinstance(position, int):
         return Mark(1, 1)
-    before = text[:position]
-    return Mark(before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1)
+    before = text.encode()[:position].decode("utf-8", "ignore")  # libyaml counts bytes, not characters
+    return Mark(before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from registry.catalog.generation import LeafInput
 from registry.chunking import Chunk
 from registry.samples import Sample
+
+if TYPE_CHECKING:
+    from builder.generators.teacher import TeacherConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,9 @@ class GeneratorInput:
     leaves: list[LeafInput]
     documents: dict[str, LoadedDocument]  # by doc_sha256
     random_seed: int
+    teacher: TeacherConfig | None = None  # the teacher generator's endpoint and parameters
+    catalog: Any = None  # the open catalog connection: the teacher journals its requests there
+    run_id: str = ""
 
 
 class Generator(Protocol):

@@ -5,18 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from builder.generators import GENERATORS, GeneratorInput
+from builder.generators import GENERATORS, Generator, GeneratorInput
 from builder.generators.base import LoadedDocument
 from registry import gitrepo
 from registry.catalog.connection import open_catalog
 from registry.catalog.generation import LeafInput, RunInfo, current_leaves, new_run_id, record_failed_run, write_run
+from registry.catalog.journal import merge_run_stats
 from registry.chunking import Chunk, ChunkingConfig, chunk_document
 from registry.documents import commit_dir
 from registry.errors import RegistryError
 from registry.records import DocumentRef, sha256_bytes
-from registry.samples import FilterConfig, apply_filters
+from registry.samples import FilterConfig, FilterStats, Verdict, apply_filters
+
+if TYPE_CHECKING:
+    from builder.generators.teacher import TeacherConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,7 @@ class GenerateOptions:
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     documents_dir: Path | None = None
+    teacher: TeacherConfig | None = None  # endpoint and parameters of the `teacher` generator
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,27 +52,48 @@ def generate(taxonomy: Path, catalog: Path, options: GenerateOptions) -> Generat
             raise RegistryError("the catalog has no active contributions to generate from",
                                 hint="run `taxreg index` first")
         generator = GENERATORS[options.generator]()
-        info = RunInfo(generator.name, _params(options), options.random_seed, generator.template_sha256,
+        teacher = options.teacher if options.generator == "teacher" else None
+        info = RunInfo(generator.name, _params(options) | (teacher.params() if teacher else {}), options.random_seed,
+                       generator.template_sha256, teacher_model_ref=teacher.model if teacher else None,
                        taxonomy_commit=gitrepo.head(taxonomy) if gitrepo.is_repository(taxonomy) else None)
         run_id, started = new_run_id(), datetime.now(UTC)
         try:
             documents = _documents(taxonomy / "_documents" if options.documents_dir is None else options.documents_dir,
                                    leaves, options.chunking)
-            samples = generator.generate(GeneratorInput(leaves, documents, options.random_seed))
+            samples = generator.generate(GeneratorInput(leaves, documents, options.random_seed, teacher, con, run_id))
             verdicts, stats = apply_filters(samples, options.filters)
+            verdicts += _rejected(generator, stats)
             chunker = f"{options.chunking.unit}:{options.chunking.max_size}"
             chunks = [(chunker, c) for d in documents.values() for c in d.chunks]
             write_run(con, run_id, info, started, chunks, verdicts, stats)
         except Exception as exc:
             record_failed_run(con, run_id, info, started, str(exc))
             raise
-        return GenerateOutcome(run_id, len(leaves), stats.as_dict())
+        finally:
+            if _report(generator):
+                merge_run_stats(con, run_id, _report(generator))
+        return GenerateOutcome(run_id, len(leaves), stats.as_dict() | _report(generator))
     finally:
         con.close()
 
 
 def _changed_leaves(taxonomy: Path, since: str) -> list[str]:
     return [c.path.rsplit("/", 1)[0] for c in gitrepo.changes_since(taxonomy, since) if c.status != "removed"]
+
+
+def _rejected(generator: Generator, stats: FilterStats) -> list[Verdict]:
+    """What a generator could not turn into a sample (a teacher's unparseable answer): kept, as dropped."""
+    rejected: list[tuple[Any, str]] = list(getattr(generator, "rejected", ()))
+    stats.produced += len(rejected)
+    if stats.dropped is not None:
+        stats.dropped.update(reason for _, reason in rejected)
+    return [Verdict(sample, False, reason) for sample, reason in rejected]
+
+
+def _report(generator: Generator) -> dict[str, Any]:
+    """What a generator counted beside the samples (the teacher's requests), under its name."""
+    report = getattr(generator, "report", None)
+    return {generator.name: report.as_dict()} if report is not None else {}
 
 
 def _params(options: GenerateOptions) -> dict[str, Any]:

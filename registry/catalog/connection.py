@@ -19,7 +19,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def open_catalog(path: Path) -> Any:
     """A read-write connection, the schema migrated to SCHEMA_VERSION (in one transaction)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CatalogError(f"cannot create the catalog's folder {path.parent}: {exc.strerror}",
+                           hint="pass --catalog with a path inside a writable folder") from None
+    if path.is_dir():
+        raise CatalogError(f"the catalog path {path} is a folder", hint="pass --catalog PATH/catalog.duckdb")
     con = _connect(path, read_only=False)
     try:
         _migrate(con, path)

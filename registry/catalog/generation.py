@@ -80,6 +80,7 @@ class RunInfo:
     prompt_template_sha256: str | None
     teacher_model_ref: str | None = None
     taxonomy_commit: str | None = None
+    stage: str = "generate"  # generate | import
 
 
 def new_run_id() -> str:
@@ -125,7 +126,7 @@ def record_failed_run(con: Any, run_id: str, info: RunInfo, started: datetime, e
 
 def _insert_run(con: Any, run_id: str, info: RunInfo, started: datetime, status: str,
                 stats: dict[str, Any]) -> None:
-    con.execute("INSERT INTO run VALUES (?, 'generate', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-        run_id, info.generator, info.teacher_model_ref, json.dumps(info.params, sort_keys=True), info.random_seed,
-        info.prompt_template_sha256, info.taxonomy_commit, __version__, started, datetime.now(UTC), status,
-        json.dumps(stats, sort_keys=True)])
+    con.execute("INSERT INTO run VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        run_id, info.stage, info.generator, info.teacher_model_ref, json.dumps(info.params, sort_keys=True),
+        info.random_seed, info.prompt_template_sha256, info.taxonomy_commit, __version__, started, datetime.now(UTC),
+        status, json.dumps(stats, sort_keys=True)])

@@ -8,6 +8,7 @@ catalog stays intact and openable.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from registry import __version__, gitrepo
 from registry.catalog.columns import insert, register
 from registry.catalog.connection import open_catalog
 from registry.config import ValidationConfig
+from registry.discovery import require_taxonomy
 from registry.errors import ValidationFailed
 from registry.findings import Finding, Severity
 from registry.fingerprint import input_fingerprint
@@ -53,13 +55,14 @@ class IndexOutcome:
 def index(root: Path, catalog: Path, config: ValidationConfig | None = None, allow_errors: bool = False,
           workers: int | None = None) -> IndexOutcome:
     config = config or ValidationConfig()
+    require_taxonomy(root)
     started = datetime.now(UTC)
     in_git = gitrepo.is_repository(root)
     head = gitrepo.head(root) if in_git else None
     fingerprint = input_fingerprint(root, config, extra=f"{head}|{__version__}")
     con = open_catalog(catalog)
     try:
-        unchanged = _unchanged(con, fingerprint, root, started)
+        unchanged = _unchanged(con, fingerprint, root, started, allow_errors)
         if unchanged is not None:
             return unchanged
         # imported here: a tree with nothing changed never needs the parser, the schemas or pyarrow
@@ -78,15 +81,22 @@ def index(root: Path, catalog: Path, config: ValidationConfig | None = None, all
         con.close()
 
 
-def _unchanged(con: Any, fingerprint: str, root: Path, started: datetime) -> IndexOutcome | None:
-    last = con.execute("SELECT config_sha256, inputs_sha256, leaves_total, taxonomy_commit FROM index_run "
+def _last_findings(con: Any) -> list[Finding]:
+    return [Finding(r[0], Severity(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in con.execute(
+        "SELECT code, severity, path, line, col, yaml_path, message FROM finding "
+        "ORDER BY path, line, col, code").fetchall()]
+
+
+def _unchanged(con: Any, fingerprint: str, root: Path, started: datetime, allow_errors: bool) -> IndexOutcome | None:
+    last = con.execute("SELECT config_sha256, inputs_sha256, leaves_total, taxonomy_commit, errors FROM index_run "
                        "WHERE status <> 'unchanged' ORDER BY finished_at DESC LIMIT 1").fetchone()
     if last is None or last[1] != fingerprint:
         return None
-    findings = [Finding(r[0], Severity(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in con.execute(
-        "SELECT code, severity, path, line, col, yaml_path, message FROM finding "
-        "ORDER BY path, line, col, code").fetchall()]
-    outcome = IndexOutcome(_run_id(), "unchanged", findings, last[2], 0, 0, 0)
+    if last[4] and not allow_errors:  # unchanged, but the last run only went through with --allow-errors
+        raise ValidationFailed(
+            f"the catalog was indexed with --allow-errors and the tree still has {last[4]} error(s)",
+            hint="fix them, or pass --allow-errors again", findings=_last_findings(con))
+    outcome = IndexOutcome(_run_id(), "unchanged", _last_findings(con), last[2], 0, 0, 0)
     _insert_run(con, outcome, root, last[3], fingerprint, started, config_sha=last[0])
     return outcome
 
@@ -105,20 +115,20 @@ class _Run:
 
     def write(self) -> IndexOutcome:
         known = set(self.con.execute("SELECT contribution_id, version_id FROM contribution_version").fetchall())
-        new = [s for s in self.report.leaves if s.version is not None
+        new = [s for s in self.report.leaves if s.version is not None and s.verdict.valid
                and (s.leaf.contribution_id, s.version.version_id) not in known]
         self.con.execute("BEGIN TRANSACTION")
         try:
             checked = [s for s in self.report.leaves if not s.reused]
             self._versions(new)
-            self._documents([s for s in checked if s.version is not None])  # documents can change alone
-            self._attributions(checked)
+            self._documents([s for s in checked if s.version is not None and s.verdict.valid])  # can change alone
+            self._attributions([s for s in checked if s.verdict.valid])
             retired = self._contributions()
             self._contributors()
             self._commits()
             self._findings()
             self._cache()
-            valid = sum(s.verdict.version_id is not None for s in self.report.leaves)
+            valid = sum(s.verdict.valid for s in self.report.leaves)
             status = "indexed_with_errors" if self.report.errors else "indexed"
             outcome = IndexOutcome(self.run_id, status, self.report.findings, len(self.report.leaves),
                                    self.report.parsed, valid, retired)
@@ -126,7 +136,8 @@ class _Run:
                         self.config.file_rules_key())
             self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            with contextlib.suppress(Exception):  # a failed COMMIT has already rolled back
+                self.con.execute("ROLLBACK")
             raise
         return outcome
 
@@ -220,8 +231,8 @@ class _Run:
             "kind": [Kind.of_path(s.leaf.contribution_id).value for s in leaves],
             "domain": [_domain(s.leaf.contribution_id) for s in leaves],
             "created_by": [s.verdict.created_by for s in leaves],
-            "status": ["active" if s.verdict.version_id else "invalid" for s in leaves],
-            "current_version_id": [s.verdict.version_id for s in leaves],
+            "status": ["active" if s.verdict.valid else "invalid" for s in leaves],
+            "current_version_id": [s.verdict.version_id if s.verdict.valid else None for s in leaves],
             "first_seen_run": [self.run_id] * len(leaves),
             "last_seen_run": [self.run_id] * len(leaves),
         })
@@ -233,10 +244,12 @@ class _Run:
                     status = CASE WHEN contribution.status = 'taken_down' THEN 'taken_down' ELSE excluded.status END,
                     current_version_id = excluded.current_version_id,
                     last_seen_run = excluded.last_seen_run""")
+            hidden = [f"{folder}/%" for folder in self.report.unreadable] or ["\x00"]
             retired = self.con.execute("""
                 UPDATE contribution SET status = 'retired', current_version_id = NULL
                 WHERE status IN ('active', 'invalid')
-                  AND contribution_id NOT IN (SELECT contribution_id FROM _current)""").fetchone()[0]
+                  AND contribution_id NOT IN (SELECT contribution_id FROM _current)
+                  AND NOT list_bool_or([contribution_id LIKE p FOR p IN ?])""", [hidden]).fetchone()[0]
         finally:
             self.con.unregister("_current")
         return int(retired)

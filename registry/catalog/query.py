@@ -22,12 +22,16 @@ class QueryResult:
 
 
 def run_query(catalog: Path, sql: str) -> QueryResult:
+    if not sql.strip() or not sql.strip().strip(";").strip():
+        raise QueryError("the query is empty",
+                         hint='try: taxreg query "SELECT table_name, comment FROM duckdb_tables()"')
     con = open_read_only(catalog)
     try:
         con.execute("SET enable_external_access = false")
         cursor = con.execute(sql)
-        columns = [d[0] for d in cursor.description] if cursor.description else []
-        return QueryResult(columns, cursor.fetchall() if columns else [])
+        if cursor is None or not cursor.description:
+            return QueryResult([], [])
+        return QueryResult(_unique([d[0] for d in cursor.description]), cursor.fetchall())
     except duckdb.InvalidInputException as exc:
         if "read-only" in str(exc):
             raise QueryError("the catalog is opened read-only for queries: statements that change it are refused",
@@ -40,3 +44,13 @@ def run_query(catalog: Path, sql: str) -> QueryResult:
         raise QueryError(str(exc).strip()) from None
     finally:
         con.close()
+
+
+def _unique(columns: list[str]) -> list[str]:
+    """`SELECT 1 a, 2 a` has two columns named a: number the repeats so JSON keeps both."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in columns:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out

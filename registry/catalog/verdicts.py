@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import json
+import stat
+from pathlib import Path
 from typing import Any
 
 from registry.discovery import LeafFile
 from registry.findings import Finding, Severity
 from registry.records import sha256_bytes
 from registry.validation import LeafState, LeafVerdict, Stamp
+
+
+def catalog_cache(catalog: Path, rules_key: str) -> CatalogVerdicts | None:
+    """The verdicts of an existing catalog, read-only; a missing, busy or foreign catalog only costs speed."""
+    from registry.catalog.connection import open_read_only
+    from registry.errors import CatalogError
+
+    if not catalog.is_file():
+        return None
+    try:
+        con = open_read_only(catalog)
+    except CatalogError:
+        return None
+    try:
+        return CatalogVerdicts(con, rules_key)
+    except Exception:  # an older catalog without leaf_cache: no cache
+        return None
+    finally:
+        con.close()
 
 
 class CatalogVerdicts:
@@ -31,6 +52,8 @@ class CatalogVerdicts:
         if _stamp(attr_mtime, attr_size) != attribution_stamp:
             return None
         if (mtime_ns, size) != stamp:  # touched, maybe not changed: the hash decides
+            if size != stamp[1] or not _regular(leaf.abs_path):
+                return None
             try:
                 if sha256_bytes(leaf.abs_path.read_bytes()) != sha256:
                     return None
@@ -41,6 +64,13 @@ class CatalogVerdicts:
             return None
         findings = tuple(Finding(c, Severity(s), p, ln, col, yp, m) for c, s, p, ln, col, yp, m in json.loads(found))
         return LeafVerdict(sha256, version_id, created_by, findings, tuple((k, ln) for k, ln in json.loads(keys)))
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def _stamp(mtime_ns: int | None, size: int | None) -> Stamp | None:

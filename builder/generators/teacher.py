@@ -1,0 +1,477 @@
+"""`teacher`: an OpenAI-compatible model writes new question/answer pairs from seeds and document chunks.
+
+What is asked (one request each, prompts from the versioned Jinja templates in `templates/`):
+
+- knowledge: every chunk of every markdown document the leaf references, with the leaf's domain and
+  outline and one seed context with its Q/A pairs as in-context examples (InstructLab's simple pipeline);
+- freeform skills: `skill_requests` per leaf, the task description and `examples` seed Q/A;
+- grounded skills: every seed context, the task description and `examples` other seeds (with contexts).
+
+The prompt asks for `pairs` blocks in one strict format, parsed by `parse_pairs` (case and whitespace are
+tolerated; chatter outside the blocks is ignored):
+
+    [Question]
+    ...
+    [Answer]
+    ...
+    [End]
+
+Each pair becomes a sample (system, user: context + question, assistant: answer) with lineage edges to the
+seeds shown as examples (`in_context_example`), and to the chunk (`source_chunk`) or to the seed whose context
+it is about (`source_context`). An answer without a single good block, or with a broken one, becomes a
+dropped sample (`unparseable`) holding the teacher's text.
+
+How it is sent: the official `openai` client (AsyncOpenAI, chat completions, its own retries off),
+`concurrency` requests at once, retries with exponential backoff and jitter on timeouts, connection errors,
+malformed bodies, 429 and 5xx (`Retry-After` honoured); other 4xx are recorded as failed and not retried.
+Every request carries a `seed` derived from the run's seed and the request, and is keyed by the sha256 of its
+canonical JSON (model, messages, parameters, seed). Every finished request goes to the catalog's
+`teacher_request` journal the moment it returns; a request found there with status ok is never sent again,
+so a run killed at any point resumes where it stopped. When the endpoint stays down through every retry,
+no new request starts, the run fails with the counts, and the next run resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import random
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from builder.generators.base import GeneratorInput
+from builder.generators.seed import SYSTEM_PROMPT, user_turn
+from registry.catalog.generation import LeafInput, SeedRow
+from registry.catalog.journal import FAILED, OK, FinishedRequest, JournalWriter, StoredRequest, TeacherJournal
+from registry.errors import RegistryError
+from registry.records import canonical_json, sha256_bytes
+from registry.samples import Edge, Message, Sample
+
+TEMPLATE_VERSION = "v1"
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+TEMPLATE_NAMES = ("system", "format", "knowledge", "freeform", "grounded")
+API_KEY_VARIABLES = ("TAXREG_TEACHER_API_KEY", "OPENAI_API_KEY")
+MAX_WAIT = 120.0  # seconds: the longest backoff or Retry-After the sender sleeps
+
+
+class TeacherError(RegistryError):
+    """The teacher cannot be used as configured, or stopped answering before the run was done."""
+
+
+@dataclass(frozen=True, slots=True)
+class TeacherConfig:
+    url: str  # base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1
+    model: str
+    api_key: str = field(default="none", repr=False)
+    concurrency: int = 8
+    temperature: float = 0.7
+    max_tokens: int = 1024
+    timeout: float = 60.0  # seconds per HTTP attempt
+    max_attempts: int = 5  # per request and run, the first one included
+    backoff: float = 0.5  # seconds before the first retry; doubles with each attempt, jittered
+    pairs: int = 3  # Q/A pairs asked for per request
+    examples: int = 3  # seed Q/A shown per request
+    skill_requests: int = 1  # requests per freeform skill leaf
+    license: str | None = None  # SPDX id of the teacher model's license
+    terms: str | None = None  # the terms that apply to its outputs
+
+    def __post_init__(self) -> None:
+        problems = [f"{name} {problem}" for name, problem in (
+            ("--teacher-url", "is required" if not self.url else ""),
+            ("--teacher-model", "is required" if not self.model else ""),
+            ("--teacher-concurrency", "must be at least 1" if self.concurrency < 1 else ""),
+            ("--teacher-max-tokens", "must be at least 1" if self.max_tokens < 1 else ""),
+            ("--teacher-timeout", "must be positive" if self.timeout <= 0 else ""),
+            ("max_attempts", "must be at least 1" if self.max_attempts < 1 else ""),
+            ("pairs", "must be at least 1" if self.pairs < 1 else ""),
+            ("examples", "must be at least 1" if self.examples < 1 else "")) if problem]
+        if problems:
+            raise TeacherError("the teacher generator: " + "; ".join(problems),
+                               hint="e.g. --teacher-url http://127.0.0.1:8000/v1 --teacher-model NAME")
+
+    def params(self) -> dict[str, Any]:
+        """What the run records (never the API key)."""
+        return {"teacher_url": self.url, "teacher_model": self.model, "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "pairs": self.pairs, "examples": self.examples,
+                "skill_requests": self.skill_requests, "template_version": TEMPLATE_VERSION,
+                "templates": {name: sha256_bytes(text.encode()) for name, text in TEMPLATES.items()}}
+
+
+def api_key_from_environment() -> str:
+    return next((os.environ[v] for v in API_KEY_VARIABLES if os.environ.get(v)), "none")
+
+
+# --- templates ------------------------------------------------------------------------------------------
+
+def _read_templates() -> dict[str, str]:
+    return {f"{name}_{TEMPLATE_VERSION}.j2": (TEMPLATE_DIR / f"{name}_{TEMPLATE_VERSION}.j2").read_text("utf-8")
+            for name in TEMPLATE_NAMES}
+
+
+TEMPLATES = _read_templates()
+TEMPLATES_SHA256 = sha256_bytes(canonical_json({"version": TEMPLATE_VERSION, "templates": TEMPLATES}).encode())
+
+
+@functools.cache
+def _environment() -> Any:
+    import jinja2  # only a teacher run renders prompts
+
+    return jinja2.Environment(loader=jinja2.DictLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                              autoescape=False, keep_trailing_newline=False)
+
+
+def render(name: str, **variables: Any) -> str:
+    return str(_environment().get_template(f"{name}_{TEMPLATE_VERSION}.j2").render(**variables)).strip()
+
+
+# --- parsing the teacher's answers ----------------------------------------------------------------------
+
+_BLOCK = re.compile(r"\[question\]\s*(.*?)\s*\[answer\]\s*(.*?)\s*\[end\]", re.IGNORECASE | re.DOTALL)
+_MARKER = re.compile(r"\[(?:question|answer|end)\]", re.IGNORECASE)
+
+
+class Parsed(NamedTuple):
+    pairs: list[tuple[str, str]]
+    unparseable: str | None  # the whole answer when no block parsed, else the text of broken blocks
+
+
+def parse_pairs(text: str) -> Parsed:
+    """`[Question] q [Answer] a [End]` blocks; a block with an empty part or a stray marker is broken."""
+    pairs: list[tuple[str, str]] = []
+    broken: list[str] = []
+    end = 0
+    for match in _BLOCK.finditer(text):
+        broken.append(text[end:match.start()])
+        end = match.end()
+        question, answer = match.group(1), match.group(2)
+        if question and answer and not _MARKER.search(question) and not _MARKER.search(answer):
+            pairs.append((question, answer))
+        else:
+            broken.append(match.group(0))
+    broken.append(text[end:])
+    if not pairs:
+        return Parsed([], text.strip())
+    rest = "\n\n".join(part.strip() for part in broken if _MARKER.search(part))
+    return Parsed(pairs, rest or None)
+
+
+class MalformedResponse(Exception):
+    """The endpoint answered 200 with a body that is not a chat completion."""
+
+
+def response_content(body: str) -> str:
+    """The assistant text of a chat completion body."""
+    import json
+
+    try:
+        content = json.loads(body)["choices"][0]["message"]["content"]
+    except ValueError:
+        raise MalformedResponse(f"the body is not JSON: {body[:200]!r}") from None
+    except (KeyError, IndexError, TypeError):
+        raise MalformedResponse(f"the body has no choices[0].message.content: {body[:200]!r}") from None
+    return content if isinstance(content, str) else ""
+
+
+# --- planning: which requests, with which lineage -------------------------------------------------------
+
+class Planned(NamedTuple):
+    request_sha256: str
+    body: dict[str, Any]  # model, messages, temperature, max_tokens, seed
+    kind: str
+    context: str | None  # what the generated questions are asked about (goes before them in the user turn)
+    lineage: tuple[Edge, ...]
+
+
+class _Prompt(NamedTuple):
+    template: str
+    variables: dict[str, Any]
+    kind: str
+    context: str | None
+    lineage: list[Edge]
+
+
+class Planner:
+    """Turns leaves and chunks into requests, deterministically: the same inputs give the same hashes."""
+
+    def __init__(self, config: TeacherConfig, given: GeneratorInput, outlines: dict[str, tuple[str, str]]) -> None:
+        self.config, self.given, self.outlines = config, given, outlines
+        self.system = render("system")
+
+    def requests(self) -> list[Planned]:
+        planned: dict[str, Planned] = {}
+        for prompt in (p for leaf in self.given.leaves for p in self._prompts(leaf)):
+            request = self._request(prompt)
+            known = planned.get(request.request_sha256)
+            lineage = known.lineage + request.lineage if known else request.lineage
+            planned[request.request_sha256] = request._replace(lineage=tuple(dict.fromkeys(lineage)))
+        return list(planned.values())
+
+    def _prompts(self, leaf: LeafInput) -> Iterator[_Prompt]:
+        if not leaf.seeds:
+            return iter(())
+        if leaf.kind == "knowledge":
+            return self._knowledge(leaf)
+        grounded = [s for s in leaf.seeds if s.context]
+        return self._grounded(leaf, grounded) if grounded else self._freeform(leaf)
+
+    def _knowledge(self, leaf: LeafInput) -> Iterator[_Prompt]:
+        groups: dict[str | None, list[SeedRow]] = {}
+        for seed in leaf.seeds:
+            groups.setdefault(seed.context, []).append(seed)
+        domain, outline = self.outlines.get(leaf.version_id, ("", ""))
+        for row in leaf.documents:
+            document = self.given.documents.get(row.doc_sha256)
+            if document is None:  # not markdown: nothing was chunked
+                continue
+            for chunk in document.chunks:
+                examples = self._rng(chunk.chunk_sha256).choice(list(groups.values()))[:self.config.examples]
+                text = chunk.text(document.text)
+                lineage = [Edge("chunk", chunk.chunk_sha256, "source_chunk", leaf.contribution_id, leaf.version_id,
+                                chunk.doc_sha256), *_seed_edges(leaf, examples, "in_context_example")]
+                yield _Prompt("knowledge", {"domain": domain, "outline": outline, "chunk": text,
+                                            "examples": examples}, leaf.kind, text, lineage)
+
+    def _freeform(self, leaf: LeafInput) -> Iterator[_Prompt]:
+        order = self._rng(leaf.version_id).sample(leaf.seeds, len(leaf.seeds))
+        for i in range(self.config.skill_requests):  # a window sliding over a shuffle: different examples each
+            window = {order[(i + j) % len(order)].seed_id for j in range(min(self.config.examples, len(order)))}
+            examples = [s for s in leaf.seeds if s.seed_id in window]
+            yield _Prompt("freeform", {"task": leaf.task_description or "", "examples": examples}, leaf.kind, None,
+                          _seed_edges(leaf, examples, "in_context_example"))
+
+    def _grounded(self, leaf: LeafInput, grounded: list[SeedRow]) -> Iterator[_Prompt]:
+        for target in grounded:
+            others = [s for s in grounded if s.seed_id != target.seed_id] or grounded
+            examples = self._pick(others, target.seed_id)
+            lineage = [*_seed_edges(leaf, [target], "source_context"),
+                       *_seed_edges(leaf, examples, "in_context_example")]
+            yield _Prompt("grounded", {"task": leaf.task_description or "", "context": target.context,
+                                       "examples": examples}, leaf.kind, target.context, lineage)
+
+    def _pick(self, seeds: list[SeedRow], salt: str) -> list[SeedRow]:
+        chosen = self._rng(salt).sample(range(len(seeds)), min(self.config.examples, len(seeds)))
+        return [seeds[i] for i in sorted(chosen)]
+
+    def _rng(self, salt: str) -> random.Random:
+        return random.Random(f"{self.given.random_seed}:{salt}")  # str seeds hash with sha512: stable
+
+    def _request(self, prompt: _Prompt) -> Planned:
+        user = render(prompt.template, pairs=self.config.pairs, **prompt.variables)
+        body: dict[str, Any] = {"model": self.config.model, "temperature": self.config.temperature,
+                                "max_tokens": self.config.max_tokens,
+                                "messages": [{"role": "system", "content": self.system},
+                                             {"role": "user", "content": user}]}
+        unseeded = sha256_bytes(canonical_json(body).encode())
+        body["seed"] = int(sha256_bytes(f"{self.given.random_seed}:{unseeded}".encode())[:8], 16) >> 1
+        return Planned(request_sha256(body), body, prompt.kind, prompt.context, tuple(prompt.lineage))
+
+
+def request_sha256(body: dict[str, Any]) -> str:
+    return sha256_bytes(canonical_json(body).encode())
+
+
+def _seed_edges(leaf: LeafInput, seeds: list[SeedRow], role: str) -> list[Edge]:
+    return [Edge("seed", s.seed_id, role, leaf.contribution_id, leaf.version_id) for s in seeds]
+
+
+# --- sending --------------------------------------------------------------------------------------------
+
+class _Failure(NamedTuple):
+    retry: bool
+    wait: float | None  # what the endpoint asked for (Retry-After), in seconds
+    error: str
+
+
+@dataclass(slots=True)
+class SendReport:
+    planned: int = 0
+    reused: int = 0  # found ok in the journal: not sent
+    sent: int = 0  # started in this run
+    ok: int = 0
+    failed: int = 0  # recorded as failed (not retried, or out of attempts)
+    attempts: int = 0  # HTTP attempts in this run
+    unparseable: int = 0  # answers with no usable block, or with broken ones
+    last_error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests_planned": self.planned, "requests_reused": self.reused, "requests_sent": self.sent,
+                "requests_ok": self.ok, "requests_failed": self.failed, "http_attempts": self.attempts,
+                "answers_unparseable": self.unparseable}
+
+
+class Sender:
+    """Sends what the journal does not hold yet, `concurrency` at a time; journals each one as it finishes."""
+
+    def __init__(self, config: TeacherConfig, writer: JournalWriter, run_id: str,
+                 previous: dict[str, StoredRequest], report: SendReport) -> None:
+        self.config, self.writer, self.run_id, self.previous, self.report = config, writer, run_id, previous, report
+        self.answers: dict[str, str] = {}
+        self.gave_up = False  # a request ran out of attempts on errors worth retrying: start no new ones
+
+    async def send_all(self, todo: list[Planned]) -> dict[str, str]:
+        from openai import AsyncOpenAI  # only a teacher run needs the client
+
+        pending = iter(todo)
+        async with AsyncOpenAI(base_url=self.config.url, api_key=self.config.api_key, max_retries=0,
+                               timeout=self.config.timeout) as client:
+            workers = min(self.config.concurrency, len(todo))
+            await asyncio.gather(*(self._worker(client, pending) for _ in range(workers)))
+        return self.answers
+
+    async def _worker(self, client: Any, pending: Iterator[Planned]) -> None:
+        for planned in pending:  # one shared iterator: each request is taken by exactly one worker
+            if self.gave_up:
+                return
+            await self._send(client, planned)
+
+    async def _send(self, client: Any, planned: Planned) -> None:
+        self.report.sent += 1
+        before = self.previous.get(planned.request_sha256)
+        attempts = before.attempts if before else 0
+        for attempt in range(1, self.config.max_attempts + 1):
+            attempts += 1
+            self.report.attempts += 1
+            try:
+                body = await self._post(client, planned.body)
+            except Exception as exc:
+                failure = _failure(exc)
+                if failure is None:
+                    raise
+                if failure.retry and attempt < self.config.max_attempts and not self.gave_up:
+                    await asyncio.sleep(_delay(self.config.backoff, attempt, failure.wait))
+                    continue
+                self._finish(planned, None, attempts, failure.error)
+                self.gave_up = self.gave_up or failure.retry
+                return
+            self._finish(planned, body, attempts, None)
+            return
+
+    @staticmethod
+    async def _post(client: Any, body: dict[str, Any]) -> str:
+        import httpx2
+        raw = await client.post("/chat/completions", cast_to=httpx2.Response, body=body,
+                                options={"idempotency_key": request_sha256(body)})
+        text = str(raw.text)
+        response_content(text)  # a 200 that is not a chat completion is retried like a 5xx
+        return text
+
+    def _finish(self, planned: Planned, body: str | None, attempts: int, error: str | None) -> None:
+        status = OK if body is not None else FAILED
+        self.writer.submit(FinishedRequest(planned.request_sha256, self.run_id, self.config.model,
+                                           canonical_json(planned.body), body, status, attempts, error))
+        if body is not None:
+            self.answers[planned.request_sha256] = body
+            self.report.ok += 1
+        else:
+            self.report.failed += 1
+            self.report.last_error = error
+
+
+def _failure(exc: Exception) -> _Failure | None:
+    """What an exception from the client means for the request; None: not the endpoint's doing."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        error = f"HTTP {status}: {exc.response.text[:500]}"
+        return _Failure(status == 429 or status >= 500, retry_after(exc.response.headers), error)
+    if isinstance(exc, openai.APITimeoutError):
+        return _Failure(True, None, "timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return _Failure(True, None, f"connection error: {exc.__cause__ or exc}")
+    if isinstance(exc, MalformedResponse):
+        return _Failure(True, None, str(exc))
+    return None
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds from `retry-after-ms` or `Retry-After` (seconds or an HTTP date); None when absent or bad."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            pass
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _delay(backoff: float, attempt: int, asked: float | None) -> float:
+    if asked is not None:
+        return min(asked, MAX_WAIT)
+    return min(backoff * 2.0 ** (attempt - 1), MAX_WAIT) * random.uniform(0.5, 1.0)
+
+
+# --- the generator --------------------------------------------------------------------------------------
+
+class TeacherGenerator:
+    name = "teacher"
+    template_sha256: str | None = TEMPLATES_SHA256
+
+    def __init__(self) -> None:
+        self.rejected: list[tuple[Sample, str]] = []  # answers that gave no sample: kept, dropped, with a reason
+        self.report = SendReport()
+
+    def generate(self, given: GeneratorInput) -> list[Sample]:
+        config = given.teacher
+        if config is None or given.catalog is None:
+            raise TeacherError("the teacher generator needs a teacher endpoint and the catalog",
+                               hint="pass --teacher-url URL --teacher-model NAME")
+        journal = TeacherJournal(given.catalog)
+        journal.record_model(config.model, config.license, config.terms)
+        planned = Planner(config, given, _outlines(given.catalog, given.leaves)).requests()
+        stored = journal.lookup_many(p.request_sha256 for p in planned)
+        answers = {h: row.response for h, row in stored.items() if row.status == OK and row.response is not None}
+        todo = [p for p in planned if p.request_sha256 not in answers]
+        self.report.planned, self.report.reused = len(planned), len(planned) - len(todo)
+        writer = JournalWriter(given.catalog)
+        try:
+            sender = Sender(config, writer, given.run_id, stored, self.report)
+            answers.update(asyncio.run(sender.send_all(todo)) if todo else {})
+        finally:
+            writer.close()
+        if sender.gave_up:
+            raise self._unavailable(config, len(todo))
+        return [s for p in planned if p.request_sha256 in answers for s in self._samples(p, answers[p.request_sha256])]
+
+    def _samples(self, planned: Planned, body: str) -> Iterator[Sample]:
+        parsed = parse_pairs(response_content(body))
+        for question, answer in parsed.pairs:
+            messages: list[Message] = [{"role": "system", "content": SYSTEM_PROMPT},
+                                       {"role": "user", "content": user_turn(question, planned.context)},
+                                       {"role": "assistant", "content": answer}]
+            yield Sample.make(messages, planned.kind, list(planned.lineage))
+        if parsed.unparseable is not None:
+            self.report.unparseable += 1
+            said = [*planned.body["messages"], {"role": "assistant", "content": parsed.unparseable}]
+            self.rejected.append((Sample.make(said, planned.kind, list(planned.lineage)), "unparseable"))
+
+    def _unavailable(self, config: TeacherConfig, todo: int) -> TeacherError:
+        r = self.report
+        return TeacherError(
+            f"the teacher at {config.url} stopped answering: {r.ok + r.failed} of {todo} requests finished in "
+            f"this run ({r.ok} ok, {r.failed} failed), {todo - r.ok - r.failed} not finished, {r.reused} reused "
+            f"from earlier runs; last error: {r.last_error}",
+            hint="every finished request is saved in the catalog: run the same command again to resume")
+
+
+def _outlines(con: Any, leaves: list[LeafInput]) -> dict[str, tuple[str, str]]:
+    """Domain and document outline of the knowledge leaves, for the knowledge prompt."""
+    versions = [leaf.version_id for leaf in leaves if leaf.kind == "knowledge"]
+    if not versions:
+        return {}
+    rows = con.execute("SELECT version_id, coalesce(knowledge_domain, ''), coalesce(document_outline, '') "
+                       "FROM contribution_version WHERE version_id IN (SELECT unnest(?::VARCHAR[]))",
+                       [versions]).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}

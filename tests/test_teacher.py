@@ -1,0 +1,353 @@
+"""The `teacher` generator over real HTTP on 127.0.0.1, with the real `openai` client.
+
+`FakeTeacher` is a small OpenAI-compatible server (`POST /v1/chat/completions`) in a thread: it answers
+deterministically in the `[Question] [Answer] [End]` block format, injects faults on request (429 with
+Retry-After, 500, a response slower than the client's timeout, a malformed or truncated body, an answer that
+does not parse, a 400), can stop answering after K requests (dropping or holding the rest), and counts what
+it received and answered per request key (the sha256 of the canonical request, as the client computes it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from builder.cli import app
+from builder.generators.base import GeneratorInput
+from builder.generators.teacher import (
+    TEMPLATES_SHA256,
+    Planner,
+    TeacherConfig,
+    parse_pairs,
+    request_sha256,
+    retry_after,
+)
+from builder.stages.generate import GenerateOptions, generate
+from registry.catalog.generation import LeafInput, SeedRow
+from registry.catalog.indexer import index
+from registry.catalog.query import run_query
+from registry.errors import RegistryError
+from tests.conftest import EXAMPLE_TAXONOMY, REPO, TaxonomyMaker, skill_yaml
+
+MODEL = "fake-teacher-1"
+
+
+class FakeTeacher:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.faults: deque[str] = deque()  # given to the next arrivals, in order
+        self.received: Counter[str] = Counter()  # arrivals per request key
+        self.answered: Counter[str] = Counter()  # 200 chat completions fully written, per key
+        self.arrivals: list[tuple[float, str, str]] = []  # (time, key, fault)
+        self.serve_limit: int | None = None  # arrivals after this many are not answered
+        self.hold = False  # ... and are held until `released` (else the connection is dropped at once)
+        self.released = threading.Event()
+        self.retry_after = "1"
+        self.slow_seconds = 1.0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.daemon_threads = True
+        self.server.fake = self  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def arrive(self, key: str) -> str:
+        with self.lock:
+            over = self.serve_limit is not None and len(self.arrivals) >= self.serve_limit
+            fault = "over_limit" if over else (self.faults.popleft() if self.faults else "")
+            self.received[key] += 1
+            self.arrivals.append((time.monotonic(), key, fault))
+            return fault
+
+    def heal(self) -> None:
+        with self.lock:
+            self.serve_limit = None
+        self.released.set()
+
+    def total_answered(self) -> int:
+        with self.lock:
+            return sum(self.answered.values())
+
+
+def answer_text(key: str) -> str:
+    return "Here they are.\n\n" + "".join(
+        f"[Question]\n  Question {key[:12]} number {i}?\n[Answer]\nAnswer {key[12:24]} number {i}, in words.\n[End]\n\n"
+        for i in range(3))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real servers do: no 40 ms wait on delayed ACKs
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        fake: FakeTeacher = self.server.fake  # type: ignore[attr-defined]
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        key = request_sha256(body)
+        fault = fake.arrive(key)
+        try:
+            self._answer(fake, key, body, fault)
+        except OSError:  # the client went away (timed out, or was killed)
+            self.close_connection = True
+
+    def _answer(self, fake: FakeTeacher, key: str, body: dict[str, Any], fault: str) -> None:
+        if fault == "over_limit":
+            if fake.hold:
+                fake.released.wait(60)
+            self.close_connection = True  # no response at all: the client sees a dropped connection
+            return
+        if fault in ("429", "500", "400"):
+            headers = {"Retry-After": fake.retry_after} if fault == "429" else {}
+            self._send(int(fault), json.dumps({"error": {"message": f"injected {fault}"}}).encode(), headers)
+            return
+        if fault == "malformed":
+            self._send(200, b'{"choices": [{"message": ')
+            return
+        if fault == "truncated":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "4000")
+            self.end_headers()
+            self.wfile.write(b'{"id": "chatcmpl-1", "choices": [')
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if fault == "slow":
+            time.sleep(fake.slow_seconds)
+        content = "I would rather not answer that." if fault == "garbage" else answer_text(key)
+        completion = {"id": f"chatcmpl-{key[:8]}", "object": "chat.completion", "created": 0, "model": body["model"],
+                      "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                   "finish_reason": "stop"}],
+                      "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        self._send(200, json.dumps(completion).encode())
+        if fault != "slow":
+            with fake.lock:
+                fake.answered[key] += 1
+
+    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+        self.wfile.flush()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTeacher]:
+    server = FakeTeacher()
+    server.thread.start()
+    yield server
+    server.released.set()
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def teacher(fake: FakeTeacher, **overrides: Any) -> TeacherConfig:
+    settings: dict[str, Any] = {"concurrency": 4, "timeout": 5.0, "backoff": 0.01, "max_attempts": 4} | overrides
+    return TeacherConfig(fake.url, MODEL, "test-key", **settings)
+
+
+def rows(catalog: Path, sql: str) -> list[tuple[Any, ...]]:
+    return run_query(catalog, sql).rows
+
+
+def one(catalog: Path, sql: str) -> Any:
+    return rows(catalog, sql)[0][0]
+
+
+@pytest.fixture(scope="module")
+def example_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    catalog = tmp_path_factory.mktemp("teacher") / "indexed.duckdb"
+    index(EXAMPLE_TAXONOMY, catalog)
+    return catalog
+
+
+def fresh_copy(example_index: Path, tmp_path: Path) -> Path:
+    catalog = tmp_path / "catalog.duckdb"
+    catalog.write_bytes(example_index.read_bytes())
+    return catalog
+
+
+# --- a normal run ---------------------------------------------------------------------------------------
+
+def test_a_run_over_the_example_taxonomy_gives_samples_with_lineage(fake: FakeTeacher, example_index: Path,
+                                                                    tmp_path: Path) -> None:
+    catalog = fresh_copy(example_index, tmp_path)
+    options = GenerateOptions("teacher", teacher=teacher(fake, license="Apache-2.0", terms="outputs unrestricted"))
+    outcome = generate(EXAMPLE_TAXONOMY, catalog, options)
+
+    planned = outcome.stats["teacher"]["requests_planned"]
+    assert planned == len(fake.received) == fake.total_answered() > 40  # each request sent and answered once
+    assert outcome.stats["kept"] == outcome.stats["produced"] == 3 * planned
+    assert {r[0] for r in rows(catalog, "SELECT request_sha256 FROM teacher_request WHERE status = 'ok'")} \
+        == set(fake.received)
+    assert one(catalog, "SELECT count(*) FROM v_orphan_samples") == 0
+    assert rows(catalog, "SELECT count(*) FROM sample s WHERE s.kept AND NOT EXISTS (SELECT 1 FROM sample_lineage l "
+                "WHERE l.sample_id = s.sample_id AND l.role = 'in_context_example')") == [(0,)]
+    knowledge = rows(catalog, """
+        SELECT count(DISTINCT s.sample_id), count(l.doc_sha256), count(l.version_id), count(c.chunk_sha256)
+        FROM sample s JOIN sample_lineage l ON l.sample_id = s.sample_id AND l.role = 'source_chunk'
+        LEFT JOIN source_chunk c ON c.chunk_sha256 = l.parent_id AND c.doc_sha256 = l.doc_sha256
+        WHERE s.kind = 'knowledge'""")[0]
+    assert knowledge[0] == one(catalog, "SELECT count(*) FROM sample WHERE kind = 'knowledge'") > 0
+    assert knowledge[1] == knowledge[2] == knowledge[3] >= knowledge[0]
+    grounded = one(catalog, "SELECT count(DISTINCT sample_id) FROM sample_lineage WHERE role = 'source_context'")
+    assert grounded == 3 * one(catalog, "SELECT count(*) FROM seed_example s JOIN contribution c "
+                               "USING (contribution_id) WHERE c.kind <> 'knowledge' AND s.context IS NOT NULL")
+    assert rows(catalog, "SELECT model_ref, license_spdx, output_terms FROM external_model") == [
+        (MODEL, "Apache-2.0", "outputs unrestricted")]
+    run = rows(catalog, "SELECT generator, status, teacher_model_ref, prompt_template_sha256, params FROM run")
+    assert run[0][:4] == ("teacher", "succeeded", MODEL, TEMPLATES_SHA256)
+    assert json.loads(run[0][4])["template_version"] == "v1" and "api_key" not in run[0][4]
+    assert rows(catalog, "SELECT DISTINCT teacher_model_ref FROM v_sample_provenance") == [(MODEL,)]
+
+    again = generate(EXAMPLE_TAXONOMY, catalog, options)  # everything is in the journal: nothing is sent
+    assert again.stats["teacher"]["requests_reused"] == planned and fake.total_answered() == planned
+    assert one(catalog, "SELECT count(*) FROM sample") == outcome.stats["kept"]
+
+
+def test_requests_are_deterministic_and_seeded_by_the_run_seed() -> None:
+    seeds = [SeedRow(f"s{i}", i, None, f"Question {i}?", f"Answer {i}.") for i in range(6)]
+    leaf = LeafInput("compositional_skills/x", "v1", "compositional_skill", "A task.", seeds)
+    config = TeacherConfig("http://127.0.0.1:1/v1", MODEL, skill_requests=3)
+
+    def plan(seed: int) -> list[str]:
+        return [p.request_sha256 for p in Planner(config, GeneratorInput([leaf], {}, seed), {}).requests()]
+
+    assert plan(7) == plan(7) and len(set(plan(7))) == 3
+    assert not set(plan(7)) & set(plan(8))
+    body = Planner(config, GeneratorInput([leaf], {}, 7), {}).requests()[0].body
+    assert set(body) == {"model", "messages", "temperature", "max_tokens", "seed"} and 0 <= body["seed"] < 2**31
+
+
+# --- parsing --------------------------------------------------------------------------------------------
+
+def test_answers_parse_with_whitespace_and_case_tolerated() -> None:
+    text = "Sure!\n[question]  What is it?  \n[ANSWER]\n\nA thing.\n\n[End]\n[Question]\nWhy?\n[Answer]\nBecause.[End]"
+    assert parse_pairs(text) == ([("What is it?", "A thing."), ("Why?", "Because.")], None)
+
+
+def test_answers_that_do_not_parse_are_reported() -> None:
+    assert parse_pairs("No blocks here.") == ([], "No blocks here.")
+    broken = parse_pairs("[Question]\nA?\n[Answer]\nB.\n[End]\n[Question]\nHalf a block?\n[Answer]\n")
+    assert broken.pairs == [("A?", "B.")] and broken.unparseable == "[Question]\nHalf a block?\n[Answer]"
+    nested = parse_pairs("[Question] one [Question] two [Answer] x [End]")
+    assert nested.pairs == [] and nested.unparseable is not None
+
+
+def test_retry_after_in_seconds_milliseconds_or_a_date() -> None:
+    assert retry_after({"retry-after": "2"}) == 2.0
+    assert retry_after({"retry-after-ms": "250"}) == 0.25
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
+
+
+# --- faults ---------------------------------------------------------------------------------------------
+
+def test_faults_are_retried_or_recorded(fake: FakeTeacher, make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
+    root = make_taxonomy({f"compositional_skills/t/{name}/qna.yaml": skill_yaml(n=6, prefix=name.title())
+                          for name in ("one", "two", "three")})
+    catalog = tmp_path / "c.duckdb"
+    index(root, catalog)
+    retried = ["429", "429", "500", "slow", "malformed", "truncated"]
+    fake.faults.extend([*retried, "garbage", "400"])
+    fake.slow_seconds = 1.2
+    outcome = generate(root, catalog, GenerateOptions("teacher", teacher=teacher(
+        fake, timeout=0.5, max_attempts=5, skill_requests=4)))
+
+    asked = outcome.stats["teacher"]
+    assert (asked["requests_planned"], asked["requests_ok"], asked["requests_failed"]) == (12, 11, 1)
+    assert asked["http_attempts"] == len(fake.arrivals) == 12 + len(retried) == \
+        one(catalog, "SELECT sum(attempts) FROM teacher_request")
+    status, attempts, error, key = rows(catalog, "SELECT status, attempts, error, request_sha256 FROM teacher_request "
+                                        "WHERE status <> 'ok'")[0]
+    assert (status, attempts, fake.received[key]) == ("failed", 1, 1) and error.startswith("HTTP 400")
+    for i, (at, key, fault) in enumerate(fake.arrivals):  # Retry-After honoured (the backoff alone is 10 ms)
+        if fault == "429":
+            later = next(t for t, k, _ in fake.arrivals[i + 1:] if k == key)
+            assert later - at >= 0.95
+    assert rows(catalog, "SELECT drop_reason, count(*) FROM sample WHERE NOT kept GROUP BY 1") == [("unparseable", 1)]
+    assert "I would rather not" in one(catalog, "SELECT messages FROM sample WHERE drop_reason = 'unparseable'")
+    assert outcome.stats["dropped"] == {"unparseable": 1} and asked["answers_unparseable"] == 1
+    assert one(catalog, "SELECT count(*) FROM v_orphan_samples") == 0
+    assert json.loads(one(catalog, "SELECT stats FROM run"))["teacher"]["requests_failed"] == 1
+
+    before = len(fake.arrivals)
+    again = generate(root, catalog, GenerateOptions("teacher", teacher=teacher(fake, skill_requests=4)))
+    assert len(fake.arrivals) - before == 1 and again.stats["teacher"]["requests_ok"] == 1  # only the failed one
+    assert one(catalog, "SELECT count(*) FROM teacher_request WHERE status = 'ok'") == 12
+
+
+def test_a_server_that_dies_midway_fails_the_run_and_the_rerun_sends_only_the_rest(
+        fake: FakeTeacher, example_index: Path, tmp_path: Path) -> None:
+    catalog = fresh_copy(example_index, tmp_path)
+    fake.serve_limit = 20
+    options = GenerateOptions("teacher", teacher=teacher(fake, max_attempts=3))
+    with pytest.raises(RegistryError, match=r"stopped answering: .*\(20 ok") as caught:
+        generate(EXAMPLE_TAXONOMY, catalog, options)
+    assert "run the same command again" in caught.value.hint
+    status, stats = rows(catalog, "SELECT status, stats FROM run")[0]
+    assert status == "failed" and json.loads(stats)["teacher"]["requests_ok"] == 20
+    assert one(catalog, "SELECT count(*) FROM teacher_request WHERE status = 'ok'") == 20
+    assert one(catalog, "SELECT count(*) FROM sample") == 0
+
+    fake.heal()
+    outcome = generate(EXAMPLE_TAXONOMY, catalog, options)
+    planned = outcome.stats["teacher"]["requests_planned"]
+    assert outcome.stats["teacher"]["requests_reused"] == 20
+    assert fake.total_answered() == len(fake.answered) == planned  # across both runs: each request answered once
+    assert one(catalog, "SELECT count(*) FROM v_orphan_samples") == 0
+
+
+def test_kill_9_midway_then_a_rerun_repeats_no_request(fake: FakeTeacher, example_index: Path,
+                                                        tmp_path: Path) -> None:
+    catalog = fresh_copy(example_index, tmp_path)
+    fake.serve_limit, fake.hold = 15, True  # answer 15, then hold every request: the kill lands mid-run
+    command = [str(Path(sys.executable).parent / "taxreg"), "generate", str(EXAMPLE_TAXONOMY), "--catalog",
+               str(catalog), "--generator", "teacher", "--teacher-url", fake.url, "--teacher-model", MODEL,
+               "--teacher-concurrency", "4"]
+    child = subprocess.Popen(command, cwd=REPO, env=os.environ | {"TAXREG_TEACHER_API_KEY": "k"},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while fake.total_answered() < 15 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # answers on the wire reach the child and its journal
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    assert child.returncode == -signal.SIGKILL, child.stdout.read() if child.stdout else ""
+    assert fake.total_answered() == 15
+
+    fake.heal()
+    outcome = generate(EXAMPLE_TAXONOMY, catalog, GenerateOptions("teacher", teacher=teacher(fake)))
+    assert outcome.stats["teacher"]["requests_reused"] == 15
+    assert max(fake.answered.values()) == 1  # 0 repeated requests
+    assert fake.total_answered() == outcome.stats["teacher"]["requests_planned"]
+    assert rows(catalog, "SELECT status FROM run") == [("succeeded",)]  # the killed run left no row behind
+    assert one(catalog, f"SELECT count(*) FROM teacher_request WHERE run_id <> '{outcome.run_id}'") == 15
+    assert one(catalog, "SELECT count(*) FROM v_orphan_samples") == 0
+
+
+def test_the_cli_needs_a_url_and_a_model(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["generate", str(EXAMPLE_TAXONOMY), "--catalog", str(tmp_path / "c.duckdb"),
+                                      "--generator", "teacher"])
+    assert result.exit_code == 2 and "--teacher-url is required" in result.output
