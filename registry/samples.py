@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
+import hashlib
+import string
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from registry.records import canonical_json, sha256_bytes
@@ -30,15 +31,16 @@ class Sample:
     messages: tuple[tuple[str, str], ...]  # (role, content)
     kind: str
     lineage: tuple[Edge, ...]
+    body: str = ""  # the canonical JSON of the messages (what sample_id hashes), kept to be stored as is
 
     @classmethod
     def make(cls, messages: list[Message], kind: str, lineage: list[Edge]) -> Sample:
         body = canonical_json([{"role": m["role"], "content": m["content"]} for m in messages])
         pairs = tuple((m["role"], m["content"]) for m in messages)
-        return cls(sha256_bytes(body.encode()), pairs, kind, tuple(lineage))
+        return cls(sha256_bytes(body.encode()), pairs, kind, tuple(lineage), body)
 
     def messages_json(self) -> str:
-        return canonical_json([{"role": r, "content": c} for r, c in self.messages])
+        return self.body or canonical_json([{"role": r, "content": c} for r, c in self.messages])
 
     def text(self, role: str | None = None) -> str:
         return "\n".join(c for r, c in self.messages if role is None or r == role)
@@ -70,12 +72,13 @@ class FilterStats:
         return {"produced": self.produced, "kept": self.kept, "dropped": dict(sorted((self.dropped or {}).items()))}
 
 
-_NORMAL = re.compile(r"[^0-9a-z]+")
+_PUNCTUATION = str.maketrans({c: " " for c in string.punctuation})
 
 
 def near_key(sample: Sample) -> str:
-    """Lower case, punctuation and spacing ignored: samples equal under this key are near duplicates."""
-    return sha256_bytes(_NORMAL.sub(" ", sample.text().lower()).strip().encode())
+    """Case, punctuation and spacing ignored (system turns too): equal keys are near duplicates."""
+    text = "\n".join(c for r, c in sample.messages if r != "system").lower().translate(_PUNCTUATION)
+    return hashlib.blake2b(" ".join(text.split()).encode(), digest_size=16).hexdigest()
 
 
 def apply_filters(samples: list[Sample], config: FilterConfig) -> tuple[list[Verdict], FilterStats]:
@@ -88,8 +91,7 @@ def apply_filters(samples: list[Sample], config: FilterConfig) -> tuple[list[Ver
         if sample.sample_id in merged:
             stats.dropped["exact_duplicate"] += 1
             old = merged[sample.sample_id]
-            merged[sample.sample_id] = Sample(old.sample_id, old.messages, old.kind,
-                                              tuple(dict.fromkeys(old.lineage + sample.lineage)))
+            merged[sample.sample_id] = replace(old, lineage=tuple(dict.fromkeys(old.lineage + sample.lineage)))
         else:
             merged[sample.sample_id] = sample
     verdicts: list[Verdict] = []

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from registry.catalog.generation import LeafInput
 from registry.chunking import Chunk
 from registry.samples import Sample
+from registry.spans import SpacedText
 
 if TYPE_CHECKING:
     from builder.generators.teacher import TeacherConfig
@@ -18,6 +19,11 @@ class LoadedDocument:
     doc_sha256: str
     text: str
     chunks: tuple[Chunk, ...]
+    spans: SpacedText  # finds quoted passages (seed contexts) in the text
+
+    @classmethod
+    def make(cls, doc_sha256: str, text: str, chunks: tuple[Chunk, ...]) -> LoadedDocument:
+        return cls(doc_sha256, text, chunks, SpacedText(text))
 
 
 @dataclass(frozen=True, slots=True)

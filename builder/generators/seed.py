@@ -7,8 +7,6 @@ chunks that hold the context.
 
 from __future__ import annotations
 
-import re
-
 from builder.generators.base import GeneratorInput, LoadedDocument
 from registry.catalog.generation import LeafInput, SeedRow
 from registry.records import sha256_bytes
@@ -42,14 +40,14 @@ class SeedGenerator:
 
 def _grounding(context: str, leaf: LeafInput, documents: dict[str, LoadedDocument]) -> list[Edge]:
     """The chunks whose characters overlap where the context stands in the document."""
-    pattern = re.compile(r"\s+".join(map(re.escape, context.split())))
     edges: list[Edge] = []
     for row in leaf.documents:
         doc = documents.get(row.doc_sha256)
-        match = pattern.search(doc.text) if doc else None
-        if doc is None or match is None:
+        span = doc.spans.find(context) if doc else None
+        if doc is None or span is None:
             continue
+        start, end = span
         edges.extend(Edge("chunk", c.chunk_sha256, "grounding_chunk", leaf.contribution_id, leaf.version_id,
                           doc.doc_sha256, "context_offsets")
-                     for c in doc.chunks if c.char_start < match.end() and match.start() < c.char_end)
+                     for c in doc.chunks if c.char_start < end and start < c.char_end)
     return edges

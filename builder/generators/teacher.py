@@ -181,8 +181,9 @@ def response_content(body: str) -> str:
 # --- planning: which requests, with which lineage -------------------------------------------------------
 
 class Planned(NamedTuple):
-    request_sha256: str
-    body: dict[str, Any]  # model, messages, temperature, max_tokens, seed
+    request_sha256: str  # sha256 of request_json
+    request_json: str  # canonical JSON of the body: model, messages, temperature, max_tokens, seed (what is sent)
+    body: dict[str, Any]
     kind: str
     context: str | None  # what the generated questions are asked about (goes before them in the user turn)
     lineage: tuple[Edge, ...]
@@ -269,7 +270,8 @@ class Planner:
                                              {"role": "user", "content": user}]}
         unseeded = sha256_bytes(canonical_json(body).encode())
         body["seed"] = int(sha256_bytes(f"{self.given.random_seed}:{unseeded}".encode())[:8], 16) >> 1
-        return Planned(request_sha256(body), body, prompt.kind, prompt.context, tuple(prompt.lineage))
+        text = canonical_json(body)
+        return Planned(sha256_bytes(text.encode()), text, body, prompt.kind, prompt.context, tuple(prompt.lineage))
 
 
 def request_sha256(body: dict[str, Any]) -> str:
@@ -338,7 +340,7 @@ class Sender:
             attempts += 1
             self.report.attempts += 1
             try:
-                body = await self._post(client, planned.body)
+                body = await self._post(client, planned)
             except Exception as exc:
                 failure = _failure(exc)
                 if failure is None:
@@ -353,10 +355,16 @@ class Sender:
             return
 
     @staticmethod
-    async def _post(client: Any, body: dict[str, Any]) -> str:
-        import httpx2
-        raw = await client.post("/chat/completions", cast_to=httpx2.Response, body=body,
-                                options={"idempotency_key": request_sha256(body)})
+    async def _post(client: Any, planned: Planned) -> str:
+        """POST /chat/completions through the client: the journaled bytes are exactly the bytes sent.
+
+        (`chat.completions.create` would re-serialize the body after walking every message through the
+        typed-dict unions, a few ms of CPU per request that cost ~20% of the throughput at 8 in flight.)
+        """
+        import httpx2  # the openai client's HTTP library (openai >= 3)
+
+        raw = await client.post("/chat/completions", cast_to=httpx2.Response, content=planned.request_json.encode(),
+                                options={"idempotency_key": planned.request_sha256})
         text = str(raw.text)
         response_content(text)  # a 200 that is not a chat completion is retried like a 5xx
         return text
@@ -364,7 +372,7 @@ class Sender:
     def _finish(self, planned: Planned, body: str | None, attempts: int, error: str | None) -> None:
         status = OK if body is not None else FAILED
         self.writer.submit(FinishedRequest(planned.request_sha256, self.run_id, self.config.model,
-                                           canonical_json(planned.body), body, status, attempts, error))
+                                           planned.request_json, body, status, attempts, error))
         if body is not None:
             self.answers[planned.request_sha256] = body
             self.report.ok += 1

@@ -64,7 +64,7 @@ def build_dataset(catalog: Path, out_root: Path, options: DatasetOptions) -> Dat
         with tempfile.TemporaryDirectory(dir=_ensure(out_root), prefix=f".{options.name}-") as tmp:
             staging = Path(tmp) / options.name
             staging.mkdir()
-            files = [f for split in SPLITS for f in _write_split(staging, split, rows[split], target)]
+            files = [f for split in SPLITS for f in _write_split(con, staging, split, rows[split], target)]
             dataset_card.write(staging, options, samples, files, license_expression, created)
             _swap(staging, target)
         record_dataset(con, options.name, files, license_expression, _params(options), created)
@@ -90,31 +90,39 @@ def _rows(samples: list[DatasetSample], split: str, options: DatasetOptions) -> 
     return [(s, n) for s, n in chosen if n > 0]
 
 
-def _write_split(folder: Path, split: str, rows: list[tuple[DatasetSample, int]], target: Path) -> list[WrittenFile]:
+def _write_split(con: Any, folder: Path, split: str, rows: list[tuple[DatasetSample, int]],
+                 target: Path) -> list[WrittenFile]:
     members = {s.sample_id: n for s, n in rows}
-    expanded = [s for s, n in rows for _ in range(n)]
     jsonl = folder / f"{split}.jsonl"
     with jsonl.open("w", encoding="utf-8", newline="\n") as out:
-        for s in expanded:
-            out.write(json.dumps({"id": s.sample_id, "kind": s.kind, "messages": s.messages},
-                                 ensure_ascii=False, sort_keys=True) + "\n")
+        for s, copies in rows:  # canonical JSON with sorted keys, written from the stored messages as they are
+            line = f'{{"id":{json.dumps(s.sample_id)},"kind":{json.dumps(s.kind)},"messages":{s.messages}}}\n'
+            out.write(line * copies)
     parquet = folder / f"{split}.parquet"
-    _write_parquet(parquet, expanded)
-    return [_written(jsonl, split, "jsonl", len(expanded), members, target),
-            _written(parquet, split, "parquet", len(expanded), members, target)]
+    _write_parquet(con, parquet, members)
+    count = sum(members.values())
+    return [_written(jsonl, split, "jsonl", count, members, target),
+            _written(parquet, split, "parquet", count, members, target)]
 
 
-def _write_parquet(path: Path, samples: list[DatasetSample]) -> None:
+def _write_parquet(con: Any, path: Path, members: dict[str, int]) -> None:
+    """DuckDB turns the stored JSON into Parquet lists of structs; ORDER BY makes the bytes reproducible."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    table = pa.table({
-        "id": pa.array([s.sample_id for s in samples], pa.string()),
-        "kind": pa.array([s.kind for s in samples], pa.string()),
-        "messages": pa.array([s.messages for s in samples], pa.list_(message)),
-    })
-    pq.write_table(table, path, compression="zstd")  # rows already sorted: identical inputs, identical bytes
+    con.register("_members", pa.table({"sample_id": list(members), "copies": list(members.values())}))
+    try:
+        con.execute(f"""
+            COPY (SELECT s.sample_id AS id, s.kind,
+                         from_json(s.messages, '[{{"role": "VARCHAR", "content": "VARCHAR"}}]') AS messages
+                  FROM sample s JOIN _members m USING (sample_id), range(m.copies)
+                  ORDER BY s.sample_id)
+            TO '{_sql_path(path)}' (FORMAT parquet, COMPRESSION zstd)""").fetchall()
+    finally:
+        con.unregister("_members")
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def _written(path: Path, split: str, fmt: str, rows: int, members: dict[str, int], target: Path) -> WrittenFile:

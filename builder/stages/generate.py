@@ -122,5 +122,5 @@ def _documents(root: Path, leaves: list[LeafInput], chunking: ChunkingConfig) ->
             raise RegistryError(f"{path} changed since it was indexed", hint="run `taxreg index` first")
         text = data.decode("utf-8")
         chunks: tuple[Chunk, ...] = tuple(chunk_document(text, row.doc_sha256, chunking))
-        loaded[row.doc_sha256] = LoadedDocument(row.doc_sha256, text, chunks)
+        loaded[row.doc_sha256] = LoadedDocument.make(row.doc_sha256, text, chunks)
     return loaded

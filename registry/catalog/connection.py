@@ -48,11 +48,11 @@ def open_read_only(path: Path) -> Any:
 
 
 def schema_version(con: Any) -> int:
-    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'catalog_meta'").fetchone()[0]
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'catalog_meta'").fetchall()[0][0]
     if not exists:
         return 0
-    row = con.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    rows = con.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def _connect(path: Path, read_only: bool) -> Any:

@@ -14,7 +14,7 @@ from registry.catalog.columns import insert
 class DatasetSample:
     sample_id: str
     kind: str
-    messages: list[dict[str, str]]
+    messages: str  # canonical JSON, exactly as stored (and hashed into sample_id)
     contribution_ids: tuple[str, ...]
     licenses: tuple[str, ...]  # SPDX ids of its sources ("UNKNOWN" where none is known)
     teacher_model_refs: tuple[str, ...]
@@ -30,35 +30,44 @@ def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]
         ), blocked AS (
             SELECT DISTINCT l.sample_id FROM sample_lineage l JOIN contribution c USING (contribution_id)
             WHERE c.status = 'taken_down'
+        ), chosen AS (
+            SELECT s.sample_id, s.kind, s.messages FROM sample s
+            WHERE s.kept AND s.sample_id IN (SELECT sample_id FROM live)
+              AND s.sample_id NOT IN (SELECT sample_id FROM blocked)
+              AND (? IS NULL OR s.sample_id IN (SELECT sample_id FROM run_sample WHERE run_id = ?))
+        ), edges AS (
+            SELECT l.* FROM sample_lineage l SEMI JOIN chosen USING (sample_id)
+        ), contributions AS (
+            SELECT sample_id, list(DISTINCT contribution_id ORDER BY contribution_id) AS ids
+            FROM edges WHERE contribution_id IS NOT NULL GROUP BY sample_id
         ), licenses AS (
-            SELECT l.sample_id, coalesce(d.license_spdx, a.license_spdx, 'UNKNOWN') AS license
-            FROM sample_lineage l
+            SELECT l.sample_id,
+                   list(DISTINCT coalesce(d.license_spdx, a.license_spdx, 'UNKNOWN') ORDER BY 1) AS ids
+            FROM edges l
             LEFT JOIN (SELECT DISTINCT doc_sha256, license_spdx FROM source_document) d
                    ON l.parent_kind = 'chunk' AND d.doc_sha256 = l.doc_sha256
             LEFT JOIN contribution_attribution ca
                    ON l.parent_kind = 'seed' AND ca.contribution_id = l.contribution_id AND ca.version_id = l.version_id
             LEFT JOIN attribution a
                    ON a.contribution_id = ca.contribution_id AND a.attribution_sha256 = ca.attribution_sha256
+            WHERE l.parent_kind IN ('seed', 'chunk') GROUP BY l.sample_id
+        ), teachers AS (
+            SELECT rs.sample_id, list(DISTINCT r.teacher_model_ref ORDER BY r.teacher_model_ref) AS ids
+            FROM run_sample rs JOIN run r USING (run_id) SEMI JOIN chosen USING (sample_id)
+            WHERE r.teacher_model_ref IS NOT NULL GROUP BY rs.sample_id
         )
-        SELECT s.sample_id, s.kind, s.messages,
-               list(DISTINCT l.contribution_id ORDER BY l.contribution_id) FILTER (l.contribution_id IS NOT NULL),
-               (SELECT list(DISTINCT license ORDER BY license) FROM licenses x WHERE x.sample_id = s.sample_id),
-               (SELECT list(DISTINCT r.teacher_model_ref ORDER BY r.teacher_model_ref) FROM run_sample rs
-                  JOIN run r USING (run_id) WHERE rs.sample_id = s.sample_id AND r.teacher_model_ref IS NOT NULL)
-        FROM sample s JOIN sample_lineage l USING (sample_id)
-        WHERE s.kept AND s.sample_id IN (SELECT sample_id FROM live)
-          AND s.sample_id NOT IN (SELECT sample_id FROM blocked)
-          AND (? IS NULL OR s.sample_id IN (SELECT sample_id FROM run_sample WHERE run_id = ?))
-        GROUP BY s.sample_id, s.kind, s.messages
-        ORDER BY s.sample_id""", [run_id, run_id]).fetchall()
-    return [DatasetSample(sid, kind, json.loads(messages), tuple(cids or ()), tuple(lic or ("UNKNOWN",)),
+        SELECT c.sample_id, c.kind, c.messages, k.ids, l.ids, t.ids
+        FROM chosen c LEFT JOIN contributions k USING (sample_id) LEFT JOIN licenses l USING (sample_id)
+        LEFT JOIN teachers t USING (sample_id)
+        ORDER BY c.sample_id""", [run_id, run_id]).fetchall()
+    return [DatasetSample(sid, kind, messages, tuple(cids or ()), tuple(lic or ("UNKNOWN",)),
                           tuple(teachers or ())) for sid, kind, messages, cids, lic, teachers in rows]
 
 
 def source_date(con: Any) -> datetime | None:
     """The end of the newest successful run: a date that depends only on the catalog (reproducible)."""
-    row = con.execute("SELECT epoch(max(ended_at)) FROM run WHERE status = 'succeeded'").fetchone()
-    return datetime.fromtimestamp(int(row[0]), UTC) if row and row[0] is not None else None
+    [(epoch,)] = con.execute("SELECT epoch(max(ended_at)) FROM run WHERE status = 'succeeded'").fetchall()
+    return datetime.fromtimestamp(int(epoch), UTC) if epoch is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,8 +88,9 @@ def _last_findings(con: Any) -> list[Finding]:
 
 
 def _unchanged(con: Any, fingerprint: str, root: Path, started: datetime, allow_errors: bool) -> IndexOutcome | None:
-    last = con.execute("SELECT config_sha256, inputs_sha256, leaves_total, taxonomy_commit, errors FROM index_run "
-                       "WHERE status <> 'unchanged' ORDER BY finished_at DESC LIMIT 1").fetchone()
+    rows = con.execute("SELECT config_sha256, inputs_sha256, leaves_total, taxonomy_commit, errors FROM index_run "
+                       "WHERE status <> 'unchanged' ORDER BY finished_at DESC LIMIT 1").fetchall()
+    last = rows[0] if rows else None
     if last is None or last[1] != fingerprint:
         return None
     if last[4] and not allow_errors:  # unchanged, but the last run only went through with --allow-errors
@@ -249,7 +250,7 @@ class _Run:
                 UPDATE contribution SET status = 'retired', current_version_id = NULL
                 WHERE status IN ('active', 'invalid')
                   AND contribution_id NOT IN (SELECT contribution_id FROM _current)
-                  AND NOT list_bool_or([contribution_id LIKE p FOR p IN ?])""", [hidden]).fetchone()[0]
+                  AND NOT list_bool_or([contribution_id LIKE p FOR p IN ?])""", [hidden]).fetchall()[0][0]
         finally:
             self.con.unregister("_current")
         return int(retired)
