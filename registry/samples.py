@@ -6,6 +6,7 @@ import hashlib
 import string
 from collections import Counter
 from dataclasses import dataclass, replace
+from json.encoder import encode_basestring
 from typing import NamedTuple
 
 from registry.records import canonical_json, sha256_bytes
@@ -35,7 +36,9 @@ class Sample:
 
     @classmethod
     def make(cls, messages: list[Message], kind: str, lineage: list[Edge]) -> Sample:
-        body = canonical_json([{"role": m["role"], "content": m["content"]} for m in messages])
+        # canonical_json([{"role", "content"}...]) spelled out: the same bytes, several times faster
+        body = "[" + ",".join(f'{{"content":{encode_basestring(m["content"])},"role":{encode_basestring(m["role"])}}}'
+                              for m in messages) + "]"
         pairs = tuple((m["role"], m["content"]) for m in messages)
         return cls(sha256_bytes(body.encode()), pairs, kind, tuple(lineage), body)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
+from itertools import accumulate
 
-_WORD = re.compile(r"\S+")
+_GAP = re.compile(r"\s+")
 
 
 @dataclass(slots=True)
@@ -23,13 +24,16 @@ class SpacedText:
     _ends: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        words, position = [], 0
-        for match in _WORD.finditer(self.text):
-            words.append(match.group())
-            self._norm_starts.append(position)
-            self._starts.append(match.start())
-            self._ends.append(match.end())
-            position += len(match.group()) + 1
+        # Offsets from the lengths of words and of the gaps between them: C-level splits and sums.
+        words = self.text.split()
+        if not words:
+            return
+        leading = len(self.text) - len(self.text.lstrip())
+        gaps = _GAP.findall(self.text.strip())
+        lengths = [len(w) for w in words]
+        self._starts = list(accumulate([leading] + [w + len(g) for w, g in zip(lengths, gaps, strict=False)]))
+        self._ends = [s + n for s, n in zip(self._starts, lengths, strict=True)]
+        self._norm_starts = list(accumulate([0] + [n + 1 for n in lengths[:-1]]))
         self.normalized = " ".join(words)
 
     def find(self, passage: str) -> tuple[int, int] | None:
