@@ -319,18 +319,16 @@ class Sender:
     async def send_all(self, todo: list[Planned]) -> dict[str, str]:
         from openai import AsyncOpenAI  # only a teacher run needs the client
 
-        pending = iter(todo)
+        slots = asyncio.Semaphore(self.config.concurrency)
         async with AsyncOpenAI(base_url=self.config.url, api_key=self.config.api_key, max_retries=0,
                                timeout=self.config.timeout) as client:
-            workers = min(self.config.concurrency, len(todo))
-            await asyncio.gather(*(self._worker(client, pending) for _ in range(workers)))
+            await asyncio.gather(*(self._when_free(slots, client, planned) for planned in todo))
         return self.answers
 
-    async def _worker(self, client: Any, pending: Iterator[Planned]) -> None:
-        for planned in pending:  # one shared iterator: each request is taken by exactly one worker
-            if self.gave_up:
-                return
-            await self._send(client, planned)
+    async def _when_free(self, slots: asyncio.Semaphore, client: Any, planned: Planned) -> None:
+        async with slots:
+            if not self.gave_up:
+                await self._send(client, planned)
 
     async def _send(self, client: Any, planned: Planned) -> None:
         self.report.sent += 1
