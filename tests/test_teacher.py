@@ -271,9 +271,9 @@ def test_faults_are_retried_or_recorded(fake: FakeTeacher, make_taxonomy: Taxono
     index(root, catalog)
     retried = ["429", "429", "500", "slow", "malformed", "truncated"]
     fake.faults.extend([*retried, "garbage", "400"])
-    fake.slow_seconds = 1.2
+    fake.slow_seconds = 1.8
     outcome = generate(root, catalog, GenerateOptions("teacher", teacher=teacher(
-        fake, timeout=0.5, max_attempts=5, skill_requests=4)))
+        fake, timeout=1.0, max_attempts=5, skill_requests=4)))
 
     asked = outcome.stats["teacher"]
     assert (asked["requests_planned"], asked["requests_ok"], asked["requests_failed"]) == (12, 11, 1)
@@ -331,7 +331,7 @@ def test_kill_9_midway_then_a_rerun_repeats_no_request(fake: FakeTeacher, exampl
     deadline = time.monotonic() + 30
     while fake.total_answered() < 15 and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.5)  # answers on the wire reach the child and its journal
+    time.sleep(1.0)  # answers on the wire reach the child and its journal
     child.send_signal(signal.SIGKILL)
     child.wait(10)
     assert child.returncode == -signal.SIGKILL, child.stdout.read() if child.stdout else ""

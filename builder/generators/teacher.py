@@ -21,9 +21,10 @@ seeds shown as examples (`in_context_example`), and to the chunk (`source_chunk`
 it is about (`source_context`). An answer without a single good block, or with a broken one, becomes a
 dropped sample (`unparseable`) holding the teacher's text.
 
-How it is sent: the official `openai` client (AsyncOpenAI, chat completions, its own retries off),
-`concurrency` requests at once, retries with exponential backoff and jitter on timeouts, connection errors,
-malformed bodies, 429 and 5xx (`Retry-After` honoured); other 4xx are recorded as failed and not retried.
+How it is sent: the official `openai` client (AsyncOpenAI, its own retries off) POSTs to /chat/completions
+the very canonical JSON bytes that are hashed and journaled (Idempotency-Key: their sha256), under a
+semaphore of `concurrency` requests at once. Timeouts, connection errors, malformed bodies, 429 and 5xx are
+retried with exponential backoff and jitter (`Retry-After` honoured); other 4xx are recorded as failed at once.
 Every request carries a `seed` derived from the run's seed and the request, and is keyed by the sha256 of its
 canonical JSON (model, messages, parameters, seed). Every finished request goes to the catalog's
 `teacher_request` journal the moment it returns; a request found there with status ok is never sent again,
