@@ -228,3 +228,20 @@ def test_a_changed_document_cache_rechecks_its_leaves(make_taxonomy: TaxonomyMak
     assert outcome.leaves_parsed >= 1
     assert [f.code for f in outcome.findings] == ["TR504"]
     assert rows(catalog, "SELECT count(*) FROM source_document") == [(2,)]  # both document versions kept
+
+
+def test_commit_and_document_license_follow_later_changes(make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
+    root = make_taxonomy({"knowledge/testing/doc/qna.yaml": knowledge_yaml(), **document_files()})
+    catalog = tmp_path / "c.duckdb"
+    git(root, "init", "-q")
+    index(root, catalog)  # not committed yet
+    assert rows(catalog, "SELECT commit_sha FROM contribution_version") == [(None,)]
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "add")
+    index(root, catalog)
+    head = git(root, "rev-parse", "HEAD").strip()
+    assert rows(catalog, "SELECT commit_sha FROM contribution_version") == [(head,)]
+    attribution = root / "knowledge/testing/doc/attribution.txt"
+    attribution.write_text(attribution.read_text().replace("CC-BY-4.0", "CC-BY-SA-4.0"))
+    index(root, catalog)
+    assert rows(catalog, "SELECT license_spdx, share_alike FROM source_document") == [("CC-BY-SA-4.0", True)]

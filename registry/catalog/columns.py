@@ -30,3 +30,18 @@ def register(con: Any, name: str, table: str | None, columns: Columns) -> None:
     schema = con.sql(f"SELECT * FROM {table} LIMIT 0").to_arrow_table().schema
     con.register(name, pa.table({col: pa.array(values, type=schema.field(col).type)
                                  for col, values in columns.items()}))
+
+
+def upsert(con: Any, table: str, columns: Columns, key: tuple[str, ...], update: tuple[str, ...]) -> None:
+    """Insert, or update `update` columns where the key exists; within the batch the last row of a key wins."""
+    if not next(iter(columns.values())):
+        return
+    last = {tuple(columns[k][i] for k in key): i for i in range(len(columns[key[0]]))}
+    keep = sorted(last.values())
+    register(con, "_rows", table, {name: [values[i] for i in keep] for name, values in columns.items()})
+    try:
+        assignments = ", ".join(f"{col} = excluded.{col}" for col in update)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows "
+                    f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {assignments}")
+    finally:
+        con.unregister("_rows")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry import __version__, gitrepo
-from registry.catalog.columns import insert, register
+from registry.catalog.columns import insert, register, upsert
 from registry.catalog.connection import open_catalog
 from registry.config import ValidationConfig
 from registry.discovery import require_taxonomy
@@ -122,6 +122,7 @@ class _Run:
         try:
             checked = [s for s in self.report.leaves if not s.reused]
             self._versions(new)
+            self._commit_links()
             self._documents([s for s in checked if s.version is not None and s.verdict.valid])  # can change alone
             self._attributions([s for s in checked if s.verdict.valid])
             retired = self._contributions()
@@ -141,6 +142,24 @@ class _Run:
                 self.con.execute("ROLLBACK")
             raise
         return outcome
+
+    def _commit_links(self) -> None:
+        """A version first seen as an uncommitted edit gets its commit once the file is committed as is."""
+        linked = [(s.leaf.contribution_id, s.verdict.version_id, self.last_commits[s.leaf.source_path])
+                  for s in self.report.leaves if s.verdict.valid and s.leaf.source_path not in self.dirty
+                  and s.leaf.source_path in self.last_commits]
+        if not linked:
+            return
+        register(self.con, "_commits", None, {"contribution_id": [x[0] for x in linked],
+                                              "version_id": [x[1] for x in linked],
+                                              "commit_sha": [x[2] for x in linked]})
+        try:
+            self.con.execute("""
+                UPDATE contribution_version SET commit_sha = c.commit_sha FROM _commits c
+                WHERE contribution_version.contribution_id = c.contribution_id
+                  AND contribution_version.version_id = c.version_id AND contribution_version.commit_sha IS NULL""")
+        finally:
+            self.con.unregister("_commits")
 
     def _versions(self, new: list[LeafState]) -> None:
         versions = [s.version for s in new if s.version is not None]
@@ -182,7 +201,8 @@ class _Run:
             license_spdx = _single_license(state)
             docs.extend((state, resolved, license_spdx) for resolved in state.resolution.documents)
         classes = [classify(license_spdx) for _, _, license_spdx in docs]
-        insert(self.con, "source_document", {
+        # the license comes from the referencing leaf's attribution.txt: when that changes, so does this row
+        upsert(self.con, "source_document", {
             "doc_sha256": [r.document.doc_sha256 for _, r, _ in docs],
             "repo_url": [r.document.repo_url for _, r, _ in docs],
             "repo_commit": [r.document.repo_commit for _, r, _ in docs],
@@ -195,7 +215,8 @@ class _Run:
             "attribution_required": [c.attribution_required if c else None for c in classes],
             "share_alike": [c.share_alike if c else None for c in classes],
             "first_seen_run": [self.run_id] * len(docs),
-        })
+        }, key=("doc_sha256", "repo_url", "repo_commit", "path"),
+            update=("license_spdx", "license_class", "attribution_required", "share_alike"))
         insert(self.con, "contribution_source", {
             "contribution_id": [s.leaf.contribution_id for s, _, _ in docs],
             "version_id": [s.verdict.version_id for s, _, _ in docs],
