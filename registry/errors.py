@@ -14,6 +14,9 @@ class RegistryError(Exception):
         super().__init__(message)
         self.hint = hint or self.hint
 
+    def __reduce__(self) -> tuple[Any, ...]:  # keeps the hint when raised in a worker process
+        return (self.__class__, (str(self), self.hint))
+
 
 class EnvironmentProblem(RegistryError):
     """The machine lacks something the registry needs (libyaml, git)."""
@@ -41,3 +44,6 @@ class ValidationFailed(RegistryError):
     def __init__(self, message: str, hint: str = "", findings: list[Any] | None = None) -> None:
         super().__init__(message, hint)
         self.findings = findings or []
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (str(self), self.hint, self.findings))

@@ -7,7 +7,6 @@ swapped into place: a failed build leaves the previous dataset as it was.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -93,30 +92,27 @@ def _rows(samples: list[DatasetSample], split: str, options: DatasetOptions) -> 
 def _write_split(con: Any, folder: Path, split: str, rows: list[tuple[DatasetSample, int]],
                  target: Path) -> list[WrittenFile]:
     members = {s.sample_id: n for s, n in rows}
-    jsonl = folder / f"{split}.jsonl"
-    with jsonl.open("w", encoding="utf-8", newline="\n") as out:
-        for s, copies in rows:  # canonical JSON with sorted keys, written from the stored messages as they are
-            line = f'{{"id":{json.dumps(s.sample_id)},"kind":{json.dumps(s.kind)},"messages":{s.messages}}}\n'
-            out.write(line * copies)
-    parquet = folder / f"{split}.parquet"
-    _write_parquet(con, parquet, members)
+    jsonl, parquet = folder / f"{split}.jsonl", folder / f"{split}.parquet"
+    _copy_out(con, members, jsonl, "FORMAT json")
+    _copy_out(con, members, parquet, "FORMAT parquet, COMPRESSION zstd")
     count = sum(members.values())
     return [_written(jsonl, split, "jsonl", count, members, target),
             _written(parquet, split, "parquet", count, members, target)]
 
 
-def _write_parquet(con: Any, path: Path, members: dict[str, int]) -> None:
-    """DuckDB turns the stored JSON into Parquet lists of structs; ORDER BY makes the bytes reproducible."""
+def _copy_out(con: Any, members: dict[str, int], path: Path, options: str) -> None:
+    """DuckDB writes the stored messages as a list of {role, content}; ORDER BY makes the bytes reproducible."""
     import pyarrow as pa
 
-    con.register("_members", pa.table({"sample_id": list(members), "copies": list(members.values())}))
+    con.register("_members", pa.table({"sample_id": pa.array(list(members), pa.string()),
+                                       "copies": pa.array(list(members.values()), pa.int64())}))
     try:
         con.execute(f"""
             COPY (SELECT s.sample_id AS id, s.kind,
                          from_json(s.messages, '[{{"role": "VARCHAR", "content": "VARCHAR"}}]') AS messages
                   FROM sample s JOIN _members m USING (sample_id), range(m.copies)
                   ORDER BY s.sample_id)
-            TO '{_sql_path(path)}' (FORMAT parquet, COMPRESSION zstd)""").fetchall()
+            TO '{_sql_path(path)}' ({options})""").fetchall()
     finally:
         con.unregister("_members")
 

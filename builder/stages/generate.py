@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,19 +111,27 @@ def load_documents(root: Path, leaves: list[LeafInput], chunking: ChunkingConfig
 
 def _documents(root: Path, leaves: list[LeafInput], chunking: ChunkingConfig) -> dict[str, LoadedDocument]:
     """Every referenced markdown document, read from the cache, checked against its indexed hash, chunked."""
-    loaded: dict[str, LoadedDocument] = {}
+    wanted: dict[str, Path] = {}
     for row in (d for leaf in leaves for d in leaf.documents):
-        if row.doc_sha256 in loaded or not row.path.lower().endswith(".md"):
-            continue
-        path = commit_dir(root, DocumentRef(row.repo_url, row.repo_commit, (), (), 0)) / row.path
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise RegistryError(f"cannot read {path}: {exc.strerror}",
-                                hint="run `taxreg documents fetch`, then `taxreg index`") from None
-        if sha256_bytes(data) != row.doc_sha256:
-            raise RegistryError(f"{path} changed since it was indexed", hint="run `taxreg index` first")
-        text = data.decode("utf-8")
-        chunks: tuple[Chunk, ...] = tuple(chunk_document(text, row.doc_sha256, chunking))
-        loaded[row.doc_sha256] = LoadedDocument.make(row.doc_sha256, text, chunks)
-    return loaded
+        if row.doc_sha256 not in wanted and row.path.lower().endswith(".md"):
+            wanted[row.doc_sha256] = commit_dir(root, DocumentRef(row.repo_url, row.repo_commit, (), (), 0)) / row.path
+    jobs = [(sha, path, chunking) for sha, path in wanted.items()]
+    if len(jobs) < 200:
+        return dict(_load(job) for job in jobs)
+    # chunking parses markdown: spread it over the cores for large taxonomies
+    with ProcessPoolExecutor(min(os.cpu_count() or 1, 4), mp_context=get_context("fork")) as pool:
+        return dict(pool.map(_load, jobs, chunksize=max(8, len(jobs) // 16)))
+
+
+def _load(job: tuple[str, Path, ChunkingConfig]) -> tuple[str, LoadedDocument]:
+    sha, path, chunking = job
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RegistryError(f"cannot read {path}: {exc.strerror}",
+                            hint="run `taxreg documents fetch`, then `taxreg index`") from None
+    if sha256_bytes(data) != sha:
+        raise RegistryError(f"{path} changed since it was indexed", hint="run `taxreg index` first")
+    text = data.decode("utf-8")
+    chunks: tuple[Chunk, ...] = tuple(chunk_document(text, sha, chunking))
+    return sha, LoadedDocument.make(sha, text, chunks)

@@ -14,7 +14,6 @@ from registry.catalog.columns import insert
 class DatasetSample:
     sample_id: str
     kind: str
-    messages: str  # canonical JSON, exactly as stored (and hashed into sample_id)
     contribution_ids: tuple[str, ...]
     licenses: tuple[str, ...]  # SPDX ids of its sources ("UNKNOWN" where none is known)
     teacher_model_refs: tuple[str, ...]
@@ -31,7 +30,7 @@ def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]
             SELECT DISTINCT l.sample_id FROM sample_lineage l JOIN contribution c USING (contribution_id)
             WHERE c.status = 'taken_down'
         ), chosen AS (
-            SELECT s.sample_id, s.kind, s.messages FROM sample s
+            SELECT s.sample_id, s.kind FROM sample s
             WHERE s.kept AND s.sample_id IN (SELECT sample_id FROM live)
               AND s.sample_id NOT IN (SELECT sample_id FROM blocked)
               AND (? IS NULL OR s.sample_id IN (SELECT sample_id FROM run_sample WHERE run_id = ?))
@@ -56,12 +55,12 @@ def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]
             FROM run_sample rs JOIN run r USING (run_id) SEMI JOIN chosen USING (sample_id)
             WHERE r.teacher_model_ref IS NOT NULL GROUP BY rs.sample_id
         )
-        SELECT c.sample_id, c.kind, c.messages, k.ids, l.ids, t.ids
+        SELECT c.sample_id, c.kind, k.ids, l.ids, t.ids
         FROM chosen c LEFT JOIN contributions k USING (sample_id) LEFT JOIN licenses l USING (sample_id)
         LEFT JOIN teachers t USING (sample_id)
         ORDER BY c.sample_id""", [run_id, run_id]).fetchall()
-    return [DatasetSample(sid, kind, messages, tuple(cids or ()), tuple(lic or ("UNKNOWN",)),
-                          tuple(teachers or ())) for sid, kind, messages, cids, lic, teachers in rows]
+    return [DatasetSample(sid, kind, tuple(cids or ()), tuple(lic or ("UNKNOWN",)),
+                          tuple(teachers or ())) for sid, kind, cids, lic, teachers in rows]
 
 
 def source_date(con: Any) -> datetime | None:
