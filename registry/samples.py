@@ -33,6 +33,7 @@ class Sample:
     kind: str
     lineage: tuple[Edge, ...]
     body: str = ""  # the canonical JSON of the messages (what sample_id hashes), kept to be stored as is
+    words: int = -1  # word count, counted once (-1: not counted yet)
 
     @classmethod
     def make(cls, messages: list[Message], kind: str, lineage: list[Edge]) -> Sample:
@@ -40,7 +41,8 @@ class Sample:
         body = "[" + ",".join(f'{{"content":{encode_basestring(m["content"])},"role":{encode_basestring(m["role"])}}}'
                               for m in messages) + "]"
         pairs = tuple((m["role"], m["content"]) for m in messages)
-        return cls(sha256_bytes(body.encode()), pairs, kind, tuple(lineage), body)
+        words = sum(len(m["content"].split()) for m in messages)
+        return cls(sha256_bytes(body.encode()), pairs, kind, tuple(lineage), body, words)
 
     def messages_json(self) -> str:
         return self.body or canonical_json([{"role": r, "content": c} for r, c in self.messages])
@@ -50,7 +52,7 @@ class Sample:
 
     @property
     def n_words(self) -> int:
-        return len(self.text().split())
+        return self.words if self.words >= 0 else sum(len(c.split()) for _, c in self.messages)
 
 
 @dataclass(frozen=True, slots=True)
