@@ -127,7 +127,7 @@ def generate(
         help="teacher: base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1. API key from "
              "TAXREG_TEACHER_API_KEY or OPENAI_API_KEY.")] = None,
     teacher_model: Annotated[str | None, typer.Option(help="teacher: the model to ask, recorded with the run.")] = None,
-    teacher_concurrency: Annotated[int, typer.Option(help="teacher: requests in flight at once.")] = 8,
+    teacher_concurrency: Annotated[int, typer.Option(help="teacher: requests in flight at once.")] = 16,
     teacher_temperature: Annotated[float, typer.Option(help="teacher: sampling temperature.")] = 0.7,
     teacher_max_tokens: Annotated[int, typer.Option(help="teacher: max_tokens of each answer.")] = 1024,
     teacher_timeout: Annotated[float, typer.Option(help="teacher: seconds per HTTP attempt.")] = 60.0,

@@ -70,7 +70,7 @@ class TeacherConfig:
     url: str  # base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1
     model: str
     api_key: str = field(default="none", repr=False)
-    concurrency: int = 8
+    concurrency: int = 16  # twice a typical endpoint limit: hides the client's own per-request work
     temperature: float = 0.7
     max_tokens: int = 1024
     timeout: float = 60.0  # seconds per HTTP attempt
