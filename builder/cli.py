@@ -120,7 +120,8 @@ def generate(
         help="Which generator: seed (no model needed) or teacher (an OpenAI-compatible endpoint).")] = "seed",
     since: Annotated[str | None, typer.Option(help="Only leaves changed since this git ref.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed recorded with the run.")] = 0,
-    chunk_words: Annotated[int, typer.Option(help="Document chunk size in words.")] = 300,
+    chunk_size: Annotated[int, typer.Option(help="Document chunk size, in --chunk-unit.")] = 300,
+    chunk_unit: Annotated[str, typer.Option(help="words or tokens (word pieces and punctuation).")] = "words",
     max_words: Annotated[int, typer.Option(help="Drop samples longer than this (words).")] = 2048,
     documents: DocumentsOpt = None,
     teacher_url: Annotated[str | None, typer.Option(
@@ -146,7 +147,7 @@ def generate(
             teacher_url or "", teacher_model or "", api_key_from_environment(), teacher_concurrency,
             teacher_temperature, teacher_max_tokens, teacher_timeout, license=teacher_license,
             terms=teacher_terms) if generator == "teacher" else None
-        options = GenerateOptions(generator, since, seed, ChunkingConfig(max_size=chunk_words),
+        options = GenerateOptions(generator, since, seed, ChunkingConfig(max_size=chunk_size, unit=chunk_unit),
                                   FilterConfig(max_words=max_words), documents, teacher)
         outcome = run_generate(taxonomy, catalog, options)
     stats = outcome.stats
@@ -164,7 +165,8 @@ def import_sdg(
                                                 "several, or one .jsonl file.")],
     taxonomy: TaxonomyArg = settings.DEFAULT_TAXONOMY,
     catalog: CatalogOpt = settings.DEFAULT_CATALOG,
-    chunk_words: Annotated[int, typer.Option(help="Document chunk size in words (as for generate).")] = 300,
+    chunk_size: Annotated[int, typer.Option(help="Document chunk size, in --chunk-unit (as for generate).")] = 300,
+    chunk_unit: Annotated[str, typer.Option(help="words or tokens (word pieces and punctuation).")] = "words",
     max_words: Annotated[int, typer.Option(help="Drop samples longer than this (words).")] = 2048,
     documents: DocumentsOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when a record cannot be placed.")] = False,
@@ -176,7 +178,8 @@ def import_sdg(
     from registry.samples import FilterConfig
 
     with console.user_errors(_state["debug"]):
-        options = ImportOptions(ChunkingConfig(max_size=chunk_words), FilterConfig(max_words=max_words), documents)
+        options = ImportOptions(ChunkingConfig(max_size=chunk_size, unit=chunk_unit), FilterConfig(max_words=max_words),
+                                documents)
         outcome = run_import(source, taxonomy, catalog, options)
     for where, why in outcome.unplaced:
         console.print_line(f"unplaced {where}: {why}")

@@ -77,3 +77,14 @@ def test_tiny_sizes_are_refused() -> None:
         ChunkingConfig(max_size=3)
 
 
+
+
+def test_sizes_in_tokens_count_word_pieces_and_punctuation() -> None:
+    from registry.chunking import count_tokens
+
+    assert count_tokens("Hello, world! It's 2026.") == 9
+    text = " ".join(f"Sentence {i}, with punctuation; and more." for i in range(60))
+    chunks = chunk_document(text, "d", ChunkingConfig(max_size=40, unit="tokens"))
+    assert all(c.size <= 40 for c in chunks) and len(chunks) > len(chunk_document(text, "d", ChunkingConfig(40)))
+    with pytest.raises(ValueError, match="unit"):
+        ChunkingConfig(unit="bytes")
