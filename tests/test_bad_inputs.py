@@ -29,6 +29,7 @@ knowledge cases' repository (`_documents/github.com/example/docs/<COMMIT>/doc.md
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -51,14 +52,14 @@ from registry.validation import ValidationReport, validate
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 MIN_CASES = 45
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-CONTEXTS = [
-    "Lighthouses are towers with a bright lamp that guide ships at night.",
-    "The first lighthouse of record stood at Alexandria in ancient Egypt.",
-    "Fresnel lenses let a small lamp throw a beam many miles out to sea.",
-    "Lighthouse keepers trimmed wicks and wound clockwork every night.",
-    "Most lighthouses today are automated and need no resident keeper.",
-]
+# The corpus generator owns the shared texts: the tests read them from there (one source of truth).
+_CORPUS_SPEC = importlib.util.spec_from_file_location("make_corpus",
+                                                      Path(__file__).parent / "bad_inputs" / "make_corpus.py")
+assert _CORPUS_SPEC is not None and _CORPUS_SPEC.loader is not None
+_corpus = importlib.util.module_from_spec(_CORPUS_SPEC)
+_CORPUS_SPEC.loader.exec_module(_corpus)
+COMMIT: str = _corpus.COMMIT
+CONTEXTS: list[str] = _corpus.CONTEXTS
 DOCUMENT = "# Lighthouses\n\n" + "\n\n".join(CONTEXTS) + "\n"
 ATTRIBUTION = (
     "Title of work: Test\n"
