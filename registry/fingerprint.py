@@ -34,8 +34,8 @@ def _tree_digest(bases: list[Path], key: str = "") -> str:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
                     continue
-                try:
-                    info = entry.stat(follow_symlinks=False)
+                try:  # a linked file counts by its target: editing the target is a change
+                    info = entry.stat(follow_symlinks=entry.is_symlink())
                 except OSError:
                     continue
                 lines.append(f"{entry.path}\0{info.st_size}\0{info.st_mtime_ns}")

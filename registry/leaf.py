@@ -69,7 +69,7 @@ def check_bytes(leaf: LeafFile, data: bytes, config: ValidationConfig) -> LeafRe
     try:
         parsed = parse(text, config.max_yaml_nodes)
     except YamlProblem as problem:
-        findings.append(finding(problem.code, path, problem.message, problem.mark.line, problem.mark.col))
+        findings.extend(finding(p.code, path, p.message, p.mark.line, p.mark.col) for p in problem.all())
         return LeafResult(digest, len(data), None, tuple(findings))
     if parsed.data is None:
         findings.append(finding("TR107", path, "the file holds no content (only comments or blank lines)"))

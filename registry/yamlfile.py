@@ -49,11 +49,14 @@ class ParsedYaml:
 
 
 class YamlProblem(Exception):
-    """The text cannot become a value; carries the rule code and the position."""
+    """The text cannot become a value; carries the rule code and the position (and any further problems)."""
 
-    def __init__(self, code: str, message: str, mark: Mark) -> None:
+    def __init__(self, code: str, message: str, mark: Mark, more: tuple[YamlProblem, ...] = ()) -> None:
         super().__init__(message)
-        self.code, self.message, self.mark = code, message, mark
+        self.code, self.message, self.mark, self.more = code, message, mark, more
+
+    def all(self) -> tuple[YamlProblem, ...]:
+        return (self, *self.more)
 
 
 def require_libyaml() -> None:
@@ -89,6 +92,9 @@ def parse(text: str, max_nodes: int = 200_000) -> ParsedYaml:
         parsed.data = builder.build(root, ())
     except RecursionError:
         raise YamlProblem("TR101", "the YAML nests too deeply to be a qna.yaml", _mark(root.start_mark)) from None
+    if builder.duplicates:
+        first, *rest = builder.duplicates
+        raise YamlProblem(first.code, first.message, first.mark, tuple(rest))
     return parsed
 
 
@@ -101,6 +107,7 @@ class _Builder:
         self.track_aliases = track_aliases  # without a `*` in the text no node can be visited twice
         self.seen: set[int] = set()
         self.aliases = 0
+        self.duplicates: list[YamlProblem] = []
         self.constructor = SafeConstructor()
 
     # build() and _mapping() run for every node of every file: kept flat, marks stored as plain tuples.
@@ -130,14 +137,16 @@ class _Builder:
             key = key_node.value if key_node.tag == _STR_TAG else self._scalar(key_node)
             here = (*path, str(key))
             start = key_node.start_mark
-            if key in out:
+            if key in out:  # collected, not raised: every repeated key of the file is reported
                 line, col = key_marks[here]
-                raise YamlProblem(
+                self.duplicates.append(YamlProblem(
                     "TR102",
                     f"duplicate key '{key}' (first defined at line {line}, column {col}); "
                     "YAML would silently keep only the last value",
                     _mark(start),
-                )
+                ))
+                out[key] = self.build(value_node, here)
+                continue
             key_marks[here] = (start.line + 1, start.column + 1)
             out[key] = self.build(value_node, here)
         return out

@@ -245,3 +245,14 @@ def test_commit_and_document_license_follow_later_changes(make_taxonomy: Taxonom
     attribution.write_text(attribution.read_text().replace("CC-BY-4.0", "CC-BY-SA-4.0"))
     index(root, catalog)
     assert rows(catalog, "SELECT license_spdx, share_alike FROM source_document") == [("CC-BY-SA-4.0", True)]
+
+
+def test_links_follow_the_current_attribution(make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
+    root, catalog = small_tree(make_taxonomy), tmp_path / "c.duckdb"
+    index(root, catalog)
+    attribution = root / "compositional_skills/writing/a/attribution.txt"
+    attribution.write_text(attribution.read_text().replace("Test work", "Renamed work"))
+    index(root, catalog)
+    linked = rows(catalog, "SELECT count(*) FROM contribution_attribution WHERE contribution_id LIKE '%/a'")
+    assert linked == [(1,)]
+    assert rows(catalog, "SELECT count(*) FROM attribution WHERE contribution_id LIKE '%/a'") == [(2,)]  # history

@@ -84,3 +84,10 @@ def test_schema_errors_point_at_the_offending_item() -> None:
     result = check_bytes(leaf(), text.encode(), ValidationConfig())
     assert [(f.code, f.line, f.yaml_path) for f in result.findings] == [("TR203", 11, ".seed_examples[3].question")]
     assert result.version is None
+
+
+def test_every_duplicate_key_is_reported() -> None:
+    text = skill_yaml().replace("version: 3\n", "version: 3\nversion: 3\n").replace(
+        "created_by: tester\n", "created_by: tester\ncreated_by: again\n")
+    result = check_bytes(leaf(), text.encode(), ValidationConfig())
+    assert [(f.code, f.line) for f in result.findings] == [("TR102", 2), ("TR102", 5)]

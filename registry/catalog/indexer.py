@@ -121,6 +121,7 @@ class _Run:
         self.con.execute("BEGIN TRANSACTION")
         try:
             checked = [s for s in self.report.leaves if not s.reused]
+            self._forget_links([s for s in checked if s.verdict.valid])
             self._versions(new)
             self._commit_links()
             self._documents([s for s in checked if s.version is not None and s.verdict.valid])  # can change alone
@@ -142,6 +143,19 @@ class _Run:
                 self.con.execute("ROLLBACK")
             raise
         return outcome
+
+    def _forget_links(self, checked: list[LeafState]) -> None:
+        """Links of a re-checked version are written anew: a dropped pattern or attribution leaves no stale row."""
+        if not checked:
+            return
+        register(self.con, "_checked", None, {"contribution_id": [s.leaf.contribution_id for s in checked],
+                                              "version_id": [s.verdict.version_id for s in checked]})
+        try:
+            for table in ("contribution_source", "contribution_attribution"):
+                self.con.execute(f"""DELETE FROM {table} WHERE (contribution_id, version_id) IN
+                                     (SELECT contribution_id, version_id FROM _checked)""")
+        finally:
+            self.con.unregister("_checked")
 
     def _commit_links(self) -> None:
         """A version first seen as an uncommitted edit gets its commit once the file is committed as is."""
