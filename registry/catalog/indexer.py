@@ -121,7 +121,8 @@ class _Run:
         self.con.execute("BEGIN TRANSACTION")
         try:
             checked = [s for s in self.report.leaves if not s.reused]
-            self._forget_links([s for s in checked if s.verdict.valid])
+            self._forget_links([s for s in checked if s.verdict.valid and s.version is not None
+                                and (s.leaf.contribution_id, s.version.version_id) in known])  # new: no links yet
             self._versions(new)
             self._commit_links()
             self._documents([s for s in checked if s.version is not None and s.verdict.valid])  # can change alone
