@@ -22,7 +22,6 @@ from registry.errors import RegistryError
 from registry.records import sha256_bytes
 
 SPLITS = ("train", "test")
-SKILL_KINDS = ("compositional_skill", "foundational_skill")
 
 
 @dataclass(frozen=True, slots=True)
