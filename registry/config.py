@@ -33,13 +33,18 @@ class ValidationConfig:
             raise ValueError("max_file_size must be positive")
 
     def documents(self, taxonomy_root: Path) -> Path:
-        return self.documents_dir if self.documents_dir is not None else taxonomy_root / "_documents"
+        return documents_root(taxonomy_root, self.documents_dir)
 
     def file_rules_key(self) -> str:
         """Hash of everything a leaf's verdict depends on besides its files: limits, policy, rule versions."""
         key = {"max_file_size": self.max_file_size, "max_yaml_nodes": self.max_yaml_nodes,
                "words": asdict(self.words), "allowed": sorted(self.policy.allowed), "versions": _versions()}
         return hashlib.sha256(canonical_json(key).encode()).hexdigest()
+
+
+def documents_root(taxonomy_root: Path, documents_dir: Path | None = None) -> Path:
+    """The document cache: `--documents DIR` when given, else `_documents/` inside the taxonomy."""
+    return documents_dir if documents_dir is not None else taxonomy_root / "_documents"
 
 
 @functools.cache

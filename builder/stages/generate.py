@@ -17,6 +17,7 @@ from registry.catalog.connection import open_catalog
 from registry.catalog.generation import LeafInput, RunInfo, current_leaves, new_run_id, record_failed_run, write_run
 from registry.catalog.journal import merge_run_stats
 from registry.chunking import Chunk, ChunkingConfig, chunk_document
+from registry.config import documents_root
 from registry.documents import commit_dir
 from registry.errors import RegistryError
 from registry.records import DocumentRef, sha256_bytes
@@ -61,8 +62,7 @@ def generate(taxonomy: Path, catalog: Path, options: GenerateOptions) -> Generat
                        taxonomy_commit=gitrepo.head(taxonomy) if gitrepo.is_repository(taxonomy) else None)
         run_id, started = new_run_id(), datetime.now(UTC)
         try:
-            documents = _documents(taxonomy / "_documents" if options.documents_dir is None else options.documents_dir,
-                                   leaves, options.chunking)
+            documents = load_documents(documents_root(taxonomy, options.documents_dir), leaves, options.chunking)
             samples = generator.generate(GeneratorInput(leaves, documents, options.random_seed, teacher, con, run_id))
             verdicts, stats = apply_filters(samples, options.filters)
             verdicts += _rejected(generator, stats)
@@ -105,11 +105,6 @@ def _params(options: GenerateOptions) -> dict[str, Any]:
 
 
 def load_documents(root: Path, leaves: list[LeafInput], chunking: ChunkingConfig) -> dict[str, LoadedDocument]:
-    """The leaves' markdown documents from the cache, hash-checked and chunked as `taxreg generate` does."""
-    return _documents(root, leaves, chunking)
-
-
-def _documents(root: Path, leaves: list[LeafInput], chunking: ChunkingConfig) -> dict[str, LoadedDocument]:
     """Every referenced markdown document, read from the cache, checked against its indexed hash, chunked."""
     wanted: dict[str, Path] = {}
     for row in (d for leaf in leaves for d in leaf.documents):

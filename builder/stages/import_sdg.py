@@ -34,6 +34,7 @@ from registry.catalog.generation import (
     write_run,
 )
 from registry.chunking import ChunkingConfig
+from registry.config import documents_root
 from registry.errors import RegistryError
 from registry.samples import Edge, FilterConfig, FilterStats, Sample, Verdict, apply_filters
 from registry.sdg_import import DocumentText as DocText
@@ -93,7 +94,7 @@ def import_sdg(source: Path, taxonomy: Path, catalog: Path, options: ImportOptio
                        stage="import")
         run_id, started = new_run_id(), datetime.now(UTC)
         try:
-            root = taxonomy / "_documents" if options.documents_dir is None else options.documents_dir
+            root = documents_root(taxonomy, options.documents_dir)
             placer = Placer(view, root, options.chunking, sdg.generated)
             placements = placer.place(sdg.records)
             verdicts, stats, unplaced = _verdicts(sdg.records, placements, view.kinds, options.filters)
