@@ -278,18 +278,14 @@ def documents_fetch(
     documents: DocumentsOpt = None,
 ) -> None:
     """Clone every referenced document repository at its pinned commit into the cache (needs network)."""
-    from registry.documents import fetch
-    from registry.validation import validate as run_validation
+    from builder.stages.documents import fetch_documents
 
     with console.user_errors(_state["debug"]):
-        config = settings.load().validation(documents)
-        report = run_validation(taxonomy, config)
-        refs = [s.version.document for s in report.leaves if s.version and s.version.document]
-        written = fetch(config.documents(taxonomy), refs)
-    for path in written:
+        outcome = fetch_documents(taxonomy, settings.load().validation(documents))
+    for path in outcome.written:
         console.print_line(f"fetched {path}")
-    console.print_summary(f"{len(written)} repository checkout(s) fetched, "
-                          f"{len({(r.repo, r.commit) for r in refs}) - len(written)} already cached", False)
+    console.print_summary(f"{len(outcome.written)} repository checkout(s) fetched, "
+                          f"{outcome.already_cached} already cached", False)
 
 
 def main() -> None:

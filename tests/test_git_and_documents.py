@@ -98,3 +98,24 @@ def test_fetch_clones_the_pinned_commit_into_the_cache(tmp_path: Path, make_taxo
 def test_fetch_failure_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="cannot fetch"):
         fetch(tmp_path, [DocumentRef((tmp_path / "nowhere").as_uri(), "a" * 40, ("x.md",), (1,), 1)])
+
+
+def test_documents_fetch_command_reports_what_it_fetched(tmp_path: Path, make_taxonomy: TaxonomyMaker) -> None:
+    from typer.testing import CliRunner
+
+    from builder.cli import app
+
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    git(upstream, "init", "-q")
+    (upstream / "doc.md").write_text(DOC_TEXT)
+    git(upstream, "add", ".")
+    git(upstream, "commit", "-qm", "docs")
+    commit = git(upstream, "rev-parse", "HEAD").strip()
+    root = make_taxonomy({"knowledge/t/doc/qna.yaml": knowledge_yaml().replace(
+        "https://github.com/example/docs", upstream.as_uri()).replace("0123456789abcdef0123456789abcdef01234567",
+                                                                      commit)})
+    first = CliRunner().invoke(app, ["documents", "fetch", str(root)])
+    assert first.exit_code == 0 and "1 repository checkout(s) fetched, 0 already cached" in first.output
+    again = CliRunner().invoke(app, ["documents", "fetch", str(root)])
+    assert "0 repository checkout(s) fetched, 1 already cached" in again.output
