@@ -26,7 +26,6 @@ _TRAILING = re.compile(r"[ \t]+$", re.MULTILINE)
 @dataclass(frozen=True, slots=True)
 class LeafResult:
     sha256: str
-    byte_size: int
     version: ContributionVersion | None  # None when the file did not pass the schema
     findings: tuple[Finding, ...]
     question_keys: tuple[tuple[str, int], ...] = ()  # (digest of normalised question + context, line)
@@ -37,15 +36,15 @@ def read_leaf(leaf: LeafFile, config: ValidationConfig) -> LeafResult:
     try:
         info = leaf.abs_path.stat()
         if not stat.S_ISREG(info.st_mode):
-            return LeafResult("", 0, None, (finding("TR111", path, "not a regular file (a pipe, device or "
+            return LeafResult("", None, (finding("TR111", path, "not a regular file (a pipe, device or "
                                                     "folder?); qna.yaml must be a plain file"),))
         size = info.st_size
         if size > config.max_file_size:
-            return LeafResult("", size, None, (finding(
+            return LeafResult("", None, (finding(
                 "TR104", path, f"the file is {size:,} bytes; the limit is {config.max_file_size:,}"),))
         data = leaf.abs_path.read_bytes()
     except OSError as exc:
-        return LeafResult("", 0, None, (finding("TR111", path, f"cannot read the file: {exc.strerror}"),))
+        return LeafResult("", None, (finding("TR111", path, f"cannot read the file: {exc.strerror}"),))
     return check_bytes(leaf, data, config)
 
 
@@ -62,35 +61,35 @@ def check_bytes(leaf: LeafFile, data: bytes, config: ValidationConfig) -> LeafRe
         line, col = _byte_position(data, exc.start)
         findings.append(finding("TR103", path, f"byte 0x{data[exc.start]:02x} is not UTF-8 (Latin-1 or binary "
                                 "data?); save the file as UTF-8", line, col))
-        return LeafResult(digest, len(data), None, tuple(findings))
+        return LeafResult(digest, None, tuple(findings))
     if not text.strip():
         findings.append(finding("TR107", path, "the file is empty"))
-        return LeafResult(digest, len(data), None, tuple(findings))
+        return LeafResult(digest, None, tuple(findings))
     try:
         parsed = parse(text, config.max_yaml_nodes)
     except YamlProblem as problem:
         findings.extend(finding(p.code, path, p.message, p.mark.line, p.mark.col) for p in problem.all())
-        return LeafResult(digest, len(data), None, tuple(findings))
+        return LeafResult(digest, None, tuple(findings))
     if parsed.data is None:
         findings.append(finding("TR107", path, "the file holds no content (only comments or blank lines)"))
-        return LeafResult(digest, len(data), None, tuple(findings))
+        return LeafResult(digest, None, tuple(findings))
     if not isinstance(parsed.data, dict):
         what = "a list" if isinstance(parsed.data, list) else "a single value"
         findings.append(finding("TR106", path, f"the top level is {what}; qna.yaml must be a mapping of keys "
                                 "(version, created_by, seed_examples, ...)"))
-        return LeafResult(digest, len(data), None, tuple(findings))
+        return LeafResult(digest, None, tuple(findings))
     if schema.file_version(parsed.data) > 1:  # InstructLab lints only version 2+ files
         findings.extend(_layout(path, text))
     schema_findings = schema.check(path, leaf.top_folder, parsed)
     findings.extend(schema_findings)
     if schema_findings:
-        return LeafResult(digest, len(data), None, tuple(findings))
+        return LeafResult(digest, None, tuple(findings))
     words = _Words.count(parsed.data)
     version = _record(leaf, digest, len(data), parsed, words.total)
     keys = tuple((question_digest(s.question, s.context), s.line) for s in version.seeds)
     findings.extend(_content(path, version, words, keys, config))
     findings.extend(_long_contexts(path, words, parsed, config.words.context))
-    return LeafResult(digest, len(data), version, tuple(findings), keys)
+    return LeafResult(digest, version, tuple(findings), keys)
 
 
 def _layout(path: str, text: str) -> list[Finding]:
