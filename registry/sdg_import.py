@@ -60,7 +60,6 @@ class SdgFile:
 class SdgRecord:
     file: str
     line: int  # 1-based line of the record in its file
-    file_kind: str
     messages: list[Message]
     fields: dict[str, Any]  # the record's own keys and its parsed metadata (the record's keys win)
     record_id: str | None
@@ -210,7 +209,7 @@ def _record(value: dict[str, Any], shown: str, line: int, kind: str, path: Path)
     fields = {**metadata, **{k: v for k, v in value.items() if k not in ("messages", "metadata")}}
     record_id = value.get("id")
     file_leaf = path.stem if kind == NODE_DATASET else None
-    return SdgRecord(shown, line, kind, checked, fields, record_id if isinstance(record_id, str) else None,
+    return SdgRecord(shown, line, checked, fields, record_id if isinstance(record_id, str) else None,
                      file_leaf)
 
 
