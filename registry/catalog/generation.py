@@ -80,7 +80,8 @@ class RunInfo:
     prompt_template_sha256: str | None
     teacher_model_ref: str | None = None
     taxonomy_commit: str | None = None
-    stage: str = "generate"  # generate | import
+    stage: str = "generate"  # generate | import | train | export
+    build_id: str | None = None
 
 
 def new_run_id() -> str:
@@ -126,7 +127,9 @@ def record_failed_run(con: Any, run_id: str, info: RunInfo, started: datetime, e
 
 def _insert_run(con: Any, run_id: str, info: RunInfo, started: datetime, status: str,
                 stats: dict[str, Any]) -> None:
-    con.execute("INSERT INTO run VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+    con.execute("INSERT INTO run (run_id, stage, generator, teacher_model_ref, params, random_seed, "
+                "prompt_template_sha256, taxonomy_commit, builder_version, started_at, ended_at, status, stats, "
+                "build_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
         run_id, info.stage, info.generator, info.teacher_model_ref, json.dumps(info.params, sort_keys=True),
         info.random_seed, info.prompt_template_sha256, info.taxonomy_commit, __version__, started, datetime.now(UTC),
-        status, json.dumps(stats, sort_keys=True)])
+        status, json.dumps(stats, sort_keys=True), info.build_id])

@@ -1,51 +1,26 @@
-"""`taxreg`: each command parses options, calls one library function, renders, picks an exit code."""
+"""The spine commands: validate, index, generate, import-sdg, diff, query, rules, dataset, documents."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from builder import console, settings
-from builder.console import FindingFormat, TableFormat
-from registry import __version__
-
-app = typer.Typer(
-    name="taxreg", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-    help="Validate, index and publish an InstructLab-format taxonomy with per-sample lineage.",
+from builder.cli.common import (
+    CatalogOpt,
+    DocumentsOpt,
+    FormatOpt,
+    LicenseOpt,
+    MaxSizeOpt,
+    TaxonomyArg,
+    app,
+    dataset_app,
+    documents_app,
+    state,
 )
-documents_app = typer.Typer(no_args_is_help=True, help="The local cache of knowledge documents.")
-app.add_typer(documents_app, name="documents")
-dataset_app = typer.Typer(no_args_is_help=True, help="Training datasets built from the catalog.")
-app.add_typer(dataset_app, name="dataset")
-
-_state = {"debug": False}
-
-TaxonomyArg = Annotated[Path, typer.Argument(help="Taxonomy root (holds knowledge/, compositional_skills/...).")]
-CatalogOpt = Annotated[Path, typer.Option("--catalog", help="The DuckDB catalog file.")]
-DocumentsOpt = Annotated[
-    Path | None, typer.Option("--documents", help="Document cache [default: TAXONOMY/_documents].")]
-FormatOpt = Annotated[FindingFormat, typer.Option("--format", help="text, github (annotations) or json.")]
-MaxSizeOpt = Annotated[int | None, typer.Option("--max-file-size", help="Largest qna.yaml in bytes [1 MiB].")]
-LicenseOpt = Annotated[
-    list[str] | None, typer.Option("--allow-license", help="Allowed SPDX license (repeat); replaces the policy.")]
-
-
-def _version(value: bool) -> None:
-    if value:
-        console.print_line(f"taxreg {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main_options(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version.")] = False,
-) -> None:
-    _state["debug"] = debug
+from builder.console import FindingFormat, TableFormat
 
 
 @app.command()
@@ -65,7 +40,7 @@ def validate(
     from registry.validation import validate as run_validation
     from registry.validation import validate_since
 
-    with console.user_errors(_state["debug"]):
+    with console.user_errors(state["debug"]):
         config = settings.load().validation(documents, max_file_size, allow_license)
         cache = catalog_cache(catalog, config.file_rules_key())
         if since is None:
@@ -96,7 +71,7 @@ def index(
     """Validate the taxonomy and write it into the DuckDB catalog (incremental, one transaction)."""
     from registry.catalog.indexer import index as run_index
 
-    with console.user_errors(_state["debug"], fmt, taxonomy):
+    with console.user_errors(state["debug"], fmt, taxonomy):
         config = settings.load().validation(documents, max_file_size, allow_license)
         outcome = run_index(taxonomy, catalog, config, allow_errors=allow_errors)
     summary = {"run_id": outcome.run_id, "status": outcome.status, "leaves": outcome.leaves_total,
@@ -142,7 +117,7 @@ def generate(
     from registry.chunking import ChunkingConfig
     from registry.samples import FilterConfig
 
-    with console.user_errors(_state["debug"]):
+    with console.user_errors(state["debug"]):
         teacher = TeacherConfig(
             teacher_url or "", teacher_model or "", api_key_from_environment(), teacher_concurrency,
             teacher_temperature, teacher_max_tokens, teacher_timeout, license=teacher_license,
@@ -177,7 +152,7 @@ def import_sdg(
     from registry.chunking import ChunkingConfig
     from registry.samples import FilterConfig
 
-    with console.user_errors(_state["debug"]):
+    with console.user_errors(state["debug"]):
         options = ImportOptions(ChunkingConfig(max_size=chunk_size, unit=chunk_unit), FilterConfig(max_words=max_words),
                                 documents)
         outcome = run_import(source, taxonomy, catalog, options)
@@ -208,7 +183,7 @@ def diff(
     """List leaves added, modified, removed or renamed since a git ref (working tree included)."""
     from registry.gitrepo import changes_since
 
-    with console.user_errors(_state["debug"]):
+    with console.user_errors(state["debug"]):
         changes = changes_since(taxonomy, since)
     console.print_rows(["status", "path", "old_path"], [(c.status, c.path, c.old_path) for c in changes], fmt)
 
@@ -222,7 +197,7 @@ def query(
     """Run SQL on the catalog, read-only. Try: taxreg query "SELECT * FROM duckdb_tables()"."""
     from registry.catalog.query import run_query
 
-    with console.user_errors(_state["debug"]):
+    with console.user_errors(state["debug"]):
         result = run_query(catalog, sql)
     console.print_rows(result.columns, result.rows, fmt)
 
@@ -251,7 +226,7 @@ def dataset_build(
     """Write train/test JSONL and Parquet, a dataset card and croissant.json (byte-identical for the same inputs)."""
     from builder.stages.dataset import DatasetOptions, build_dataset
 
-    with console.user_errors(_state["debug"]):
+    with console.user_errors(state["debug"]):
         ratios = {"knowledge": 1.0, "skills": 1.0} | _ratios(mix or [])
         outcome = build_dataset(catalog, out, DatasetOptions(name, test_fraction, ratios, run))
     for f in outcome.files:
@@ -280,19 +255,9 @@ def documents_fetch(
     """Clone every referenced document repository at its pinned commit into the cache (needs network)."""
     from builder.stages.documents import fetch_documents
 
-    with console.user_errors(_state["debug"]):
+    with console.user_errors(state["debug"]):
         outcome = fetch_documents(taxonomy, settings.load().validation(documents))
     for path in outcome.written:
         console.print_line(f"fetched {path}")
     console.print_summary(f"{len(outcome.written)} repository checkout(s) fetched, "
                           f"{outcome.already_cached} already cached", False)
-
-
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
-
-

@@ -1,0 +1,22 @@
+"""`taxreg`: each command parses options, calls one library function, renders, picks an exit code.
+
+Commands live in modules named after what they drive; importing them registers them on `app`.
+Heavy libraries (torch, transformers, onnxruntime, mkdocs) are imported inside commands, never here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from builder.cli import spine  # noqa: F401  (registers its commands)
+from builder.cli.common import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)

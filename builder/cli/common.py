@@ -1,0 +1,49 @@
+"""The `taxreg` app, its global options and the option types the command modules share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from builder import console
+from builder.console import FindingFormat
+from registry import __version__
+
+app = typer.Typer(
+    name="taxreg", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    help="Validate, index and publish an InstructLab-format taxonomy with per-sample lineage.",
+)
+documents_app = typer.Typer(no_args_is_help=True, help="The local cache of knowledge documents.")
+app.add_typer(documents_app, name="documents")
+dataset_app = typer.Typer(no_args_is_help=True, help="Training datasets built from the catalog.")
+app.add_typer(dataset_app, name="dataset")
+
+state = {"debug": False}
+
+TaxonomyArg = Annotated[Path, typer.Argument(help="Taxonomy root (holds knowledge/, compositional_skills/...).")]
+CatalogOpt = Annotated[Path, typer.Option("--catalog", help="The DuckDB catalog file.")]
+DocumentsOpt = Annotated[
+    Path | None, typer.Option("--documents", help="Document cache [default: TAXONOMY/_documents].")]
+FormatOpt = Annotated[FindingFormat, typer.Option("--format", help="text, github (annotations) or json.")]
+MaxSizeOpt = Annotated[int | None, typer.Option("--max-file-size", help="Largest qna.yaml in bytes [1 MiB].")]
+LicenseOpt = Annotated[
+    list[str] | None, typer.Option("--allow-license", help="Allowed SPDX license (repeat); replaces the policy.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print_line(f"taxreg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version.")] = False,
+) -> None:
+    state["debug"] = debug
+
+
