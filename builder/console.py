@@ -129,3 +129,44 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: TableFormat
 
 def print_line(text: str) -> None:
     out.print(escape(text))
+
+
+STAGE_MARKS = {"pending": "[dim]·[/]", "running": "[yellow]…[/]", "ran": "[green]✓[/]", "skipped": "[cyan]=[/]",
+               "failed": "[bold red]✗[/]"}
+
+
+class StageBoard:
+    """The build's progress: one row per stage with its state and time; live on a terminal, a log line otherwise."""
+
+    def __init__(self) -> None:
+        from rich.live import Live
+
+        self.live = Live(console=err, refresh_per_second=4, transient=False) if err.is_terminal else None
+        self.logged: set[tuple[str, str]] = set()
+
+    def __enter__(self) -> StageBoard:
+        if self.live:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.live.__exit__(None, None, None)
+
+    def update(self, reports: list[Any]) -> None:
+        if self.live:
+            self.live.update(self._table(reports))
+            return
+        for r in reports:  # one line per state change, for logs and CI
+            if r.status in ("running", "pending") or (r.name, r.status) in self.logged:
+                continue
+            self.logged.add((r.name, r.status))
+            err.print(f"{STAGE_MARKS[r.status]} {escape(r.name):<15} {r.status:<8} {r.seconds:7.1f}s  "
+                      f"{escape(r.detail)}")
+
+    def _table(self, reports: list[Any]) -> Table:
+        table = Table("", "stage", "state", "time", "detail", box=None)
+        for r in reports:
+            time = f"{r.seconds:.1f}s" if r.status not in ("pending", "running") else ""
+            table.add_row(STAGE_MARKS[r.status], escape(r.name), r.status, time, escape(r.detail))
+        return table

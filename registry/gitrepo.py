@@ -57,6 +57,14 @@ def head(root: Path) -> str | None:
         return None
 
 
+def head_time(root: Path) -> int | None:
+    """The committer time of HEAD (seconds since the epoch), or None outside a repository."""
+    try:
+        return int(_git(root, "log", "-1", "--format=%ct", "HEAD").strip() or "x")
+    except (GitError, ValueError):
+        return None
+
+
 def resolve_ref(root: Path, ref: str) -> str:
     if not is_repository(root):
         raise GitError(f"{root} is not inside a git repository, so --since {ref} has nothing to compare with",

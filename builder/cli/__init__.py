@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import sys
 
-from builder.cli import spine  # noqa: F401  (registers its commands)
+from builder.cli import (  # noqa: F401  (importing a command module registers its commands)
+    build,
+    spine,
+)
 from builder.cli.common import app
 
 __all__ = ["app", "main"]

@@ -1,0 +1,39 @@
+"""`taxreg build`: the whole pipeline, from taxonomy to site (and a release with --release)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from builder import console, settings
+from builder.cli.common import TaxonomyArg, app, state
+
+
+@app.command()
+def build(
+    taxonomy: TaxonomyArg = settings.DEFAULT_TAXONOMY,
+    build_dir: Annotated[Path, typer.Option("--build-dir", help="Where every output goes.")] = settings.DEFAULT_BUILD,
+    release: Annotated[str | None, typer.Option(help="Cut this release version at the end.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of generation and training.")] = 0,
+    train_steps: Annotated[int, typer.Option(help="LoRA training steps (the demo default is short).")] = 60,
+    allow: Annotated[list[str] | None, typer.Option(
+        "--allow", help="Override a failed release gate (repeat); recorded in the manifest.")] = None,
+    sign: Annotated[Path | None, typer.Option(help="Sign the release with this local private key.")] = None,
+    force: Annotated[list[str] | None, typer.Option(help="Run this stage even if its inputs did not change.")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for another build holding the lock.")] = 0.0,
+) -> None:
+    """Validate, index, generate, build the dataset, train, export, (release) and publish the site."""
+    from builder.buildlock import build_lock
+    from builder.pipeline import BuildOptions, run_build
+
+    with console.user_errors(state["debug"], root=taxonomy):
+        config = settings.load().validation()
+        options = BuildOptions(taxonomy, build_dir, release, seed, train_steps, allow=tuple(allow or ()),
+                               sign_key=sign, force=tuple(force or ()))
+        with build_lock(build_dir, wait), console.StageBoard() as board:
+            reports = run_build(options, config, board.update)
+    ran = sum(r.status == "ran" for r in reports)
+    console.print_summary(f"build finished in {sum(r.seconds for r in reports):.1f}s: {ran} stage(s) ran, "
+                          f"{len(reports) - ran} skipped -> {build_dir}", False)

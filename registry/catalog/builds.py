@@ -1,0 +1,53 @@
+"""The `build` table: one row per `taxreg build`, opened when it starts and closed with its stage stats."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from registry import __version__
+
+
+def start_build(con: Any, taxonomy_commit: str | None, config_sha256: str, source_date_epoch: int | None) -> str:
+    build_id = uuid.uuid4().hex
+    con.execute("INSERT INTO build (build_id, taxonomy_commit, builder_version, config_sha256, source_date_epoch, "
+                "started_at, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
+                [build_id, taxonomy_commit, __version__, config_sha256, source_date_epoch, datetime.now(UTC)])
+    return build_id
+
+
+def finish_build(con: Any, build_id: str, status: str, stats: dict[str, Any]) -> None:
+    con.execute("UPDATE build SET finished_at = ?, status = ?, stats = ? WHERE build_id = ?",
+                [datetime.now(UTC), status, json.dumps(stats, sort_keys=True), build_id])
+
+
+def close_abandoned(con: Any) -> int:
+    """Builds still 'running' were killed (the build lock is free when this runs): mark them so."""
+    rows = con.execute("UPDATE build SET status = 'killed' WHERE status = 'running' RETURNING build_id").fetchall()
+    return len(rows)
+
+
+def active_leaves_digest(con: Any) -> list[tuple[str, str, list[str]]]:
+    """What generation reads: each active contribution's current version and the documents it references."""
+    rows = con.execute("""
+        SELECT c.contribution_id, c.current_version_id,
+               list(DISTINCT cs.doc_sha256 ORDER BY cs.doc_sha256) FILTER (WHERE cs.doc_sha256 IS NOT NULL)
+        FROM contribution c
+        LEFT JOIN contribution_source cs
+               ON cs.contribution_id = c.contribution_id AND cs.version_id = c.current_version_id
+        WHERE c.status = 'active'
+        GROUP BY ALL ORDER BY 1""").fetchall()
+    return [(cid, vid, list(docs or [])) for cid, vid, docs in rows]
+
+
+def takedown_subjects(con: Any) -> list[str]:
+    return [s for (s,) in con.execute("SELECT subject FROM takedown ORDER BY subject").fetchall()]
+
+
+def catalog_id(con: Any) -> str:
+    """A random id minted once per catalog file: stage keys include it, so a new catalog reruns every stage."""
+    con.execute("INSERT OR IGNORE INTO catalog_meta VALUES ('catalog_id', ?)", [uuid.uuid4().hex])
+    [(value,)] = con.execute("SELECT value FROM catalog_meta WHERE key = 'catalog_id'").fetchall()
+    return str(value)
