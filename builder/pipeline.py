@@ -19,7 +19,6 @@ from typing import Any
 from registry import __version__, gitrepo
 from registry.catalog import builds
 from registry.catalog.connection import open_catalog
-from registry.errors import ValidationFailed
 
 STATE_FILE = ".taxreg/stages.json"
 
@@ -35,6 +34,7 @@ class BuildOptions:
     allow: tuple[str, ...] = ()
     sign_key: Path | None = None
     force: tuple[str, ...] = ()  # stages to run even when their inputs did not change
+    model: bool = True  # base, train and export (off: a data-only build)
     site: bool = True
 
 
@@ -115,8 +115,6 @@ def run_build(options: BuildOptions, config: Any, listener: Listener) -> list[St
                 report.seconds = time.perf_counter() - started
                 listener(reports)
         status = "succeeded"
-    except ValidationFailed:
-        raise
     finally:
         con = open_catalog(ctx.catalog)
         try:
