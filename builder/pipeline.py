@@ -129,14 +129,14 @@ def _run_stage(ctx: BuildContext, stage: Stage, report: StageReport, state: dict
     saved = state.get(stage.name, {})
     key = "" if stage.always else stage.key(ctx)
     if not stage.always and stage.name not in ctx.options.force and saved.get("key") == key \
-            and saved.get("outputs") == _hash_outputs(stage.outputs(ctx)):
+            and saved.get("outputs") == hash_outputs(stage.outputs(ctx)):
         report.status, report.detail = "skipped", "inputs unchanged"
         ctx.outputs[stage.name] = saved.get("result", {})
         return
     report.detail, report.stats = stage.run(ctx)
     report.status = "skipped" if report.stats.pop("unchanged", False) else "ran"  # incremental by itself
     if not stage.always:
-        state[stage.name] = {"key": key, "outputs": _hash_outputs(stage.outputs(ctx)),
+        state[stage.name] = {"key": key, "outputs": hash_outputs(stage.outputs(ctx)),
                              "result": ctx.outputs.get(stage.name, {})}
         _save_state(ctx.build_dir, state)
 
@@ -156,7 +156,7 @@ def _options_json(options: BuildOptions) -> str:
                        "builder": __version__}, sort_keys=True)
 
 
-def _hash_outputs(paths: list[Path]) -> dict[str, str]:
+def hash_outputs(paths: list[Path]) -> dict[str, str]:
     """sha256 of every file under the given paths (missing paths hash to '')."""
     hashes: dict[str, str] = {}
     for base in paths:

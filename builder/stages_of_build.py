@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from builder.pipeline import BuildContext, BuildOptions, Stage, digest_of
+from builder.pipeline import BuildContext, BuildOptions, Stage, digest_of, hash_outputs
 from registry import __version__
 from registry.catalog import builds
 from registry.catalog.connection import open_catalog
@@ -22,6 +22,16 @@ def stages_for(options: BuildOptions) -> list[Stage]:
         Stage("generate", key=_generate_key, run=_generate),
         Stage("dataset", key=_dataset_key, run=_dataset, outputs=lambda ctx: [ctx.datasets / DATASET]),
     ]
+    if options.model:
+        stages += [
+            Stage("base model", key=_base_key, run=_base, outputs=lambda ctx: [ctx.model / "base"]),
+            Stage("train", key=_train_key, run=_train, outputs=lambda ctx: [ctx.model / "adapter"]),
+            Stage("export", key=_export_key, run=_export, outputs=_export_outputs),
+        ]
+    if options.release:
+        stages.append(Stage("release", key=lambda ctx: "", run=_release, always=True))
+    if options.site:
+        stages.append(Stage("site", key=lambda ctx: "", run=_site, always=True))
     return stages
 
 
@@ -76,3 +86,90 @@ def _dataset(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
     ctx.outputs["dataset"] = {"folder": str(outcome.folder), "files": {f.path: f.sha256 for f in outcome.files}}
     rows = {f"{f.split}_rows": f.rows for f in outcome.files if f.format == "parquet"}
     return f"{Path(outcome.folder)}: " + ", ".join(f"{k.removesuffix('_rows')} {v}" for k, v in rows.items()), rows
+
+
+def _base_key(ctx: BuildContext) -> str:
+    # The demo tokenizer is trained on the taxonomy's text: a new leaf is a new base model.
+    return digest_of({"leaves": _catalog_state(ctx)["leaves"], "seed": ctx.options.seed, "builder": __version__})
+
+
+def _base(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
+    from builder.model.demo import DemoSpec, init_demo_model
+
+    outcome = init_demo_model(ctx.options.taxonomy, ctx.model / "base", DemoSpec(seed=ctx.options.seed), ctx.config,
+                              force=True)
+    return (f"demo Granite, {outcome.parameters / 1e6:.1f}M parameters, vocabulary {outcome.vocab_size}",
+            {"parameters": outcome.parameters, "vocab_size": outcome.vocab_size})
+
+
+def _train_options(ctx: BuildContext) -> Any:
+    from builder.model.train import TrainOptions
+
+    return TrainOptions(ctx.model / "base", ctx.datasets / DATASET, ctx.model / "adapter", ctx.catalog,
+                        max_steps=ctx.options.train_steps, max_length=512, seed=ctx.options.seed,
+                        eval_steps=max(10, ctx.options.train_steps // 3),
+                        save_steps=max(10, ctx.options.train_steps // 3))
+
+
+def _train_key(ctx: BuildContext) -> str:
+    inputs = hash_outputs([ctx.model / "base", ctx.datasets / DATASET])
+    return digest_of({"inputs": sorted(inputs.values()), "steps": ctx.options.train_steps, "seed": ctx.options.seed,
+                      "builder": __version__})
+
+
+def _train(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
+    from builder.model.train import train
+
+    outcome = train(_train_options(ctx))
+    losses = outcome.results
+    first, last = losses.get("train_loss_first"), losses.get("train_loss_last")
+    detail = f"{outcome.global_step} steps" + (f" (resumed at {outcome.resumed_from})" if outcome.resumed_from else "")
+    if isinstance(first, float) and isinstance(last, float):
+        detail += f", loss {first:.2f} -> {last:.2f}"
+    if isinstance(losses.get("eval_loss"), float):
+        detail += f", eval loss {losses['eval_loss']:.2f}"
+    return detail, {"run_id": outcome.run_id, "steps": outcome.global_step, "resumed_from": outcome.resumed_from,
+                    "peak_rss_mb": round(outcome.peak_rss_mb)}
+
+
+def _export_key(ctx: BuildContext) -> str:
+    inputs = hash_outputs([ctx.model / "base", ctx.model / "adapter"])
+    return digest_of({"inputs": sorted(inputs.values()), "builder": __version__})
+
+
+def _export_outputs(ctx: BuildContext) -> list[Path]:
+    return [ctx.model / "onnx", ctx.model / "onnx-int8", ctx.model / "parity.json"]
+
+
+def _export(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
+    from builder.model.export import ExportOptions, export
+
+    outcome = export(ExportOptions(ctx.model / "base", ctx.model / "adapter", ctx.model, ctx.catalog,
+                                   dataset=ctx.datasets / DATASET))
+    variants = outcome.report.get("variants", outcome.report)
+    parts = []
+    for name in ("fp32", "int8"):
+        v = variants.get(name) if isinstance(variants, dict) else None
+        if isinstance(v, dict) and "top1_agreement" in v:
+            parts.append(f"{name} top-1 {float(v['top1_agreement']):.1%}")
+    return "parity " + ", ".join(parts), {"run_id": outcome.run_id, "peak_rss_mb": round(outcome.peak_rss_mb)}
+
+
+def _release(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
+    from builder.release.cut import CutOptions, cut_release
+
+    assert ctx.options.release is not None
+    outcome = cut_release(CutOptions(ctx.options.release, ctx.build_dir, DATASET, allow=ctx.options.allow,
+                                     sign_key=ctx.options.sign_key, with_model=ctx.options.model,
+                                     build_id=ctx.build_id, policy=ctx.config.policy,
+                                     config={"seed": ctx.options.seed, "train_steps": ctx.options.train_steps}))
+    return f"{outcome.folder} (manifest {outcome.manifest_sha256[:12]})", {"manifest_sha256": outcome.manifest_sha256}
+
+
+def _site(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
+    from builder.site.build import SiteOptions, build_site
+
+    outcome = build_site(SiteOptions(ctx.catalog, ctx.build_dir / "site", ctx.options.taxonomy,
+                                     vendor=ctx.build_dir / "vendor"))
+    return (f"{outcome.pages_rendered} page(s) rendered, {outcome.pages_reused} reused",
+            {"pages_rendered": outcome.pages_rendered, "pages_reused": outcome.pages_reused})
