@@ -20,15 +20,16 @@ class DatasetSample:
 
 
 def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]:
-    """Kept samples derived from the current version of an active contribution (none taken down)."""
+    """Kept samples derived from the current version of an active contribution, none from a taken-down one."""
     rows = con.execute("""
         WITH live AS (
             SELECT DISTINCT l.sample_id FROM sample_lineage l JOIN contribution c
               ON c.contribution_id = l.contribution_id AND c.current_version_id = l.version_id
             WHERE c.status = 'active'
-        ), blocked AS (
-            SELECT DISTINCT l.sample_id FROM sample_lineage l JOIN contribution c USING (contribution_id)
-            WHERE c.status = 'taken_down'
+        ), blocked AS (  -- derived from a taken-down contribution or document (`taxreg takedown`)
+            SELECT DISTINCT l.sample_id FROM sample_lineage l LEFT JOIN contribution c USING (contribution_id)
+            WHERE c.status = 'taken_down' OR l.contribution_id IN (SELECT subject FROM takedown)
+               OR l.doc_sha256 IN (SELECT subject FROM takedown)
         ), chosen AS (
             SELECT s.sample_id, s.kind FROM sample s
             WHERE s.kept AND s.sample_id IN (SELECT sample_id FROM live)

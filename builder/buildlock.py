@@ -1,0 +1,72 @@
+"""One writer per build directory: `taxreg build`, `release cut` and `takedown` take this lock first.
+
+The lock is an OS file lock (`filelock`): the kernel releases it when its holder dies, even by kill -9,
+so a crashed build never leaves a stale lock behind. Beside it, a small note says who holds it, for the
+message the second writer gets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from registry.errors import RegistryError
+
+LOCK = ".taxreg/build.lock"
+HOLDER = ".taxreg/build.lock.holder"
+
+
+class BuildDirBusy(RegistryError):
+    """Another taxreg process is writing the build directory (exit code 2)."""
+
+
+@contextmanager
+def build_lock(build_dir: Path, wait: float = 0.0, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the build directory's lock; wait up to `wait` seconds for another holder, then give up."""
+    path = build_dir / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path, thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        who = holder(build_dir)
+        if wait <= 0:
+            raise BuildDirBusy(f"{build_dir} is being written by {who}",
+                               hint="wait for it to finish, or pass --wait SECONDS to queue behind it") from None
+        if on_wait:
+            on_wait(f"{build_dir} is being written by {who}; waiting up to {wait:g}s")
+        try:
+            lock.acquire(timeout=wait)
+        except Timeout:
+            raise BuildDirBusy(f"{build_dir} is still being written by {holder(build_dir)} after {wait:g}s",
+                               hint="try again later, or pass a longer --wait") from None
+    try:
+        _write_holder(build_dir)
+        yield
+    finally:
+        (build_dir / HOLDER).unlink(missing_ok=True)
+        lock.release()
+
+
+def holder(build_dir: Path) -> str:
+    """'pid N (taxreg ...), since HH:MM:SS' from the note, or a plain phrase when there is none."""
+    try:
+        note = json.loads((build_dir / HOLDER).read_text(encoding="utf-8"))
+        since = time.strftime("%H:%M:%S", time.localtime(note["since"]))
+        return f"pid {note['pid']} ({note['command']}), since {since}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another taxreg process"
+
+
+def _write_holder(build_dir: Path) -> None:
+    note = {"pid": os.getpid(), "command": " ".join(["taxreg", *sys.argv[1:]])[:200], "since": time.time()}
+    tmp = build_dir / f"{HOLDER}.{os.getpid()}"
+    tmp.write_text(json.dumps(note), encoding="utf-8")
+    os.replace(tmp, build_dir / HOLDER)

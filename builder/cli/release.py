@@ -1,0 +1,223 @@
+"""`taxreg release cut|verify|diff|list|show` and `taxreg takedown`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from builder import console, settings
+from builder.cli.common import app, state
+from builder.console import TableFormat
+
+release_app = typer.Typer(no_args_is_help=True, help="Releases anyone can verify: cut, verify, diff, list, show.")
+app.add_typer(release_app, name="release")
+
+BuildDirOpt = Annotated[Path, typer.Option("--build-dir", help="The build directory.")]
+WaitOpt = Annotated[float, typer.Option(help="Seconds to wait for another taxreg writing the build directory.")]
+
+
+class OutputFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
+
+
+@release_app.command()
+def cut(
+    version: Annotated[str, typer.Argument(help="The release version, e.g. 1.0.0 (never overwritten).")],
+    build_dir: BuildDirOpt = settings.DEFAULT_BUILD,
+    dataset: Annotated[str, typer.Option(help="The dataset (under BUILD/datasets/) to ship.")] = "default",
+    license: Annotated[str | None, typer.Option(
+        "--license", help="SPDX license of the release [default: the roll-up of its sources].")] = None,
+    allow: Annotated[list[str] | None, typer.Option(
+        "--allow", help="Override a failed gate (repeat); recorded in the manifest.")] = None,
+    sign: Annotated[Path | None, typer.Option(help="Sign with this local ECDSA private key (PEM).")] = None,
+    no_model: Annotated[bool, typer.Option("--no-model", help="A data-only release (no model files).")] = False,
+    wait: WaitOpt = 0.0,
+) -> None:
+    """Check the release gates, then write BUILD/releases/VERSION/ with its manifest and SHA256SUMS."""
+    from builder.buildlock import build_lock
+    from builder.release.cut import CutOptions, cut_release
+    from registry.licenses import LicensePolicy
+
+    with console.user_errors(state["debug"]):
+        options = CutOptions(version, build_dir, dataset, license, tuple(allow or ()), sign, not no_model,
+                             policy=LicensePolicy(frozenset(settings.load().allowed_licenses)))
+        with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
+            outcome = cut_release(options)
+    m = outcome.manifest
+    overridden = sorted({p.rule for p in m.policy if p.overridden})
+    files = sum(1 for p in outcome.folder.rglob("*") if p.is_file())
+    console.print_line(f"{outcome.folder}: {files} files, {m.samples.get('total', 0)} samples from "
+                       f"{len(m.contributions)} contributions, license {m.license}")
+    console.print_summary(
+        f"release {m.version} {'recovered from an interrupted cut' if outcome.recovered else 'cut'}: "
+        f"{sum(p.passed for p in m.policy)}/{len(m.policy)} checks passed"
+        + (f", overridden: {', '.join(overridden)}" if overridden else "")
+        + (", data only" if m.model is None else "") + (", signed" if m.signature else ""), False)
+
+
+@release_app.command()
+def verify(
+    folder: Annotated[Path, typer.Argument(help="The release folder (holds SHA256SUMS and manifest.json).")],
+    key: Annotated[Path | None, typer.Option(help="Public key (PEM) the signature must verify with.")] = None,
+    fmt: FormatOpt = OutputFormat.TEXT,
+) -> None:
+    """Re-hash every file against SHA256SUMS and the manifest, check the signature; exit 1 on any difference."""
+    from builder.release.verify import verify_folder
+
+    with console.user_errors(state["debug"]):
+        manifest, differences, signature = verify_folder(folder, key)
+    if fmt is OutputFormat.JSON:
+        _json({"ok": not differences, "release": manifest.version if manifest else None, "signature": signature,
+               "differences": [{"path": d.path, "problem": d.problem, "detail": d.detail} for d in differences]})
+    else:
+        for d in differences:
+            console.print_line(f"{d.path}: {d.problem}: {d.detail}")
+        files = len(manifest.files) if manifest else 0
+        console.print_summary(f"{folder}: {len(differences)} difference(s)" if differences else
+                              f"{folder}: all {files + 1} files match SHA256SUMS and the manifest; signature: "
+                              f"{signature}", bool(differences))
+    raise typer.Exit(console.EXIT_FINDINGS if differences else console.EXIT_OK)
+
+
+@release_app.command()
+def diff(
+    old: Annotated[str, typer.Argument(help="The older release: a version or a folder.")],
+    new: Annotated[str, typer.Argument(help="The newer release: a version or a folder.")],
+    build_dir: BuildDirOpt = settings.DEFAULT_BUILD,
+    fmt: FormatOpt = OutputFormat.TEXT,
+) -> None:
+    """Contributions added, changed, removed (with their samples), counts, license mix, metrics, file hashes."""
+    from dataclasses import asdict
+
+    from builder.release.compare import diff_folders, locate
+
+    with console.user_errors(state["debug"]):
+        result = diff_folders(locate(build_dir, old), locate(build_dir, new))
+    if fmt is OutputFormat.JSON:
+        _json(asdict(result))
+        return
+    for c in result.contributions:
+        console.print_line(f"{c.change:<8} {c.contribution_id}  {_short(c.old_version)} -> {_short(c.new_version)}"
+                           f"  samples +{len(c.samples_added)} -{len(c.samples_removed)}")
+        for sample in c.samples_added:
+            console.print_line(f"           + {sample}")
+        for sample in c.samples_removed:
+            console.print_line(f"           - {sample}")
+    for title, changes in (("samples", result.samples), ("license mix", result.license_mix),
+                           ("metrics", result.metrics), ("files", result.files)):
+        for v in changes:
+            console.print_line(f"{title}: {v.name}: {_short(v.old)} -> {_short(v.new)}")
+    console.print_summary(f"{result.old} -> {result.new}: {len(result.contributions)} contribution(s) changed, "
+                          f"{len(result.files)} file(s) differ; reproducible outputs identical: "
+                          f"{'yes' if result.reproducible_match else 'no'}", False)
+
+
+@release_app.command("list")
+def list_releases(
+    build_dir: BuildDirOpt = settings.DEFAULT_BUILD,
+    fmt: Annotated[TableFormat, typer.Option("--format", help="table, csv or json.")] = TableFormat.TABLE,
+) -> None:
+    """Every release recorded in the catalog."""
+    from registry.catalog.connection import open_read_only
+    from registry.catalog.releases import list_releases as rows_of
+
+    with console.user_errors(state["debug"]):
+        con = open_read_only(build_dir / "catalog.duckdb")
+        try:
+            columns, rows = rows_of(con)
+        finally:
+            con.close()
+    console.print_rows(columns, rows, fmt)
+
+
+@release_app.command()
+def show(
+    release: Annotated[str, typer.Argument(help="A version (under BUILD/releases/) or a release folder.")],
+    build_dir: BuildDirOpt = settings.DEFAULT_BUILD,
+    fmt: FormatOpt = OutputFormat.TEXT,
+) -> None:
+    """What a release holds: inputs, model, data, license mix, gates, signature (json: the whole manifest)."""
+    from builder.release.compare import locate
+    from registry.release.manifest import read_manifest
+
+    with console.user_errors(state["debug"]):
+        manifest, _ = read_manifest(locate(build_dir, release))
+    if fmt is OutputFormat.JSON:
+        _json(manifest.to_dict())
+        return
+    m = manifest
+    model = m.model or {}
+    lines = [
+        f"release {m.version}  ({m.released_at}, taxonomy-registry {m.builder_version})",
+        f"license: {m.license}", f"taxonomy commit: {m.inputs.get('taxonomy_commit') or 'none (not a git tree)'}",
+        f"model: {model.get('base_model')} + " + ", ".join(a["kind"] for a in model.get("artifacts", []))
+        if m.model else "model: none (data-only release)",
+        "datasets: " + ", ".join(f"{d['path']} ({d['rows']} rows)" for d in m.inputs["datasets"]),
+        f"samples: {m.samples.get('total', 0)} from {len(m.contributions)} contributions",
+        *(f"  {x['license']} ({x['license_class']}): {x['samples']} samples" for x in m.license_mix),
+        f"gates: {sum(p.passed for p in m.policy)}/{len(m.policy)} passed"
+        + (f"; overridden with --allow: {', '.join(m.allowed)}" if m.allowed else ""),
+        *(f"  {p.rule} {p.subject}: {'overridden' if p.overridden else 'failed'}" for p in m.policy if not p.passed),
+        f"files: {len(m.files)}, {sum(f.size for f in m.files):,} bytes",
+        f"signature: {m.signature['method'] if m.signature else 'unsigned'}",
+    ]
+    for line in lines:
+        console.print_line(line)
+
+
+@app.command()
+def takedown(
+    subject: Annotated[str, typer.Argument(help="A document's sha256 or a contribution's taxonomy path.")],
+    reason: Annotated[str, typer.Option(help="Why it must go (kept in the catalog).")] = "",
+    by: Annotated[str | None, typer.Option(help="Who asked for it.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the impact.")] = False,
+    build_dir: BuildDirOpt = settings.DEFAULT_BUILD,
+    wait: WaitOpt = 0.0,
+    fmt: FormatOpt = OutputFormat.TEXT,
+) -> None:
+    """Show what depends on a document or contribution (samples, datasets, models, releases) and take it down."""
+    from builder.buildlock import build_lock
+    from builder.release.takedown import takedown as run_takedown
+
+    with console.user_errors(state["debug"]):
+        if not dry_run and not reason.strip():
+            from registry.errors import RegistryError
+
+            raise RegistryError("a takedown needs a reason", hint="pass --reason 'why it must go' (or --dry-run)")
+        with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
+            impact, new = run_takedown(build_dir / "catalog.duckdb", subject, reason, by, dry_run)
+    counts = {what: len(impact.ids(what)) for what in ("sample", "run", "dataset", "model", "release")}
+    if fmt is OutputFormat.JSON:
+        _json({"subject": impact.subject, "kind": impact.subject_kind, "taken_down": not dry_run, "counts": counts,
+               "impact": {what: impact.ids(what) for what in counts}})
+        return
+    console.print_line(f"{impact.subject_kind} {impact.subject}: " + ", ".join(
+        f"{n} {what}(s)" for what, n in counts.items()))
+    for what in ("dataset", "model", "release"):
+        for id_, detail in sorted({(i, d) for w, i, d in impact.rows if w == what}):
+            console.print_line(f"  {what} {id_} {detail}")
+    if dry_run:
+        console.print_summary("dry run: nothing changed", False)
+    else:
+        console.print_summary(("taken down" if new else "already taken down") + f"; the next dataset build leaves "
+                              f"out its {counts['sample']} sample(s)"
+                              + ("; cut a new release to replace the affected ones" if counts["release"] else ""),
+                              False)
+
+
+def _short(value: Any) -> str:
+    text = "none" if value is None else str(value)
+    return text[:12] if len(text) == 64 else text
+
+
+def _json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -1,0 +1,78 @@
+"""model/README.md: a Hugging Face model card (YAML front matter + text) written from the release manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from registry.release.manifest import Manifest
+
+PARITY_METRICS = ("max_abs_diff", "top1_agreement", "greedy_identical_prompts")
+
+
+def write_model_card(path: Path, manifest: Manifest) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(model_card(manifest), encoding="utf-8")
+
+
+def model_card(manifest: Manifest) -> str:
+    import yaml
+
+    model = manifest.model or {}
+    adapter = any(a["kind"] == "adapter" for a in model.get("artifacts", []))
+    single = " AND " not in manifest.license and " OR " not in manifest.license
+    header: dict[str, Any] = {
+        "license": manifest.license.lower() if single else "other",
+        **({} if single else {"license_name": "mixed", "license_details": manifest.license}),
+        "base_model": model.get("base_model"),
+        "base_model_relation": model.get("base_model_relation", "finetune"),
+        "datasets": [f"taxonomy-registry-{d}" for d in sorted({d["name"] for d in manifest.inputs["datasets"]})],
+        "language": ["en"],
+        "library_name": "onnx",
+        "pipeline_tag": "text-generation",
+        "tags": ["taxonomy-registry", *(["lora", "peft"] if adapter else []), "onnx",
+                 *(["demo"] if "demo" in str(model.get("base_model")) else [])],  # the demo base says so in its name
+    }
+    metrics = _metrics(manifest.metrics.get("parity") or {})
+    if metrics:
+        header["model-index"] = [{"name": f"taxonomy-registry-{manifest.version}", "results": [{
+            "task": {"type": "text-generation"},
+            "dataset": {"name": "ONNX export parity (fp32 and int8 vs PyTorch)", "type": "parity"},
+            "metrics": metrics}]}]
+    artifacts = model.get("artifacts", [])
+    lines = [
+        "---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", "",
+        f"# Taxonomy Registry model {manifest.version}", "",
+        (f"A LoRA fine-tune of `{model.get('base_model')}` on the community taxonomy's training data, exported "
+         "to ONNX (fp32 and int8)." if adapter else f"`{model.get('base_model')}` exported to ONNX (fp32 and int8), "
+         "without fine-tuning.") + " When the base is the embedded demo model this is a **demo model**: tiny, "
+        "trained for minutes on a CPU, useful to show the pipeline, not to answer questions well.", "",
+        "| folder | what | artifact |", "|---|---|---|",
+        *(f"| `{a['path']}` | {a['kind']} ({a['format']}) | `{a['artifact_id'][:16]}` |" for a in artifacts), "",
+        "## Training data", "",
+        f"- {manifest.samples.get('total', 0)} samples from {len(manifest.contributions)} contributions "
+        f"(`data/`, with its own card and `croissant.json`)",
+        f"- Licenses of the sources: {manifest.license}",
+        f"- Teacher models: {', '.join(t['model_ref'] for t in manifest.inputs['teacher_models']) or 'none'}",
+        f"- Seeds: generation {[s['random_seed'] for s in manifest.inputs['seeds']['generation']]}, "
+        f"training {manifest.inputs['seeds']['training']}", "",
+        "## Provenance", "",
+        "Every file of this release is listed with its sha256 in `SHA256SUMS` and `manifest.json`; check them with "
+        "`taxreg release verify`. The audit database in `audit/` traces every training sample to its seed, "
+        "document, contribution, contributor and license.", "",
+    ]
+    return "\n".join(lines)
+
+
+def _metrics(parity: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for variant in ("fp32", "int8"):
+        section = parity.get("variants", {}).get(variant)
+        if not isinstance(section, dict):
+            continue
+        for name in PARITY_METRICS:
+            value = section.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                found.append({"type": f"{variant}_{name}", "value": value, "name": f"{variant} ONNX vs PyTorch: "
+                              f"{name.replace('_', ' ')}"})
+    return found

@@ -1,0 +1,49 @@
+"""`taxreg release diff A B`: two manifests compared, with each changed leaf's samples read from the releases'
+own audit Parquet (sample_lineage x dataset_member), so a diff needs nothing but the two folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from registry.errors import RegistryError
+from registry.release.diff import ReleaseDiff, SampleMap, diff_releases
+from registry.release.manifest import Manifest, read_manifest
+
+
+def locate(build_dir: Path, release: str) -> Path:
+    """A release folder given as a path, or as a version under BUILD/releases/."""
+    path = Path(release)
+    if (path / "manifest.json").is_file():
+        return path
+    under = build_dir / "releases" / release
+    if (under / "manifest.json").is_file():
+        return under
+    raise RegistryError(f"no release {release!r}: neither a release folder nor a version in {build_dir / 'releases'}",
+                        hint="list them with `taxreg release list`")
+
+
+def diff_folders(old: Path, new: Path) -> ReleaseDiff:
+    a, _ = read_manifest(old)
+    b, _ = read_manifest(new)
+    return diff_releases(a, b, samples_by_contribution(old, a), samples_by_contribution(new, b))
+
+
+def samples_by_contribution(folder: Path, manifest: Manifest) -> SampleMap:
+    """contribution_id -> the sample ids the release ships, from its audit Parquet (empty when absent)."""
+    lineage, members = folder / "audit" / "sample_lineage.parquet", folder / "audit" / "dataset_member.parquet"
+    if not (lineage.is_file() and members.is_file()):
+        return {}
+    ids = [d["dataset_id"] for d in manifest.inputs["datasets"]]
+    con = duckdb.connect()
+    try:
+        rows = con.execute("""
+            SELECT l.contribution_id, list(DISTINCT l.sample_id ORDER BY l.sample_id)
+            FROM read_parquet(?) l
+            WHERE l.contribution_id IS NOT NULL AND l.sample_id IN (
+                SELECT sample_id FROM read_parquet(?) WHERE dataset_id IN (SELECT unnest(?::VARCHAR[])))
+            GROUP BY 1""", [str(lineage), str(members), ids]).fetchall()
+    finally:
+        con.close()
+    return {cid: frozenset(samples) for cid, samples in rows}

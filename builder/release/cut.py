@@ -1,0 +1,408 @@
+"""`taxreg release cut VERSION`: gates, then build/releases/VERSION/ assembled in a temporary folder and renamed.
+
+Order of work, so that a kill at any point leaves either no release or a whole one:
+1. every policy gate runs; a blocking failure is recorded in `policy_check` and stops the cut;
+2. files are copied and written into `releases/.tmp-VERSION-*/VERSION/` (stale ones are removed next time);
+3. one catalog transaction records the checks, the release and its artifacts; the folder is renamed into
+   place inside it, and the transaction commits right after. A folder that got renamed but not recorded
+   (a kill in between) is adopted by the next cut of that version once it verifies.
+The caller holds the build directory's lock (`builder.buildlock`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from builder.release import bom, cards, signing, spdx3
+from registry import __version__
+from registry.catalog import policy, publish, releases
+from registry.catalog.connection import open_catalog
+from registry.catalog.datasets import source_date
+from registry.errors import RegistryError
+from registry.licenses import LicensePolicy, normalize
+from registry.release.canonical import canonical_sha256
+from registry.release.manifest import (
+    MANIFEST,
+    PUBLIC_KEY,
+    SIGNATURE,
+    SUMS,
+    FileEntry,
+    Manifest,
+    PolicyResult,
+    read_manifest,
+)
+from registry.release.sums import file_sha256, format_sums
+from registry.release.verify import verify_release
+
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+DATA_FILES = ("train.parquet", "test.parquet", "train.jsonl", "test.jsonl")
+DATA_DOCS = ("README.md", "croissant.json")
+MODEL_DIRS = {"adapter": "adapter", "onnx": "onnx", "onnx_int8": "onnx-int8"}  # catalog kind -> folder
+DEMO_BASE = "taxonomy-registry/demo-granite"  # the base model `taxreg model init` builds
+PAUSE_ENV = "TAXREG_TEST_PAUSE_AT"  # tests: "<checkpoint>:<marker file>" makes a cut stop there, to be killed
+
+
+@dataclass(frozen=True, slots=True)
+class CutOptions:
+    version: str
+    build_dir: Path = Path("build")
+    dataset: str = "default"
+    license: str | None = None  # SPDX expression; None: the dataset's license roll-up
+    allow: tuple[str, ...] = ()
+    sign_key: Path | None = None
+    with_model: bool = True
+    build_id: str | None = None
+    policy: LicensePolicy = field(default_factory=LicensePolicy)
+    config: dict[str, Any] = field(default_factory=dict)  # the build's own settings, recorded as inputs
+
+    def __post_init__(self) -> None:
+        if not VERSION.match(self.version):
+            raise RegistryError(f"release version {self.version!r} must be 1-64 letters, digits, '.', '_', '+' "
+                                "or '-', starting with a letter or digit", hint="e.g. 1.0.0 or 2026.11.22")
+
+
+@dataclass(frozen=True, slots=True)
+class CutOutcome:
+    folder: Path
+    manifest: Manifest
+    manifest_sha256: str
+    recovered: bool = False  # a folder left by a killed cut, verified and recorded now
+
+
+@dataclass(slots=True)
+class _Shipment:
+    """What the release will hold, gathered from the build directory and the catalog before writing."""
+    datasets: dict[str, releases.DatasetFile]  # file name -> dataset row
+    data_dir: Path
+    model: dict[str, tuple[dict[str, Any], dict[str, str]]] | None
+    parity: dict[str, Any] | None
+    license: str
+    released_at: datetime
+
+
+def cut_release(options: CutOptions) -> CutOutcome:
+    root = options.build_dir / "releases"
+    root.mkdir(parents=True, exist_ok=True)
+    remove_stale(root)
+    target = root / options.version
+    con = open_catalog(options.build_dir / "catalog.duckdb")
+    try:
+        if target.exists():
+            return _adopt(con, target, options)
+        if releases.release_exists(con, options.version):
+            raise RegistryError(f"release {options.version} is in the catalog but {target} is gone",
+                                hint="restore the folder from a copy, or cut a new version")
+        shipment = _gather(con, options)
+        results = policy.run_checks(con, policy.PolicyInput(
+            tuple(shipment.datasets[n].dataset_id for n in sorted(shipment.datasets)), shipment.license,
+            options.policy, shipment.parity, frozenset(options.allow)))
+        if policy.blocking(results):
+            policy.record_checks(con, results, options.build_id, options.version, datetime.now(UTC))
+            raise policy.refusal(options.version, results)
+        with tempfile.TemporaryDirectory(dir=root, prefix=f".tmp-{options.version}-") as tmp:
+            staging = Path(tmp) / options.version
+            manifest = _assemble(con, staging, options, shipment, results)
+            _checkpoint("assembled")
+            digest = file_sha256(staging / MANIFEST)
+            _commit(con, staging, target, options, shipment, manifest, digest, results)
+        return CutOutcome(target, manifest, digest)
+    finally:
+        con.close()
+
+
+def remove_stale(root: Path) -> list[Path]:
+    """Temporary folders of cuts that were killed (the caller holds the lock, so none is in use)."""
+    stale = sorted(root.glob(".tmp-*"))
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+def _gather(con: Any, options: CutOptions) -> _Shipment:
+    data_dir = options.build_dir / "datasets" / options.dataset
+    datasets = _datasets(con, data_dir)
+    model = _model(con, options.build_dir / "model") if options.with_model else None
+    parity = _parity(options.build_dir / "model") if options.with_model else None
+    license = _release_license(options.license, datasets)
+    return _Shipment(datasets, data_dir, model, parity, license, _released_at(con))
+
+
+def _datasets(con: Any, folder: Path) -> dict[str, releases.DatasetFile]:
+    missing = [name for name in (*DATA_FILES, *DATA_DOCS) if not (folder / name).is_file()]
+    if missing:
+        raise RegistryError(f"{folder} lacks {', '.join(missing)}", hint="run `taxreg dataset build` first")
+    hashes = {name: file_sha256(folder / name) for name in DATA_FILES}
+    rows = releases.dataset_files(con, list(hashes.values()))
+    unknown = [name for name, sha in hashes.items() if sha not in rows]
+    if unknown:
+        raise RegistryError(f"{', '.join(str(folder / n) for n in unknown)}: not the file(s) the catalog recorded",
+                            hint="run `taxreg dataset build` again so files and catalog agree")
+    return {name: rows[sha] for name, sha in hashes.items()}
+
+
+def _model(con: Any, folder: Path) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
+    """The exported model (fp32 + int8) and, when the export merged it, the LoRA adapter; checked against disk."""
+    found = releases.model_artifacts(con, tuple(MODEL_DIRS))
+    lacking = [kind for kind in ("onnx", "onnx_int8") if kind not in found]
+    if lacking:
+        raise RegistryError(f"no {' or '.join(lacking)} model artifact in the catalog",
+                            hint="run `taxreg export` first, or cut a data-only release with --no-model")
+    parent = found["onnx"][0]["derived_from"]
+    if found["onnx_int8"][0]["derived_from"] != parent:
+        raise RegistryError("the fp32 and int8 ONNX models in the catalog come from different exports",
+                            hint="run `taxreg export` again")
+    if "adapter" in found and found["adapter"][0]["artifact_id"] != parent:
+        del found["adapter"]  # an older training run's adapter: not what the ONNX model was merged from
+    for kind, (_, files) in found.items():
+        directory = folder / MODEL_DIRS[kind]
+        for relpath, sha in files.items():
+            path = directory / relpath
+            if not path.is_file() or file_sha256(path) != sha:
+                raise RegistryError(f"{path} is missing or differs from the {kind} artifact the catalog recorded",
+                                    hint="run `taxreg export` again (or `taxreg train` for the adapter)")
+    return found
+
+
+def _parity(folder: Path) -> dict[str, Any]:
+    path = folder / "parity.json"
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"cannot read {path}: {exc}", hint="run `taxreg export` first") from None
+    if not isinstance(loaded, dict):
+        raise RegistryError(f"{path} is not a JSON object")
+    return loaded
+
+
+def _release_license(declared: str | None, datasets: dict[str, releases.DatasetFile]) -> str:
+    if declared is not None:
+        spdx = normalize(declared)
+        if spdx is None:
+            raise RegistryError(f"--license {declared!r} is not an SPDX license expression",
+                                hint="e.g. CC-BY-4.0 or 'CC-BY-4.0 AND Apache-2.0'")
+        return spdx
+    rolled = {d.license_expression or "UNKNOWN" for d in datasets.values()}
+    return " AND ".join(sorted(rolled))
+
+
+def _released_at(con: Any) -> datetime:
+    """SOURCE_DATE_EPOCH; else the last taxonomy commit's time; else the newest run's end."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), UTC)
+    [(newest,)] = con.execute("SELECT epoch(max(committed_at)) FROM taxonomy_commit").fetchall()
+    if newest is not None:  # the last commit that changed the taxonomy
+        return datetime.fromtimestamp(int(newest), UTC)
+    return source_date(con) or datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _assemble(con: Any, staging: Path, options: CutOptions, shipment: _Shipment,
+              results: list[PolicyResult]) -> Manifest:
+    (staging / "data").mkdir(parents=True)
+    for name in (*DATA_FILES, *DATA_DOCS):
+        shutil.copyfile(shipment.data_dir / name, staging / "data" / name)
+    if shipment.model is not None:
+        _copy_model(options.build_dir / "model", staging, shipment)
+    draft = _manifest(con, options, shipment, results)
+    if shipment.model is not None:
+        cards.write_model_card(staging / "model" / "README.md", draft)
+    bom.write_bom(staging / "bom", draft, staging)
+    spdx3.write_spdx(staging / "bom", draft, staging)
+    publish.write_release_audit(con, staging / "audit")  # the same public copy the site publishes
+    if options.sign_key is not None:
+        (staging / PUBLIC_KEY).write_bytes(signing.public_key_pem(options.sign_key))
+    manifest = draft.with_files([_entry(staging, p) for p in _listed(staging)])
+    (staging / MANIFEST).write_bytes(manifest.to_bytes())
+    sums = [(p, file_sha256(staging / p)) for p in [*_listed(staging), MANIFEST]]
+    (staging / SUMS).write_text(format_sums(sums), encoding="utf-8")
+    if options.sign_key is not None:
+        signing.sign(staging, options.sign_key)
+    return manifest
+
+
+def _copy_model(model_dir: Path, staging: Path, shipment: _Shipment) -> None:
+    assert shipment.model is not None
+    for kind, (_, files) in sorted(shipment.model.items()):
+        folder = MODEL_DIRS[kind]
+        for relpath in sorted(files):
+            target = staging / "model" / folder / relpath
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(model_dir / folder / relpath, target)
+    shutil.copyfile(model_dir / "parity.json", staging / "parity.json")
+
+
+def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[PolicyResult]) -> Manifest:
+    base = _base_model(con, shipment)
+    ids = sorted(d.dataset_id for d in shipment.datasets.values())
+    config = {"dataset": next(iter(shipment.datasets.values())).params, "release_license": shipment.license,
+              "allowed_licenses": sorted(options.policy.allowed), "build": options.config}
+    return Manifest(
+        version=options.version, released_at=shipment.released_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        builder_version=__version__, license=shipment.license,
+        inputs={"taxonomy_commit": _taxonomy_commit(con), "config": config, "config_sha256": canonical_sha256(config),
+                "seeds": {"generation": releases.generation_seeds(con, ids),
+                          "training": _training_seed(options.build_dir / "model")},
+                "base_model": base, "teacher_models": releases.teachers(con, ids),
+                "datasets": [{"dataset_id": d.dataset_id, "name": d.name, "split": d.split, "format": d.format,
+                              "rows": d.rows, "path": f"data/{name}"}
+                             for name, d in sorted(shipment.datasets.items())]},
+        model=_model_entry(shipment, base),
+        contributions=tuple(releases.shipped_contributions(con, ids)),
+        samples=releases.shipped_samples(con, ids),
+        license_mix=tuple(releases.license_mix(con, ids)),
+        metrics={"parity": _parity_metrics(shipment.parity)} if shipment.parity is not None else {},
+        policy=tuple(results), allowed=tuple(sorted(options.allow)), files=(),
+        determinism=_determinism(shipment),
+        signature={"method": signing.METHOD, "path": SIGNATURE, "public_key": PUBLIC_KEY,
+                   "public_key_sha256": signing.public_key_sha256(options.sign_key)} if options.sign_key else None)
+
+
+def _parity_metrics(parity: dict[str, Any]) -> dict[str, Any]:
+    """The verdict and figures of parity.json, without its check time and local paths (not reproducible)."""
+    return {"passed": parity.get("passed"), "variants": parity.get("variants", {})}
+
+
+def _model_entry(shipment: _Shipment, base: dict[str, Any] | None) -> dict[str, Any] | None:
+    if shipment.model is None:
+        return None
+    infos = [info for info, _ in shipment.model.values()]
+    relation = "finetune" if "adapter" in shipment.model else "quantized"  # no adapter: the base, converted
+    return {"base_model": (base or {}).get("model_ref"), "base_model_relation": relation,
+            "artifacts": [{"kind": i["kind"], "artifact_id": i["artifact_id"], "format": i["format"],
+                           "path": f"model/{MODEL_DIRS[i['kind']]}", "derived_from": i["derived_from"],
+                           "files": len(shipment.model[i["kind"]][1])} for i in sorted(infos, key=lambda i: i["kind"])]}
+
+
+def _base_model(con: Any, shipment: _Shipment) -> dict[str, Any] | None:
+    """The base model by a name, never by a local path (paths differ between machines)."""
+    if shipment.model is None:
+        return None
+    ref = next(iter(shipment.model.values()))[0]["base_model"]
+    known = releases.external_model(con, ref)
+    if known is not None:
+        return known
+    folder = Path(ref)
+    if not folder.is_dir():
+        return {"model_ref": ref}
+    config = _json_file(folder / "config.json")
+    weights = folder / "model.safetensors"
+    return {"model_ref": DEMO_BASE if config.get("taxreg_demo_model") else folder.name,
+            "demo": bool(config.get("taxreg_demo_model")), "revision": None, "license": None,
+            "output_terms": None, "weights_sha256": file_sha256(weights) if weights.is_file() else None}
+
+
+def _json_file(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _training_seed(model_dir: Path) -> Any:
+    config = _json_file(model_dir / "adapter" / "training_config.json")
+    params = config.get("params")
+    return params.get("seed") if isinstance(params, dict) else config.get("seed")
+
+
+def _taxonomy_commit(con: Any) -> str | None:
+    rows = con.execute("SELECT taxonomy_commit FROM index_run ORDER BY finished_at DESC LIMIT 1").fetchall()
+    return rows[0][0] if rows else None
+
+
+def _determinism(shipment: _Shipment) -> dict[str, Any]:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return {
+        "source_date_epoch": int(epoch) if epoch and epoch.isdigit() else None,
+        "not_reproducible": ["audit/", "parity.json"],
+        "notes": [
+            "Timestamps come from SOURCE_DATE_EPOCH (else the taxonomy commit's time); files are written sorted.",
+            "data/, model/, bom/ and the cards are byte-reproducible from the same inputs on the same platform; "
+            "compare two builds with `taxreg release diff` (reproducible: yes).",
+            "parity.json records when and where the check ran; its figures are in metrics.parity.",
+            "audit/ is a snapshot of the catalog, which records wall-clock times and random run ids, and a .duckdb "
+            "file is not byte-reproducible: its hashes are recorded and verified, not expected to reproduce.",
+            *(["Model weights come from CPU training with deterministic algorithms and fixed seeds; on other "
+               "platforms nondeterministic kernels may change them."] if shipment.model is not None else
+              ["Data-only release (--no-model): no model files."]),
+        ]}
+
+
+def _listed(staging: Path) -> list[str]:
+    """Every file SHA256SUMS lists, except the manifest itself (sorted, '/'-separated)."""
+    skip = {MANIFEST, SUMS, SIGNATURE}
+    return sorted((p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()
+                   and p.relative_to(staging).as_posix() not in skip), key=str.encode)
+
+
+def _entry(staging: Path, relpath: str) -> FileEntry:
+    path = staging / relpath
+    reproducible = not relpath.startswith("audit/") and relpath != "parity.json"
+    return FileEntry(relpath, file_sha256(path), path.stat().st_size, reproducible)
+
+
+def _commit(con: Any, staging: Path, target: Path, options: CutOptions, shipment: _Shipment, manifest: Manifest,
+            digest: str, results: list[PolicyResult]) -> None:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        policy.record_checks(con, results, options.build_id, options.version, datetime.now(UTC))
+        releases.record_release(con, manifest, str(target), digest, options.build_id, _artifacts(manifest),
+                                shipment.released_at)
+        staging.rename(target)
+        _checkpoint("renamed")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _artifacts(manifest: Manifest) -> list[releases.ReleaseArtifact]:
+    """Each listed file as a dataset file, a file of a model artifact, or a plain file."""
+    datasets = {d["path"]: d["dataset_id"] for d in manifest.inputs["datasets"]}
+    models = [(a["path"] + "/", a["artifact_id"]) for a in (manifest.model or {}).get("artifacts", [])]
+    found = []
+    for f in manifest.files:
+        model = next((artifact for prefix, artifact in models if f.path.startswith(prefix)), None)
+        kind, ref = ("dataset", datasets[f.path]) if f.path in datasets else \
+            ("model_artifact", model) if model else ("file", f.sha256)
+        found.append(releases.ReleaseArtifact(kind, ref, f.path, f.sha256))
+    return found
+
+
+def _adopt(con: Any, target: Path, options: CutOptions) -> CutOutcome:
+    """The folder exists: refuse (versions are never overwritten) unless a killed cut left it unrecorded."""
+    if releases.release_exists(con, options.version):
+        raise RegistryError(f"release {options.version} already exists at {target}; a version is never overwritten",
+                            hint="cut a new version")
+    manifest, differences = verify_release(target)
+    if manifest is None or differences or manifest.version != options.version:
+        raise RegistryError(f"{target} exists but is not a complete release of {options.version}",
+                            hint="move it away (it is not in the catalog) and cut again")
+    digest = file_sha256(target / MANIFEST)
+    released = datetime.strptime(manifest.released_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        policy.record_checks(con, list(manifest.policy), options.build_id, options.version, datetime.now(UTC))
+        releases.record_release(con, manifest, str(target), digest, options.build_id, _artifacts(manifest), released)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return CutOutcome(target, read_manifest(target)[0], digest, recovered=True)
+
+
+def _checkpoint(name: str) -> None:
+    """Test hook: with TAXREG_TEST_PAUSE_AT=name:marker, touch the marker and stop here until killed."""
+    point, _, marker = os.environ.get(PAUSE_ENV, "").partition(":")
+    if point == name and marker:
+        Path(marker).touch()
+        time.sleep(600)

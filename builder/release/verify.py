@@ -1,0 +1,22 @@
+"""`taxreg release verify DIR`: the file checks of `registry.release.verify`, plus the signature when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from registry.release.manifest import SIGNATURE, Manifest
+from registry.release.verify import Difference, verify_release
+
+
+def verify_folder(folder: Path, public_key: Path | None = None) -> tuple[Manifest | None, list[Difference], str]:
+    """(manifest, differences, what the signature check said: 'unsigned', 'valid ...' or the failure)."""
+    from builder.release import signing
+
+    manifest, differences = verify_release(folder)
+    if not (folder / SIGNATURE).is_file():
+        return manifest, differences, "unsigned"
+    problem = signing.verify(folder, public_key)
+    if problem is not None:
+        return manifest, [*differences, Difference(SIGNATURE, "signature", problem)], "invalid"
+    pinned = f"the key {public_key}" if public_key else "the key shipped in the release (pass --key to pin it)"
+    return manifest, differences, f"valid for {pinned}"

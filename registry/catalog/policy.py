@@ -1,0 +1,220 @@
+"""Release gates as SQL over the catalog: each check returns rows of evidence, stored in `policy_check`.
+
+A failed check at severity `error` blocks the release unless its rule is named with `--allow RULE`; the
+override is kept in the row (`overridden`), the manifest and `release.allowed`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from registry.catalog.columns import insert
+from registry.errors import RegistryError, ValidationFailed
+from registry.licenses import LicensePolicy, classify, normalize
+from registry.release.manifest import PolicyResult
+
+RULES = {
+    "validation.errors": "The last validation of the taxonomy found no errors.",
+    "lineage.orphans": "Every kept sample has lineage (v_orphan_samples is empty).",
+    "license.known": "Every source the release's samples derive from has a known SPDX license.",
+    "license.allowed": "Every source license is allowed by the license policy (taxreg.toml allowed_licenses).",
+    "license.compatible": "Every source license is compatible with the release license (non-commercial and "
+                          "share-alike terms).",
+    "teacher.terms": "The output terms of every teacher model that generated shipped samples are known and "
+                     "compatible with the release license.",
+    "parity.fp32": "The fp32 ONNX export matches PyTorch (parity.json).",
+    "takedown.excluded": "No shipped sample derives from a taken-down document or contribution.",
+}
+RESTRICTIVE_TERMS = re.compile(r"non[- ]?commercial|research[- ]only|no[- ]derivatives|may not be used to train",
+                               re.IGNORECASE)
+SHOWN = 8  # offending subjects named in the refusal message; every one is in policy_check
+
+
+class GateFailed(ValidationFailed):
+    """A release gate failed (exit code 1, like refused findings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInput:
+    dataset_ids: tuple[str, ...]  # the dataset files the release ships
+    release_license: str  # SPDX expression the release is declared under
+    policy: LicensePolicy
+    parity: dict[str, Any] | None  # parity.json; None for a data-only release
+    allow: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        unknown = sorted(self.allow - RULES.keys())
+        if unknown:
+            raise RegistryError(f"--allow {', '.join(unknown)}: no such release gate",
+                                hint=f"gates: {', '.join(RULES)}")
+
+
+def run_checks(con: Any, given: PolicyInput) -> list[PolicyResult]:
+    """Every gate, one row per rule and offending subject (or one passing row with what was checked)."""
+    rows: list[PolicyResult] = []
+    sources = _sources(con, given.dataset_ids)
+    for rule, found, checked in (
+        ("validation.errors", _validation_errors(con), "leaves"),
+        ("lineage.orphans", _orphans(con), "samples"),
+        ("license.known", [(s, d) for s, d in sources if d["license"] is None], "sources"),
+        ("license.allowed", [(s, {**d, "allowed": sorted(given.policy.allowed)}) for s, d in sources
+                             if d["license"] and not given.policy.allows(d["license"])], "sources"),
+        ("license.compatible", [(s, {**d, "release_license": given.release_license, "reason": why})
+                                for s, d in sources if d["license"]
+                                and (why := incompatibility(d["license"], given.release_license))], "sources"),
+        ("takedown.excluded", _taken_down(con, given.dataset_ids), "takedowns"),
+    ):
+        rows += _rows(rule, found, given.allow, {"checked": _count(con, checked, sources)})
+    rows += _teacher_rows(con, given)
+    rows += _parity_rows(given)
+    return sorted(rows, key=lambda r: (r.rule, r.subject))
+
+
+def incompatibility(source: str, release: str) -> str | None:
+    """Why material under `source` cannot ship under `release`, or None when it can."""
+    src, rel = classify(source), classify(release)
+    if src is None or rel is None:
+        return None
+    if not src.commercial and rel.commercial:
+        return f"{source} forbids commercial use; the release license {release} allows it"
+    release_terms = set(_terms(release))
+    missing = [t for t in _terms(source)
+               if (term := classify(t)) is not None and term.share_alike and t not in release_terms]
+    if missing:
+        return f"{', '.join(missing)} is share-alike: the release license must include it"
+    return None
+
+
+def blocking(results: Iterable[PolicyResult]) -> list[PolicyResult]:
+    return [r for r in results if r.blocks]
+
+
+def refusal(version: str, results: list[PolicyResult]) -> GateFailed:
+    """The error that stops a cut: each failed gate with the subjects it names."""
+    failed = blocking(results)
+    lines = [f"release {version} blocked by {len(failed)} failed check(s):"]
+    for rule in sorted({r.rule for r in failed}):
+        subjects = [r for r in failed if r.rule == rule]
+        named = ", ".join(_describe(r) for r in subjects[:SHOWN])
+        more = f" and {len(subjects) - SHOWN} more" if len(subjects) > SHOWN else ""
+        lines.append(f"  {rule} ({RULES[rule]}): {named}{more}")
+    return GateFailed("\n".join(lines), hint=(
+        "fix the sources, or override a gate with --allow RULE (recorded in the manifest); every check: "
+        f"taxreg query \"SELECT * FROM policy_check WHERE release_id = '{version}'\""))
+
+
+def record_checks(con: Any, results: list[PolicyResult], build_id: str | None, release_id: str,
+                  checked_at: datetime) -> None:
+    n = len(results)
+    insert(con, "policy_check", {
+        "build_id": [build_id] * n, "release_id": [release_id] * n, "rule": [r.rule for r in results],
+        "subject": [r.subject for r in results], "severity": [r.severity for r in results],
+        "passed": [r.passed for r in results], "overridden": [r.overridden for r in results],
+        "details": [json.dumps(r.details, sort_keys=True) for r in results], "checked_at": [checked_at] * n},
+        keyed=False)
+
+
+def _describe(result: PolicyResult) -> str:
+    facts = [str(result.details[k]) for k in ("license", "reason", "message") if result.details.get(k)]
+    if "samples" in result.details:
+        facts.append(f"{result.details['samples']} samples")
+    return f"{result.subject}" + (f" ({'; '.join(facts)})" if facts else "")
+
+
+def _rows(rule: str, found: list[tuple[str, dict[str, Any]]], allow: frozenset[str],
+          evidence: dict[str, Any], severity: str = "error") -> list[PolicyResult]:
+    if not found:
+        return [PolicyResult(rule, "*", severity, True, False, evidence)]
+    return [PolicyResult(rule, subject, severity, False, rule in allow, details) for subject, details in found]
+
+
+def _terms(expression: str) -> list[str]:
+    return [t for t in re.findall(r"[A-Za-z0-9.+\-]+", expression) if t.upper() not in ("AND", "OR", "WITH")]
+
+
+def _release_samples_sql() -> str:
+    return "SELECT DISTINCT sample_id FROM dataset_member WHERE dataset_id IN (SELECT unnest(?::VARCHAR[]))"
+
+
+def _validation_errors(con: Any) -> list[tuple[str, dict[str, Any]]]:
+    rows = con.execute("""
+        SELECT coalesce(contribution_id, path), count(*), min(path || ':' || line || ' ' || code || ' ' || message)
+        FROM finding WHERE severity = 'error' GROUP BY 1 ORDER BY 1""").fetchall()
+    return [(subject, {"errors": n, "message": first}) for subject, n, first in rows]
+
+
+def _orphans(con: Any) -> list[tuple[str, dict[str, Any]]]:
+    rows = con.execute("SELECT sample_id, kind, first_run_id FROM v_orphan_samples ORDER BY 1").fetchall()
+    return [(sid, {"kind": kind, "run_id": run}) for sid, kind, run in rows]
+
+
+def _sources(con: Any, dataset_ids: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """Each source the shipped samples derive from: a document (chunk edges) or a leaf's attribution (seeds)."""
+    rows = con.execute(f"""
+        SELECT CASE WHEN source_kind = 'chunk' THEN doc_sha256 ELSE contribution_id END AS subject,
+               any_value(source_kind), license_spdx, count(DISTINCT sample_id),
+               list(DISTINCT contribution_id ORDER BY contribution_id)
+        FROM v_sample_license WHERE sample_id IN ({_release_samples_sql()})
+        GROUP BY subject, license_spdx ORDER BY subject, license_spdx""", [list(dataset_ids)]).fetchall()
+    return [(subject, {"kind": "document" if kind == "chunk" else "contribution", "license": lic, "samples": n,
+                       "contributions": list(cids or [])}) for subject, kind, lic, n, cids in rows]
+
+
+def _taken_down(con: Any, dataset_ids: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    rows = con.execute(f"""
+        SELECT t.subject, t.subject_kind, t.reason, count(DISTINCT l.sample_id)
+        FROM takedown t JOIN sample_lineage l ON l.doc_sha256 = t.subject OR l.contribution_id = t.subject
+        WHERE l.sample_id IN ({_release_samples_sql()})
+        GROUP BY ALL ORDER BY 1""", [list(dataset_ids)]).fetchall()
+    return [(s, {"kind": kind, "reason": f"taken down: {reason}; rebuild the dataset", "samples": n})
+            for s, kind, reason, n in rows]
+
+
+def _teacher_rows(con: Any, given: PolicyInput) -> list[PolicyResult]:
+    rows = con.execute(f"""
+        SELECT r.teacher_model_ref, any_value(m.license_spdx), any_value(m.output_terms), count(DISTINCT rs.sample_id)
+        FROM run_sample rs JOIN run r USING (run_id) LEFT JOIN external_model m ON m.model_ref = r.teacher_model_ref
+        WHERE rs.kept AND r.teacher_model_ref IS NOT NULL AND rs.sample_id IN ({_release_samples_sql()})
+        GROUP BY 1 ORDER BY 1""", [list(given.dataset_ids)]).fetchall()
+    results = []
+    for ref, lic, terms, n in rows:
+        evidence = {"license": lic, "output_terms": terms, "samples": n, "release_license": given.release_license}
+        severity, why = _judge_terms(terms, given.release_license)
+        results.append(PolicyResult("teacher.terms", ref, severity, why is None,
+                                    why is not None and "teacher.terms" in given.allow,
+                                    {**evidence, **({"reason": why} if why else {})}))
+    return results or [PolicyResult("teacher.terms", "*", "error", True, False, {"teachers": 0})]
+
+
+def _judge_terms(terms: str | None, release: str) -> tuple[str, str | None]:
+    if not terms:
+        return "error", "the teacher's output terms are unknown: record them with --teacher-terms"
+    spdx = normalize(terms)
+    if spdx is not None:
+        return "error", incompatibility(spdx, release)
+    if RESTRICTIVE_TERMS.search(terms) and (rel := classify(release)) is not None and rel.commercial:
+        return "error", f"the output terms restrict use ({terms!r}); the release license {release} does not"
+    return "warning", f"terms {terms!r} are not an SPDX license: review them by hand"
+
+
+def _parity_rows(given: PolicyInput) -> list[PolicyResult]:
+    if given.parity is None:
+        return [PolicyResult("parity.fp32", "*", "info", True, False, {"skipped": "data-only release (--no-model)"})]
+    fp32 = given.parity.get("variants", {}).get("fp32")
+    passed = bool(given.parity.get("passed")) and isinstance(fp32, dict) and bool(fp32.get("passed"))
+    evidence = {k: v for k, v in (fp32 or {}).items() if isinstance(v, int | float | bool | str)}
+    return [PolicyResult("parity.fp32", "model/onnx", "error", passed, not passed and "parity.fp32" in given.allow,
+                         {**evidence, **({} if passed else {"reason": "fp32 parity did not pass (parity.json)"})})]
+
+
+def _count(con: Any, what: str, sources: list[Any]) -> int:
+    if what == "sources":
+        return len(sources)
+    table = {"leaves": "contribution WHERE status = 'active'", "samples": "sample WHERE kept",
+             "takedowns": "takedown"}[what]
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])

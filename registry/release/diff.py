@@ -1,0 +1,99 @@
+"""What changed between two releases: contributions and their samples, counts, license mix, metrics, files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry.release.manifest import Manifest, reproducible_view
+
+SampleMap = Mapping[str, frozenset[str]]  # contribution_id -> sample ids shipped in the release
+
+
+@dataclass(frozen=True, slots=True)
+class ContributionChange:
+    contribution_id: str
+    change: str  # added | removed | changed
+    old_version: str | None
+    new_version: str | None
+    samples_added: tuple[str, ...] = ()
+    samples_removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ValueChange:
+    name: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseDiff:
+    old: str
+    new: str
+    contributions: list[ContributionChange] = field(default_factory=list)
+    samples: list[ValueChange] = field(default_factory=list)
+    license_mix: list[ValueChange] = field(default_factory=list)
+    metrics: list[ValueChange] = field(default_factory=list)
+    files: list[ValueChange] = field(default_factory=list)  # path: old sha256 -> new sha256 (None: absent)
+    reproducible_match: bool = False  # same inputs and outputs apart from the non-reproducible files
+
+    @property
+    def empty(self) -> bool:
+        return not (self.contributions or self.samples or self.license_mix or self.metrics or self.files)
+
+
+def diff_releases(old: Manifest, new: Manifest, old_samples: SampleMap | None = None,
+                  new_samples: SampleMap | None = None) -> ReleaseDiff:
+    return ReleaseDiff(
+        old.version, new.version,
+        contributions=_contributions(old, new, old_samples or {}, new_samples or {}),
+        samples=_changes(old.samples, new.samples),
+        license_mix=_changes(_mix(old), _mix(new)),
+        metrics=_changes(_flatten(old.metrics), _flatten(new.metrics)),
+        files=_changes({f.path: f.sha256 for f in old.files}, {f.path: f.sha256 for f in new.files}),
+        reproducible_match=_comparable(old) == _comparable(new))
+
+
+def _contributions(old: Manifest, new: Manifest, old_samples: SampleMap,
+                   new_samples: SampleMap) -> list[ContributionChange]:
+    before = {c.contribution_id: c for c in old.contributions}
+    after = {c.contribution_id: c for c in new.contributions}
+    changes = []
+    for cid in sorted(before.keys() | after.keys()):
+        a, b = before.get(cid), after.get(cid)
+        if a and b and (a.version_id, a.samples_sha256) == (b.version_id, b.samples_sha256):
+            continue
+        was, now = old_samples.get(cid, frozenset()), new_samples.get(cid, frozenset())
+        changes.append(ContributionChange(
+            cid, "added" if a is None else "removed" if b is None else "changed",
+            a.version_id if a else None, b.version_id if b else None,
+            tuple(sorted(now - was)), tuple(sorted(was - now))))
+    return changes
+
+
+def _mix(manifest: Manifest) -> dict[str, Any]:
+    return {f"{m['license']} ({m['license_class']})": m["samples"] for m in manifest.license_mix}
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, inner in value.items():
+        flat.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[ValueChange]:
+    return [ValueChange(k, old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())
+            if old.get(k) != new.get(k)]
+
+
+def _comparable(manifest: Manifest) -> dict[str, Any]:
+    view = reproducible_view(manifest)
+    view.pop("version")
+    view["files"] = [f for f in view["files"] if f["path"] != "release.pub.pem"]
+    view.pop("signature")
+    return view

@@ -1,0 +1,48 @@
+"""SHA256SUMS in the format of GNU coreutils `sha256sum` (so `sha256sum -c SHA256SUMS` checks a release too).
+
+A line is `<hex>  <path>` (two spaces: text mode; `<hex> *<path>` is binary mode, also read). A path holding
+a backslash or a newline is escaped and the line starts with a backslash, as coreutils does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from registry.errors import RegistryError
+
+LINE = re.compile(r"^(\\?)([0-9a-fA-F]{64}) [ *](.+)$")
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def format_sums(entries: Iterable[tuple[str, str]]) -> str:
+    """Lines sorted by path (byte order), so the same files give the same text."""
+    lines = []
+    for path, digest in sorted(entries, key=lambda e: e[0].encode()):
+        escaped = path.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        marker = "\\" if escaped != path else ""
+        lines.append(f"{marker}{digest}  {escaped}\n")
+    return "".join(lines)
+
+
+def parse_sums(text: str, where: str = "SHA256SUMS") -> dict[str, str]:
+    """{path: sha256}; a malformed line or a path listed twice is an error naming the line."""
+    entries: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        match = LINE.match(line)
+        if not match:
+            raise RegistryError(f"{where}:{number}: not a sha256sum line: {line[:80]!r}",
+                                hint="each line is `<64 hex digits>  <path>`")
+        escaped, digest, path = match.groups()
+        if escaped:
+            path = re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m.group(1), m.group(1)), path)
+        if path in entries:
+            raise RegistryError(f"{where}:{number}: {path} is listed twice")
+        entries[path] = digest.lower()
+    return entries

@@ -1,0 +1,93 @@
+"""Checking a release folder against its SHA256SUMS and manifest: every difference, by file.
+
+The cryptographic signature check lives with the signing library in the builder; here the signature is
+only required to be present when the manifest says the release was signed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry.errors import RegistryError
+from registry.release.manifest import MANIFEST, SIGNATURE, SUMS, UNLISTED, Manifest, read_manifest
+from registry.release.sums import file_sha256, parse_sums
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    path: str
+    problem: str  # missing | extra | changed | unreadable | manifest | signature
+    detail: str
+
+
+def verify_release(folder: Path) -> tuple[Manifest | None, list[Difference]]:
+    if not folder.is_dir():
+        raise RegistryError(f"no release folder at {folder}", hint="pass the folder holding SHA256SUMS")
+    differences: list[Difference] = []
+    sums = _read_sums(folder, differences)
+    on_disk = _files(folder, differences)
+    for path in sorted(set(on_disk) - set(sums) - set(UNLISTED)):
+        differences.append(Difference(path, "extra", f"not listed in {SUMS}"))
+    for path, expected in sorted(sums.items()):
+        if path not in on_disk:
+            differences.append(Difference(path, "missing", f"listed in {SUMS} but not in the folder"))
+        elif (actual := file_sha256(folder / path)) != expected:
+            differences.append(Difference(path, "changed", f"sha256 {actual}, {SUMS} says {expected}"))
+    manifest = _check_manifest(folder, sums, differences)
+    if manifest is not None:
+        _check_signature_presence(manifest, on_disk, differences)
+    return manifest, sorted(differences, key=lambda d: (d.path, d.problem))
+
+
+def _read_sums(folder: Path, differences: list[Difference]) -> dict[str, str]:
+    path = folder / SUMS
+    if not path.is_file():
+        differences.append(Difference(SUMS, "missing", "a release lists every file in SHA256SUMS"))
+        return {}
+    try:
+        return parse_sums(path.read_text(encoding="utf-8"))
+    except (RegistryError, UnicodeDecodeError) as exc:
+        differences.append(Difference(SUMS, "unreadable", str(exc)))
+        return {}
+
+
+def _files(folder: Path, differences: list[Difference]) -> set[str]:
+    found = set()
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            differences.append(Difference(rel, "extra", "a symbolic link: releases hold plain files only"))
+        elif path.is_file():
+            found.add(rel)
+    return found
+
+
+def _check_manifest(folder: Path, sums: dict[str, str], differences: list[Difference]) -> Manifest | None:
+    try:
+        manifest, raw = read_manifest(folder)
+    except RegistryError as exc:
+        differences.append(Difference(MANIFEST, "unreadable", str(exc)))
+        return None
+    if raw != manifest.to_bytes():
+        differences.append(Difference(MANIFEST, "manifest", "not in canonical JSON form: edited after the cut"))
+    listed = {f.path: f for f in manifest.files}
+    for path, entry in sorted(listed.items()):
+        if path not in sums:
+            differences.append(Difference(path, "manifest", f"in the manifest but not in {SUMS}"))
+        elif sums[path] != entry.sha256:
+            differences.append(Difference(path, "manifest", f"the manifest says sha256 {entry.sha256}, "
+                                                            f"{SUMS} says {sums[path]}"))
+    for path in sorted(set(sums) - set(listed) - {MANIFEST}):
+        differences.append(Difference(path, "manifest", f"in {SUMS} but not in the manifest"))
+    if sums and MANIFEST not in sums:
+        differences.append(Difference(MANIFEST, "manifest", f"not listed in {SUMS}"))
+    return manifest
+
+
+def _check_signature_presence(manifest: Manifest, on_disk: set[str], differences: list[Difference]) -> None:
+    if manifest.signature and SIGNATURE not in on_disk:
+        differences.append(Difference(SIGNATURE, "missing", "the manifest says this release is signed"))
+    elif not manifest.signature and SIGNATURE in on_disk:
+        differences.append(Difference(SIGNATURE, "extra", "a signature, but the manifest says the release is "
+                                                          "unsigned"))
