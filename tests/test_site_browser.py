@@ -1,0 +1,369 @@
+"""The built site in a real browser: Debian's chromium driven by Playwright, the site served over real HTTP on
+127.0.0.1. Every page visit records each request and fails on any that leaves 127.0.0.1, and on any dialog.
+
+Needs /usr/bin/chromium, the `playwright` package (never `playwright install`) and npm (the site vendors its SQL
+engine and Mermaid with it): without them the tests skip here, and fail where TAXREG_REQUIRE_BROWSER=1 (.ci/run
+sets it).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import duckdb
+import pytest
+
+from builder.stages.dataset import DatasetOptions, build_dataset
+from builder.stages.generate import GenerateOptions, generate
+from registry.catalog.indexer import index
+from tests.conftest import EXAMPLE_TAXONOMY, REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "build" / "test-artifacts" / "site"
+XSS_LEAF = "compositional_skills/writing/xss_probe"
+# Contributed text full of markup: every piece must show as typed and nothing may run.
+XSS_YAML = """version: 3
+task_description: 'Probe <script>alert("xss-task")</script> and <img src=x onerror=alert("xss-task-img")>'
+created_by: xss-prober
+seed_examples:
+  - question: 'What does <script>alert("xss-q1")</script> print?'
+    answer: 'Nothing <img src=x onerror=alert("xss-a1")> at all.'
+  - question: 'Is "><svg onload=alert("xss-q2")> inert?'
+    answer: 'Yes, [click](javascript:alert("xss-a2")) is only text.'
+  - question: 'Does <iframe src="javascript:alert(`xss-q3`)"></iframe> run?'
+    answer: 'No, </textarea><script>alert("xss-a3")</script> stays text.'
+  - question: 'What about {{ config }} and {% raw %} in a template?'
+    answer: 'They are shown as typed: {{ config }}.'
+  - question: 'And <b onmouseover=alert("xss-q5")>bold</b>?'
+    answer: 'Shown as <b>text</b>, &lt;escaped&gt; once.'
+"""
+CONTRIBUTION = "knowledge/history/technology/printing_press"
+XSS_TEXT = 'What does <script>alert("xss-q1")</script> print?'
+SETTLED = "#taxreg-console[data-state=done], #taxreg-console[data-state=error], #taxreg-console[data-state=unavailable]"
+
+
+def _browser_missing() -> str | None:
+    if not CHROMIUM.is_file():
+        return f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)"
+    if shutil.which("npm") is None:
+        return "npm is missing: the site cannot vendor its SQL engine and Mermaid (apt-get install npm; .ci/run does)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is missing (pip install -e '.[dev]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    missing = _browser_missing()
+    if missing:
+        if os.environ.get("TAXREG_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser tests are required here but {missing}")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # Names outside 127.0.0.1 do not even resolve: a leak fails loudly even if a route were missed.
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM),
+                                     args=["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded taxonomy plus one leaf of HTML/JS payloads, indexed, generated and built into a dataset."""
+    folder = tmp_path_factory.mktemp("browser")
+    taxonomy = folder / "taxonomy"
+    shutil.copytree(EXAMPLE_TAXONOMY, taxonomy)
+    leaf = taxonomy / XSS_LEAF
+    leaf.mkdir(parents=True)
+    (leaf / "qna.yaml").write_text(XSS_YAML, encoding="utf-8")
+    shutil.copyfile(taxonomy / "compositional_skills/linguistics/antonyms/attribution.txt", leaf / "attribution.txt")
+    path = folder / "catalog.duckdb"
+    index(taxonomy, path)
+    generate(taxonomy, path, GenerateOptions())
+    build_dataset(path, folder / "datasets", DatasetOptions())
+    return path
+
+
+@pytest.fixture(scope="module")
+def site(catalog: Path) -> Path:
+    """`taxreg site`, run as a user runs it (its own process), from the repository root (build/vendor cache)."""
+    out = catalog.parent / "site"
+    done = subprocess.run([sys.executable, "-c", "from builder.cli import main; main()", "site", "--catalog",
+                           str(catalog), "--out", str(out), "--taxonomy", str(catalog.parent / "taxonomy")],
+                          cwd=REPO, capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "warning" not in done.stdout + done.stderr  # e.g. an engine or mermaid that could not be vendored
+    return out
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # the tests print only what they assert
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(site: Path) -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@dataclass
+class Visit:
+    page: Any
+    base: str
+    external: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def assert_clean(self) -> None:
+        assert self.external == [], f"requests left 127.0.0.1: {self.external}"
+        assert self.dialogs == [], f"a dialog fired: {self.dialogs}"
+        assert self.page.evaluate("window.__xss") is None
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def visit(browser: Any, server: str) -> Iterator[Visit]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # material draws Mermaid diagrams into closed shadow roots: open them so the test can see the SVG.
+    context.add_init_script("const attach = Element.prototype.attachShadow; Element.prototype.attachShadow = "
+                            "function (init) { return attach.call(this, {...init, mode: 'open'}); };")
+    page = context.new_page()
+    result = Visit(page, server)
+    here = urlsplit(server).netloc
+
+    def route(r: Any) -> None:
+        parts = urlsplit(r.request.url)
+        if parts.scheme in ("data", "blob") or parts.netloc == here:
+            r.continue_()
+        else:
+            result.external.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    context.on("request", lambda request: None if urlsplit(request.url).netloc == here
+               or urlsplit(request.url).scheme in ("data", "blob") else result.external.append(request.url))
+    page.on("dialog", lambda dialog: (result.dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("pageerror", lambda exc: result.errors.append(str(exc)))
+    yield result
+    context.close()
+
+
+def published(site: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(site / "audit" / "audit.duckdb"), read_only=True)
+    try:
+        return list(con.execute(sql).fetchall())
+    finally:
+        con.close()
+
+
+def console(visit: Visit, sql: str | None = None) -> Any:
+    url = f"{visit.base}/audit/console/" + (f"#{urlencode({'sql': sql})}" if sql is not None else "")
+    visit.page.goto(url)
+    visit.page.wait_for_selector("#taxreg-console[data-ready='1'], #taxreg-console[data-state]", timeout=90_000)
+    state = visit.page.get_attribute("#taxreg-console", "data-state")
+    assert state != "unavailable", visit.page.inner_text(".taxreg-console__error")
+    return visit.page
+
+
+def run_sql(visit: Visit, sql: str) -> str:
+    page = visit.page
+    page.fill(".taxreg-console__sql", sql)
+    page.evaluate("document.querySelector('#taxreg-console').removeAttribute('data-state')")
+    page.click(".taxreg-console__run")
+    page.wait_for_selector(SETTLED, timeout=30_000)
+    return str(page.get_attribute("#taxreg-console", "data-state"))
+
+
+def cells(visit: Visit) -> list[list[str]]:
+    return [list(row) for row in visit.page.eval_on_selector_all(
+        ".taxreg-console__table tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")]
+
+
+def test_console_counts_what_duckdb_counts(visit: Visit, site: Path) -> None:
+    console(visit)
+    visit.page.wait_for_selector("#taxreg-console[data-ready='1']", timeout=90_000)
+    sql = "SELECT count(*) AS n, count(DISTINCT contribution_id) AS leaves FROM v_sample_provenance"
+    assert run_sql(visit, sql) == "done"
+    [(n, leaves)] = published(site, sql)
+    assert cells(visit) == [[str(n), str(leaves)]] and n > 100  # BIGINTs arrive as exact text
+    impact = f"SELECT what, count(*) AS n FROM takedown_impact('{CONTRIBUTION}') GROUP BY what ORDER BY what"
+    assert run_sql(visit, impact) == "done"  # the table macro works in the browser engine too
+    assert cells(visit) == [[w, str(k)] for w, k in published(site, impact)] and len(cells(visit)) >= 3
+    visit.page.select_option(".taxreg-console__canned", label="Orphan samples (must be 0)")
+    visit.page.wait_for_function("document.querySelector('.taxreg-console__sql').value.includes('v_orphan')")
+    visit.page.wait_for_selector(SETTLED)
+    assert cells(visit) == [["0"]]
+    visit.screenshot("console")
+    assert visit.errors == []
+    visit.assert_clean()
+
+
+def test_a_shared_query_runs_on_open(visit: Visit, site: Path) -> None:
+    sql = "SELECT contributor, count(*)::INTEGER AS samples FROM v_sample_provenance GROUP BY ALL ORDER BY ALL"
+    page = console(visit, sql)
+    page.wait_for_selector(SETTLED, timeout=90_000)
+    assert page.input_value(".taxreg-console__sql") == sql
+    assert cells(visit) == [[str(c), str(n)] for c, n in published(site, sql)]
+    # Copy link writes the address of the current query; opening it elsewhere runs it again.
+    run_sql(visit, "SELECT 41 + 1 AS answer")
+    page.click(".taxreg-console__share")
+    shared = page.evaluate("location.href")
+    assert "#sql=" in shared
+    other = page.context.new_page()
+    other.goto(shared)
+    other.wait_for_selector(SETTLED, timeout=90_000)
+    assert other.inner_text(".taxreg-console__table tbody") == "42"
+    visit.assert_clean()
+
+
+def test_bad_sql_and_writes_get_a_clear_error(visit: Visit) -> None:
+    console(visit).wait_for_selector("#taxreg-console[data-ready='1']", timeout=90_000)
+    assert run_sql(visit, "SELEC 1") == "error"
+    assert "syntax error" in visit.page.inner_text(".taxreg-console__error").lower()
+    assert run_sql(visit, "DELETE FROM sample") == "error"
+    assert "read-only" in visit.page.inner_text(".taxreg-console__error")
+    assert run_sql(visit, "SELECT 1 AS ok") == "done" and not visit.page.is_visible(".taxreg-console__error")
+    visit.assert_clean()
+
+
+def test_contributed_markup_stays_text_in_the_console(visit: Visit, site: Path) -> None:
+    console(visit).wait_for_selector("#taxreg-console[data-ready='1']", timeout=90_000)
+    sql = f"SELECT question, answer FROM seed_example WHERE contribution_id = '{XSS_LEAF}' ORDER BY ordinal"
+    assert run_sql(visit, sql) == "done"
+    assert cells(visit) == [[q, a] for q, a in published(site, sql)]
+    assert cells(visit)[0][0] == XSS_TEXT
+    results = ".taxreg-console__results"
+    assert visit.page.eval_on_selector(results, "r => r.querySelectorAll('script, img, svg, iframe, b').length") == 0
+    visit.page.hover(".taxreg-console__table tbody tr:last-child td")
+    visit.screenshot("console-xss")
+    visit.assert_clean()
+
+
+
+def contributor_of(catalog: Path, contribution_id: str) -> str:
+    con = duckdb.connect(str(catalog), read_only=True)
+    try:
+        return str(con.execute("SELECT created_by FROM contribution WHERE contribution_id = ?",
+                               [contribution_id]).fetchall()[0][0])
+    finally:
+        con.close()
+
+
+def test_home_and_a_contribution_page_render(visit: Visit, catalog: Path) -> None:
+    page = visit.page
+    page.goto(f"{visit.base}/")
+    assert page.title().startswith("Taxonomy Registry")
+    assert page.locator(".md-content h1").count() >= 1 and "contribution" in page.inner_text(".md-content").lower()
+    assert visit.screenshot("home").stat().st_size > 10_000
+    page.goto(f"{visit.base}/contributions/{CONTRIBUTION}/")
+    content = page.inner_text(".md-content")
+    assert "printing_press" in content and contributor_of(catalog, CONTRIBUTION) in content
+    assert "CC-BY-4.0" in content and "history/printing_press.md" in content
+    assert page.locator('script[type="application/ld+json"]').count() == 1
+    page.wait_for_selector(".mermaid svg", timeout=30_000)
+    assert visit.screenshot("contribution").stat().st_size > 10_000
+    assert visit.errors == []
+    visit.assert_clean()
+
+
+def test_the_lineage_diagram_renders_as_svg(visit: Visit) -> None:
+    visit.page.goto(f"{visit.base}/contributions/{CONTRIBUTION}/")
+    diagram = visit.page.locator(".mermaid svg").first  # Playwright's CSS pierces (opened) shadow roots
+    diagram.wait_for(timeout=30_000)
+    labels = diagram.text_content() or ""
+    assert "chunks" in labels and "samples" in labels and "seed examples" in labels
+    assert diagram.bounding_box()["width"] > 200  # type: ignore[index]
+    visit.assert_clean()
+
+
+def test_search_finds_a_contribution_by_contributor_name(visit: Visit, catalog: Path) -> None:
+    page = visit.page
+    page.goto(f"{visit.base}/")
+    page.click("input.md-search__input")
+    page.keyboard.type(contributor_of(catalog, CONTRIBUTION), delay=20)  # as a person types: material listens to keys
+    page.wait_for_selector(".md-search-result__item", timeout=30_000)
+    hrefs = page.eval_on_selector_all(".md-search-result__item a", "links => links.map(a => a.href)")
+    assert any(f"contributions/{CONTRIBUTION}/" in h for h in hrefs), hrefs
+    visit.screenshot("search")
+    visit.assert_clean()
+
+
+def test_a_markup_payload_leaf_renders_as_text(visit: Visit) -> None:
+    page = visit.page
+    response = page.goto(f"{visit.base}/contributions/{XSS_LEAF}/")
+    assert response is not None and response.ok
+    raw = response.text()
+    for payload in ('<script>alert("xss', "<img src=x onerror", '"><svg onload', "<iframe src=\"javascript",
+                    "<b onmouseover"):
+        assert payload not in raw, payload  # escaped everywhere, JSON-LD included
+    for details in page.locator(".md-content details").all():  # open every seed example
+        details.evaluate("d => d.open = true")
+    text = page.inner_text(".md-content")
+    assert XSS_TEXT in text and "<img src=x onerror=alert(\"xss-a1\")>" in text
+    assert "{{ config }}" in text
+    assert page.evaluate("[...document.querySelectorAll('.md-content a')].some(a => "
+                         "a.href.startsWith('javascript:'))") is False
+    assert page.locator(".md-content img[src='x'], .md-content iframe, .md-content svg[onload]").count() == 0
+    page.hover(".md-content h1")
+    visit.screenshot("contribution-xss")
+    visit.assert_clean()
+
+
+def test_no_page_requests_anything_beyond_127_0_0_1(visit: Visit, site: Path) -> None:
+    pages = ["", "taxonomy/", "contributors/", "documents/", "runs/", "licenses/", "releases/", "audit/",
+             "reference/rules/", f"contributions/{CONTRIBUTION}/"]
+    pages += [str(p.parent.relative_to(site)) + "/" for section in ("contributors", "documents", "runs")
+              for p in sorted((site / section).glob("*/index.html"))[:1]]
+    for path in pages:
+        response = visit.page.goto(f"{visit.base}/{path}")
+        assert response is not None and response.ok, path
+        visit.page.wait_for_load_state("networkidle")
+    assert visit.errors == []
+    visit.assert_clean()
+
+
+def test_a_site_built_without_npm_says_the_engine_is_missing(browser: Any, site: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "site"
+    shutil.copytree(site, bare, copy_function=os.link)
+    shutil.rmtree(bare / "audit" / "engine" / "duckdb")
+    (bare / "audit" / "engine" / "engine.json").unlink()  # a hard link to the real site's file: never write through
+    (bare / "audit" / "engine" / "engine.json").write_text(
+        '{"vendored": false, "reason": "npm and node were not found on PATH when the site was built"}')
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(bare)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/audit/console/")
+        page.wait_for_selector("#taxreg-console[data-state=unavailable]", timeout=30_000)
+        message = page.inner_text(".taxreg-console__error")
+        assert "was not vendored" in message and "npm and node were not found" in message
+        assert page.is_disabled(".taxreg-console__run")
+        page.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
