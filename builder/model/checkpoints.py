@@ -1,0 +1,52 @@
+"""Checkpoints of `taxreg train`: one folder per fingerprint (every setting that shapes the adapter, plus the hashes
+of its inputs), so a rerun of the same command resumes and a changed one starts fresh beside it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from builder.model.train_options import RESULT_KEYS, Inputs, TrainOptions
+
+
+def fingerprint(options: TrainOptions, inputs: Inputs, threads: int, world_size: int) -> str:
+    key = {"params": {k: v for k, v in options.params(threads).items() if k in RESULT_KEYS},
+           "base": inputs.base.artifact_id, "world_size": world_size,
+           "data": {split: f.sha256 for split, f in sorted(inputs.files.items())}}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def resume_point(args: Any, resume: bool) -> Path | None:
+    """The newest complete checkpoint; rank 0 clears the folder first with --no-resume and drops partial
+    checkpoints (a kill during a save leaves one without trainer_state.json)."""
+    folder = Path(args.output_dir)
+    with args.main_process_first(desc="checkpoint folder"):
+        if args.process_index == 0:
+            if not resume:
+                shutil.rmtree(folder, ignore_errors=True)
+            for partial in _checkpoints(folder, complete=False):
+                shutil.rmtree(partial, ignore_errors=True)
+        found = _checkpoints(folder, complete=True)
+    return found[-1] if found else None
+
+
+def _checkpoints(folder: Path, complete: bool) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.glob("checkpoint-*"):
+        if path.name.rsplit("-", 1)[1].isdigit() and _complete(path) == complete:
+            found.append(path)
+    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))
+
+
+def _complete(checkpoint: Path) -> bool:
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and "global_step" in state and (checkpoint / "optimizer.pt").is_file()
+

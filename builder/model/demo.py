@@ -1,0 +1,284 @@
+"""`taxreg model init`: the embedded demo base model, built without a model hub.
+
+A small Granite-architecture model with random weights and a byte-level BPE tokenizer trained on the taxonomy's
+own text (seed examples and knowledge documents), with a chat template that marks assistant turns. Everything
+follows from the seed: the same taxonomy and seed give byte-identical safetensors and tokenizer files. It learns
+(loss falls) but its answers mean nothing: it is labeled a demo model in config.json and its card.
+
+Imported lazily by the CLI (torch, transformers, tokenizers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from builder.generators.seed import SYSTEM_PROMPT
+from builder.model import chat_template
+from registry import __version__
+from registry.config import ValidationConfig
+from registry.discovery import discover, require_taxonomy
+from registry.documents import DocumentResolver
+from registry.errors import RegistryError
+from registry.leaf import read_leaf
+
+DEMO_MARK = "taxreg_demo_model"
+MODEL_NAME = "taxreg-demo-granite"
+EMBEDDING_STD = 0.25
+EOS_ID = chat_template.SPECIAL_TOKENS.index(chat_template.END_OF_TEXT)  # the BPE trainer numbers them first, in order
+PAD_ID = chat_template.SPECIAL_TOKENS.index(chat_template.PAD)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSpec:
+    """The architecture and tokenizer size; the defaults give ~4M parameters (Granite 3.x multipliers)."""
+
+    hidden: int = 256
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 768
+    vocab: int = 4096
+    context: int = 2048
+    rope_theta: float = 10000.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if min(self.hidden, self.layers, self.heads, self.kv_heads, self.intermediate, self.context) <= 0:
+            problems.append("sizes must be positive")
+        elif self.hidden % self.heads:
+            problems.append(f"--hidden {self.hidden} is not a multiple of --heads {self.heads}")
+        elif self.heads % self.kv_heads:
+            problems.append(f"--heads {self.heads} is not a multiple of --kv-heads {self.kv_heads}")
+        if not 300 <= self.vocab <= 262_144:
+            problems.append(f"--vocab {self.vocab} must be within 300..262144 (256 bytes + special tokens + merges)")
+        if self.seed < 0:
+            problems.append("--seed must be >= 0")
+        if problems:
+            raise RegistryError("invalid demo model size: " + "; ".join(problems),
+                                hint="see `taxreg model init --help` for the defaults")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+
+@dataclass(frozen=True, slots=True)
+class InitOutcome:
+    out: Path
+    parameters: int
+    vocab_size: int
+    corpus_texts: int
+    corpus_sha256: str
+    skipped_leaves: int
+    safetensors_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Corpus:
+    texts: list[str]
+    skipped_leaves: int  # leaves whose qna.yaml did not pass the schema (their text is left out)
+
+    @property
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        for text in self.texts:
+            digest.update(text.encode("utf-8") + b"\0")
+        return digest.hexdigest()
+
+
+def init_demo_model(taxonomy: Path, out: Path, spec: DemoSpec, config: ValidationConfig | None = None,
+                    force: bool = False) -> InitOutcome:
+    """Build the demo model into `out` (written beside it, then renamed into place)."""
+    _check_out(out, force)
+    corpus = taxonomy_corpus(taxonomy, config or ValidationConfig())
+    if not corpus.texts:
+        raise RegistryError(f"the taxonomy {taxonomy} holds no readable text to train a tokenizer on",
+                            hint="run `taxreg validate` and fix the leaves, or pass another --taxonomy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
+    work.mkdir()
+    try:
+        tokenizer = build_tokenizer(corpus.texts, spec)
+        parameters = _write_model(work, tokenizer, spec)
+        _write_tokenizer(work, tokenizer, spec)
+        _write_card(work, spec, parameters, len(tokenizer), corpus, taxonomy)
+        _swap_into_place(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    weights = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    return InitOutcome(out, parameters, len(tokenizer), len(corpus.texts), corpus.sha256, corpus.skipped_leaves,
+                       weights)
+
+
+def taxonomy_corpus(taxonomy: Path, config: ValidationConfig) -> Corpus:
+    """The taxonomy's text in a fixed order: per leaf its description, seeds, then documents (each once)."""
+    require_taxonomy(taxonomy)
+    found = discover(taxonomy)
+    resolver = DocumentResolver(config.documents(taxonomy))
+    texts = [SYSTEM_PROMPT]
+    seen_documents: set[str] = set()
+    skipped = 0
+    for leaf in sorted(found.leaves, key=lambda f: f.contribution_id):
+        version = read_leaf(leaf, config).version
+        if version is None:
+            skipped += 1
+            continue
+        texts += [t for t in (version.task_description, version.document_outline) if t]
+        for seed in version.seeds:
+            texts += [t for t in (seed.context, seed.question, seed.answer) if t]
+        for resolved in resolver.resolve(version).documents:
+            sha = resolved.document.doc_sha256
+            if resolved.text and sha not in seen_documents:
+                seen_documents.add(sha)
+                texts.append(resolved.text)
+    return Corpus(texts, skipped)
+
+
+def build_tokenizer(texts: list[str], spec: DemoSpec) -> Any:
+    """A byte-level BPE (any byte sequence encodes; no unknown token) wrapped as PreTrainedTokenizerFast."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.post_processor = processors.ByteLevel(trim_offsets=False)  # offsets stay exact: the assistant mask
+    trainer = trainers.BpeTrainer(vocab_size=spec.vocab, min_frequency=2, show_progress=False,
+                                  special_tokens=list(chat_template.SPECIAL_TOKENS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    core.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token=chat_template.END_OF_TEXT, eos_token=chat_template.END_OF_TEXT,
+        pad_token=chat_template.PAD, model_max_length=spec.context, chat_template=chat_template.CHAT_TEMPLATE,
+        clean_up_tokenization_spaces=False)
+
+
+def granite_config(spec: DemoSpec, vocab_size: int) -> Any:
+    from transformers import GraniteConfig
+
+    values: dict[str, Any] = dict(
+        vocab_size=vocab_size, hidden_size=spec.hidden, intermediate_size=spec.intermediate,
+        num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.kv_heads,
+        max_position_embeddings=spec.context, rope_parameters={"rope_type": "default", "rope_theta": spec.rope_theta},
+        tie_word_embeddings=True,
+        # Granite 3.x multipliers (MODEL.md); attention scales by 1/head_dim like granite-3.x-2b (head_dim 64)
+        embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=1.0 / spec.head_dim,
+        logits_scaling=8.0, bos_token_id=EOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID, dtype="float32")
+    values[DEMO_MARK] = True
+    values["taxreg_demo"] = {"seed": spec.seed, "built_by": f"taxreg {__version__}"}
+    return GraniteConfig(**values)
+
+
+def _write_model(work: Path, tokenizer: Any, spec: DemoSpec) -> int:
+    import torch
+    from transformers import GenerationConfig, GraniteForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    config = granite_config(spec, len(tokenizer))
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(spec.seed)  # the weights follow from the seed alone
+        model = GraniteForCausalLM(config).eval()
+        with torch.no_grad():
+            # Tied output: logits = norm(h) . E / logits_scaling. At the usual std 0.02 they span < 1 nat, which
+            # LoRA (that leaves E alone) cannot widen; at 0.25 a few LoRA steps visibly lower the loss.
+            model.get_input_embeddings().weight.normal_(0.0, EMBEDDING_STD)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    model.generation_config = GenerationConfig(bos_token_id=EOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID,
+                                               max_new_tokens=128)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the shard-writing bar is noise for a 15 MB file
+    try:
+        model.save_pretrained(work, safe_serialization=True)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    (work / "model.safetensors").chmod(0o644)  # written as a private temp file; a model folder is for sharing
+    config_path = work / "config.json"
+    saved = json.loads(config_path.read_text(encoding="utf-8"))
+    saved["rope_theta"] = spec.rope_theta  # transformers 5 keeps it in rope_parameters only; older readers need it
+    _write_json(config_path, saved)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _write_tokenizer(work: Path, tokenizer: Any, spec: DemoSpec) -> None:
+    tokenizer.save_pretrained(work)
+    path = work / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"  # transformers 5 writes TokenizersBackend; older reject it
+    config["chat_template"] = chat_template.CHAT_TEMPLATE
+    config["model_max_length"] = spec.context
+    for runtime_only in ("is_local", "local_files_only"):
+        config.pop(runtime_only, None)
+    _write_json(path, config)
+    _write_json(work / "special_tokens_map.json", {
+        "bos_token": chat_template.END_OF_TEXT, "eos_token": chat_template.END_OF_TEXT,
+        "pad_token": chat_template.PAD,
+        "additional_special_tokens": [chat_template.START_OF_ROLE, chat_template.END_OF_ROLE]})
+
+
+def _write_card(work: Path, spec: DemoSpec, parameters: int, vocab_size: int, corpus: Corpus,
+                taxonomy: Path) -> None:
+    sizes = json.dumps(asdict(spec), sort_keys=True)
+    card = f"""---
+license: apache-2.0
+library_name: transformers
+pipeline_tag: text-generation
+tags: [taxreg, demo, granite, random-weights]
+---
+
+# {MODEL_NAME} (DEMO MODEL)
+
+**This is a demo model.** Its weights are random (seed {spec.seed}); training moves its loss, but its answers
+carry no meaning. It exists so that `taxreg train`, `taxreg export` and `taxreg serve` run end to end on any
+laptop without a model hub. For real use, pass `--base-model` with a local Hugging Face model folder.
+
+- Architecture: Granite (`GraniteForCausalLM`), {parameters:,} parameters, hidden {spec.hidden}, {spec.layers} layers,
+  {spec.heads} attention heads, {spec.kv_heads} KV heads, tied embeddings, context {spec.context}, Granite 3.x
+  multipliers.
+- Tokenizer: byte-level BPE, {vocab_size:,} tokens, trained on the text of the taxonomy `{taxonomy.name}`
+  ({len(corpus.texts)} texts, sha256 {corpus.sha256}).
+- Chat format: Granite 3.x role markers; assistant turns are marked for assistant-only loss.
+- Built by `taxreg model init` (taxreg {__version__}) with `{sizes}`.
+"""
+    (work / "README.md").write_text(card, encoding="utf-8")
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise RegistryError(f"--out {out} is a file", hint="pass a folder path")
+    if not out.is_dir() or force or not any(out.iterdir()):
+        return
+    config = out / "config.json"
+    try:
+        is_demo = json.loads(config.read_text(encoding="utf-8")).get(DEMO_MARK) is True
+    except (OSError, ValueError):
+        is_demo = False
+    if not is_demo:
+        raise RegistryError(f"{out} exists and is not a taxreg demo model; it is left untouched",
+                            hint="pass another --out, or --force to replace it")
+
+
+def _swap_into_place(work: Path, out: Path) -> None:
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
+    if out.exists():
+        out.rename(old)
+    try:
+        work.rename(out)
+    except BaseException:
+        if old.exists():
+            old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
