@@ -10,6 +10,11 @@ import sys
 
 from builder.cli import (  # noqa: F401  (importing a command module registers its commands)
     build,
+    export,
+    model,
+    release,
+    serve,
+    site,
     spine,
 )
 from builder.cli.common import app

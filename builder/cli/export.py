@@ -1,0 +1,59 @@
+"""`taxreg export`: the merged model as one ONNX graph with a KV cache (fp32, int8), gated on parity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from builder import console, settings
+from builder.cli.common import CatalogOpt, app, state
+
+MODEL_DIR = settings.DEFAULT_BUILD / "model"
+
+
+@app.command("export")
+def export_command(
+    base_model: Annotated[Path, typer.Option("--base-model", help="Local Hugging Face causal-LM folder.")]
+    = MODEL_DIR / "base",
+    adapter: Annotated[Path, typer.Option("--adapter", help="LoRA adapter folder to merge.")] = MODEL_DIR / "adapter",
+    no_adapter: Annotated[bool, typer.Option("--no-adapter", help="Export the base model as it is.")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Writes onnx/, onnx-int8/ and parity.json here.")] = MODEL_DIR,
+    catalog: CatalogOpt = settings.DEFAULT_CATALOG,
+    dataset: Annotated[Path, typer.Option("--dataset", help="Dataset folder whose test split gives the parity "
+                                                            "prompts (fixed prompts when it has none).")]
+    = settings.DEFAULT_BUILD / "datasets" / "default",
+    int4: Annotated[bool, typer.Option("--int4", help="Also build int4 with onnxruntime-genai (when installed).")]
+    = False,
+    max_diff: Annotated[float, typer.Option("--max-diff", min=0.0, help="fp32 gate: largest |logit difference|.")]
+    = 1e-4,
+    prompts: Annotated[int, typer.Option("--prompts", min=1, max=64, help="Evaluation prompts in the batch.")] = 8,
+    greedy_tokens: Annotated[int, typer.Option("--greedy-tokens", min=2, max=256,
+                                               help="Greedy tokens compared per prompt.")] = 32,
+) -> None:
+    """Merge the adapter, export ONNX with a KV cache (fp32 + int8), and refuse it unless fp32 matches PyTorch."""
+    from builder.model.export import ExportOptions, ParityFailed, export
+    from builder.model.parity import Thresholds
+
+    failure: ParityFailed | None = None
+    with console.user_errors(state["debug"]):
+        options = ExportOptions(base_model, None if no_adapter else adapter, out, catalog, dataset, int4,
+                                Thresholds(max_abs_diff=max_diff, greedy_tokens=greedy_tokens), prompts)
+        try:
+            outcome = export(options, progress=lambda message: console.print_summary(f"export: {message}", False))
+        except ParityFailed as exc:
+            failure = exc
+    if failure is not None:
+        console.print_summary(f"error: {failure}", True)
+        console.print_summary(f"hint: {failure.hint}", True)
+        raise typer.Exit(console.EXIT_FINDINGS)
+    for variant, figures in outcome.report["variants"].items():
+        verdict = "passed" if figures["passed"] else ("FAILED" if figures["gate"] else "below target (recorded)")
+        console.print_line(
+            f"{variant}: max |logit diff| {figures['max_abs_diff']:.3g}, top-1 agreement "
+            f"{figures['top1_agreement']:.1%}, greedy identical {figures['greedy_identical_prompts']}/"
+            f"{figures['n_prompts']} prompts x {figures['n_tokens']} tokens: {verdict}")
+    paths = ", ".join(str(p) for p in outcome.written.values())
+    console.print_summary(f"exported in {outcome.seconds:.1f} s (peak RSS {outcome.peak_rss_mb:.0f} MB): {paths}",
+                          False)

@@ -1,0 +1,346 @@
+"""`taxreg export`: merge the LoRA adapter, export one ONNX graph with a KV cache (fp32, int8, optional int4),
+gate it on parity with PyTorch, and move it into place only when fp32 passes.
+
+Everything is written under a temporary folder beside the outputs and renamed into place at the end, so a failed
+export (parity or anything else) leaves the previous one intact. Imported lazily by the CLI (torch, peft...).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import shutil
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from builder.model import onnx_graph, parity
+from registry import __version__
+from registry.errors import EnvironmentProblem, RegistryError
+
+SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+              "special_tokens_map.json", "chat_template.jinja")
+VARIANT_DIRS = {"fp32": "onnx", "int8": "onnx-int8", "int4": "onnx-int4"}
+# torch.onnx re-arms its registration logger during each export, so that one is named on its own.
+CHATTY_LOGGERS = ("torch.onnx", "torch.onnx._internal.exporter._registration", "torch.export", "onnxscript")
+ARTIFACT_KINDS = {"fp32": "onnx", "int8": "onnx_int8", "int4": "onnx_int4"}
+
+
+class ParityFailed(RegistryError):
+    """The fp32 graph does not compute what PyTorch computes: the export is refused (exit code 1)."""
+
+
+@dataclass
+class ExportOptions:
+    base_model: Path
+    adapter: Path | None
+    out: Path
+    catalog: Path | None
+    dataset: Path | None = None
+    int4: bool = False
+    thresholds: parity.Thresholds = field(default_factory=parity.Thresholds)
+    n_prompts: int = 8
+
+
+@dataclass
+class ExportOutcome:
+    run_id: str
+    report: dict[str, Any]
+    written: dict[str, Path]
+    seconds: float
+    peak_rss_mb: float
+
+
+def export(options: ExportOptions, progress: Any = None) -> ExportOutcome:
+    """The whole stage; `progress(message)` is told what runs. Raises ParityFailed when fp32 fails the gate."""
+    say = progress or (lambda message: None)
+    started, clock = datetime.now(UTC), time.perf_counter()
+    _check_inputs(options)
+    options.out.mkdir(parents=True, exist_ok=True)
+    work = options.out / f".export-{uuid.uuid4().hex[:12]}"
+    work.mkdir()
+    try:
+        with quiet_libraries():
+            return _export(options, say, work, started, clock)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """The exporter, quantizer and loaders talk a lot (warnings, progress bars, root-logger hints): mute them."""
+    from transformers.utils import logging as hf_logging
+
+    root = logging.getLogger()
+    level, hf_level = root.level, hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    root.setLevel(logging.ERROR)
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    quieted = {name: logging.getLogger(name).level for name in CHATTY_LOGGERS}
+    for name in quieted:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+        hf_logging.set_verbosity(hf_level)
+        if bars:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+        for name, old in quieted.items():
+            logging.getLogger(name).setLevel(old)
+
+
+def _export(options: ExportOptions, say: Any, work: Path, started: datetime, clock: float) -> ExportOutcome:
+    say("loading and merging the model")
+    model, tokenizer = load_merged(options.base_model, options.adapter)
+    say("exporting the fp32 graph")
+    fp32 = onnx_graph.export_fp32(model, work / VARIANT_DIRS["fp32"])
+    write_side_files(model, tokenizer, options.base_model, fp32.parent)
+    say("quantizing to int8")
+    int8 = onnx_graph.quantize_int8(fp32, work / VARIANT_DIRS["int8"], work / "untied")
+    _copy_side_files(fp32.parent, int8.parent, "int8 (onnxruntime quantize_dynamic)")
+    graphs = {"fp32": fp32, "int8": int8}
+    if options.int4:
+        say("building int4 with onnxruntime-genai")
+        merged_dir = work / "merged"
+        model.save_pretrained(merged_dir, safe_serialization=True)
+        tokenizer.save_pretrained(merged_dir)
+        graphs["int4"] = onnx_graph.build_int4(merged_dir, work / VARIANT_DIRS["int4"], work)
+        shutil.rmtree(merged_dir)
+        _copy_side_files(fp32.parent, graphs["int4"].parent, "int4 (onnxruntime-genai builder; no position_ids "
+                                                             "input: positions come from attention_mask)")
+    say("checking parity with PyTorch")
+    report = check_parity(model, tokenizer, graphs, options)
+    peak = _peak_rss_mb()
+    report["export"] = {"seconds": round(time.perf_counter() - clock, 2), "peak_rss_mb": round(peak, 1)}
+    run_id = uuid.uuid4().hex
+    if not report["passed"]:
+        _write_json(options.out / "parity.failed.json", report)
+        _record(options, run_id, started, report, {}, status="failed")
+        fp = report["variants"]["fp32"]
+        raise ParityFailed(
+            f"the fp32 graph failed the parity gate: max |logit diff| {fp['max_abs_diff']:.3g} "
+            f"(limit {options.thresholds.max_abs_diff:g}), greedy identical on "
+            f"{fp['greedy_identical_prompts']}/{fp['n_prompts']} prompts; the previous export is untouched",
+            hint=f"see {options.out / 'parity.failed.json'}; run with --debug and report it if the model is "
+                 "a supported architecture")
+    _write_json(work / "parity.json", report)
+    names = [VARIANT_DIRS[v] for v in ("fp32", "int8", "int4") if (work / VARIANT_DIRS[v]).is_dir()]
+    written = {name: options.out / name for name in [*names, "parity.json"]}
+    _record(options, run_id, started, report, {v: work / VARIANT_DIRS[v] for v in VARIANT_DIRS
+                                               if (work / VARIANT_DIRS[v]).is_dir()}, status="succeeded",
+            swap=lambda: _swap_into_place(work, options.out, [*names, "parity.json"]))
+    (options.out / "parity.failed.json").unlink(missing_ok=True)
+    return ExportOutcome(run_id, report, written, time.perf_counter() - clock, peak)
+
+
+def _check_inputs(options: ExportOptions) -> None:
+    base = options.base_model
+    if not (base / "config.json").is_file():
+        raise RegistryError(f"no model at {base} (config.json missing)",
+                            hint="run `taxreg model init`, or pass --base-model with a local Hugging Face model folder")
+    if not any(base.glob("*.safetensors")):
+        raise RegistryError(f"{base} has no .safetensors weights; only safetensors are loaded (no pickles)",
+                            hint="convert the weights to safetensors, or pass another --base-model")
+    if options.adapter is not None and not (options.adapter / "adapter_config.json").is_file():
+        raise RegistryError(f"no LoRA adapter at {options.adapter} (adapter_config.json missing)",
+                            hint="run `taxreg train` first, pass --adapter PATH, or --no-adapter to export the base")
+    if options.int4 and not onnx_graph.genai_available():
+        raise EnvironmentProblem("--int4 needs onnxruntime-genai, which is not installed",
+                                 hint="pip install onnxruntime-genai in this (CPU) environment, or leave out --int4")
+    if options.dataset is not None and options.dataset.exists() and not options.dataset.is_dir():
+        raise RegistryError(f"--dataset {options.dataset} is not a folder",
+                            hint="pass a dataset folder such as build/datasets/default")
+
+
+def load_merged(base: Path, adapter: Path | None) -> tuple[Any, Any]:
+    """The base in fp32 with the adapter merged into its weights (merge_and_unload), and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, use_safetensors=True,
+                                                 trust_remote_code=False)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    tokenizer_dir = adapter if adapter is not None and (adapter / "tokenizer.json").is_file() else base
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=False)
+    model.eval()  # type: ignore[no-untyped-call]
+    return model, tokenizer
+
+
+def write_side_files(model: Any, tokenizer: Any, base: Path, folder: Path) -> None:
+    """config.json with an explicit rope_theta, generation_config.json, and a tokenizer older readers load."""
+    shape = onnx_graph.CacheShape.of(model.config)
+    config = model.config.to_dict()
+    rope = config.get("rope_parameters") or {}
+    # transformers 5 keeps rope_theta inside rope_parameters; older readers silently assume 10000 without it.
+    config["rope_theta"] = float(rope.get("rope_theta") or getattr(model.config, "rope_theta", None) or 10000.0)
+    config.update(num_hidden_layers=shape.layers, num_key_value_heads=shape.kv_heads, head_dim=shape.head_dim,
+                  torch_dtype="float32")
+    base_config = json.loads((base / "config.json").read_text(encoding="utf-8"))
+    for key, value in base_config.items():
+        if key.startswith("taxreg_"):
+            config.setdefault(key, value)
+    config["taxreg_onnx"] = {"exported_by": f"taxreg {__version__}", "inputs": shape.input_names(),
+                             "outputs": shape.output_names(), "kv_cache": True}
+    _write_json(folder / "config.json", config)
+    generation = model.generation_config.to_diff_dict() if model.generation_config is not None else {}
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        if generation.get(key) is None and getattr(tokenizer, key, None) is not None:
+            generation[key] = getattr(tokenizer, key)
+    generation.pop("transformers_version", None)
+    _write_json(folder / "generation_config.json", generation)
+    _write_tokenizer(tokenizer, folder, int(model.config.max_position_embeddings))
+
+
+def _write_tokenizer(tokenizer: Any, folder: Path, context: int) -> None:
+    tokenizer.save_pretrained(folder)
+    path = folder / "tokenizer_config.json"
+    tok_config = json.loads(path.read_text(encoding="utf-8"))
+    # transformers 5 writes TokenizersBackend, which older readers reject; this class loads in both.
+    tok_config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    tok_config["model_max_length"] = context
+    for runtime_only in ("is_local", "local_files_only"):
+        tok_config.pop(runtime_only, None)
+    if tokenizer.chat_template and not tok_config.get("chat_template"):
+        tok_config["chat_template"] = tokenizer.chat_template
+    for name, token in tokenizer.special_tokens_map.items():
+        if isinstance(token, str):
+            tok_config.setdefault(name, token)
+    _write_json(path, tok_config)
+    special = folder / "special_tokens_map.json"
+    if not special.is_file():
+        _write_json(special, {k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)})
+    for extra in folder.iterdir():  # keep the directory to the contract: no stray files the writer chose
+        if extra.name not in SIDE_FILES and extra.suffix != ".onnx" and not extra.name.endswith(".data"):
+            extra.unlink()
+
+
+def _copy_side_files(src: Path, dst: Path, quantization: str) -> None:
+    for name in SIDE_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, dst / name)
+    config = json.loads((dst / "config.json").read_text(encoding="utf-8"))
+    config["taxreg_onnx"]["quantization"] = quantization
+    config["taxreg_onnx"]["inputs"], config["taxreg_onnx"]["outputs"] = onnx_graph.io_names(dst / onnx_graph.MODEL_FILE)
+    _write_json(dst / "config.json", config)
+
+
+def check_parity(model: Any, tokenizer: Any, graphs: dict[str, Path], options: ExportOptions) -> dict[str, Any]:
+    """parity.json's content: per variant the figures, thresholds and verdict; fp32 alone gates."""
+    eval_set = parity.load_eval_set(options.dataset, tokenizer, options.n_prompts)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    batch = parity.left_pad(eval_set.prompts, int(pad))
+    reference = parity.torch_reference(model, batch, options.thresholds.greedy_tokens)
+    shape = onnx_graph.CacheShape.of(model.config)
+    variants = {}
+    for variant, path in graphs.items():
+        session = parity.OrtModel(path, shape, threads=None)
+        result = parity.check_variant(variant, session, batch, reference, options.thresholds, gate=variant == "fp32")
+        variants[variant] = result.as_dict()
+    return {"passed": bool(variants["fp32"]["passed"]), "eval_set": eval_set.source,
+            "prompt_tokens": [len(p) for p in eval_set.prompts], "variants": variants,
+            "base_model": str(options.base_model), "adapter": str(options.adapter) if options.adapter else None,
+            "versions": parity.versions(), "checked_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def _swap_into_place(work: Path, out: Path, names: list[str]) -> None:
+    """Rename each new output over the old one; the old ones wait in `work` until all are in place. A variant
+    this export did not build (onnx-int4 without --int4) is moved away too: it belonged to another model."""
+    old = work / "previous"
+    old.mkdir()
+    stale = [name for name in VARIANT_DIRS.values() if name not in names and (out / name).exists()]
+    moved: list[str] = []
+    try:
+        for name in stale:
+            (out / name).rename(old / name)
+        for name in names:
+            if (out / name).exists():
+                (out / name).rename(old / name)
+            (work / name).rename(out / name)
+            moved.append(name)
+    except BaseException:
+        for name in moved:
+            (out / name).rename(work / name)
+        for name in [*names, *stale]:
+            if (old / name).exists():
+                (old / name).rename(out / name)
+        raise
+
+
+def _record(options: ExportOptions, run_id: str, started: datetime, report: dict[str, Any],
+            folders: dict[str, Path], status: str, swap: Any = None) -> None:
+    """The export run, what it read, and one model_artifact (+ files) per variant, committed with the swap."""
+    if options.catalog is None:
+        if swap is not None:
+            swap()
+        return
+    from registry.catalog import models
+    from registry.catalog.connection import open_catalog
+    from registry.catalog.generation import RunInfo
+
+    base_artifact = models.hash_directory(options.base_model)
+    base = models.describe_base_model(options.base_model, base_artifact)
+    inputs = [models.RunInput("external_model", base.model_ref, "base"),
+              models.RunInput("model_artifact", base_artifact.artifact_id, "base")]
+    parent = base.model_ref
+    if options.adapter is not None:
+        parent = models.hash_directory(options.adapter).artifact_id
+        inputs.append(models.RunInput("model_artifact", parent, "adapter"))
+    artifacts = [models.ModelArtifact(ARTIFACT_KINDS[variant], options.out / VARIANT_DIRS[variant],
+                                      models.hash_directory(folder), base.model_ref, parent, "onnx",
+                                      report["variants"].get(variant))
+                 for variant, folder in folders.items()]
+    params = {"base_model": str(options.base_model), "adapter": str(options.adapter) if options.adapter else None,
+              "int4": options.int4, "thresholds": options.thresholds.__dict__, "n_prompts": options.n_prompts}
+    info = RunInfo(generator="torch.onnx.dynamo", params=params, random_seed=0, prompt_template_sha256=None,
+                   stage="export")
+    con = open_catalog(options.catalog)
+    try:
+        inputs += _dataset_inputs(con, options, parent)
+        run = models.ModelRun(run_id, info, started, status, report, inputs, artifacts, [base])
+        models.record_model_run(con, run, before_commit=swap)
+    finally:
+        con.close()
+
+
+def _dataset_inputs(con: Any, options: ExportOptions, adapter_id: str) -> list[Any]:
+    """The parity prompts' test split, and the datasets the adapter was trained on (so a takedown of a training
+    sample reaches the ONNX models too: takedown_impact follows run_input rows of kind dataset)."""
+    from registry.catalog import models
+
+    found = []
+    test = options.dataset / "test.jsonl" if options.dataset is not None else None
+    if test is not None and test.is_file():
+        sha = models.file_sha256(test)
+        if sha in models.recorded_datasets(con, [sha]):
+            found.append(models.RunInput("dataset", sha, "eval"))
+    if options.adapter is not None:
+        rows = con.execute("SELECT DISTINCT ri.input_id, ri.role FROM model_artifact ma JOIN run_input ri "
+                           "ON ri.run_id = ma.run_id AND ri.input_kind = 'dataset' WHERE ma.artifact_id = ?",
+                           [adapter_id]).fetchall()
+        found += [models.RunInput("dataset", dataset_id, f"{role} (through the adapter)")
+                  for dataset_id, role in rows]
+    return found
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)

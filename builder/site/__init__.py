@@ -1,0 +1,1 @@
+"""The public site: pages generated from the catalog, the audit database and the SQL console."""

@@ -1,0 +1,94 @@
+"""`taxreg site`: build the whole site into a folder beside the output, then swap it into place.
+
+A failed build (a bad catalog, a warning under --strict) leaves the previous site as it was. The previous
+site also serves as the cache: pages whose inputs did not change are hard-linked from it (render.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from registry.errors import RegistryError
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "mkdocs.yml"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteOptions:
+    catalog: Path
+    out: Path
+    taxonomy: Path | None = None
+    vendor: Path = Path("build") / "vendor"
+    incremental: bool = True  # reuse unchanged pages of the site in `out`
+    audit: bool = True  # False: a preview without the audit database (its downloads are missing)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteOutcome:
+    out: Path
+    seconds: float
+    pages_rendered: int
+    pages_reused: int
+    search_bytes: int
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def build_site(options: SiteOptions) -> SiteOutcome:
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")  # material 9's end-of-life banner
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import MkDocsException
+
+    from builder.site import hook
+    from builder.site.render import MANIFEST
+
+    if not options.catalog.is_file():
+        raise RegistryError(f"no catalog at {options.catalog}", hint="run `taxreg index` first, or pass --catalog")
+    started = time.perf_counter()
+    out = options.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
+    staging.chmod(0o755)
+    previous = out if options.incremental and (out / MANIFEST).is_file() else None
+    try:
+        config = load_config(str(CONFIG), site_dir=str(staging), strict=True)
+        config.extra["taxreg"] = {"catalog": str(options.catalog.resolve()), "vendor": str(options.vendor.resolve()),
+                                  "taxonomy": str(options.taxonomy.resolve()) if options.taxonomy else "",
+                                  "previous": str(previous) if previous else "", "audit": options.audit}
+        build(config)
+    except MkDocsException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RegistryError(f"the site did not build: {exc}", hint="the previous site is unchanged; run "
+                            "`taxreg --debug site` for details") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    swapped = time.perf_counter()
+    _swap(staging, out)
+    st = hook.last_state()
+    assert st is not None and st.render is not None
+    st.timings["swap"] = time.perf_counter() - swapped
+    return SiteOutcome(out, time.perf_counter() - started, st.render.rendered, st.render.reused, st.search_bytes,
+                       dict(st.timings), list(st.notes))
+
+
+def _swap(staging: Path, out: Path) -> None:
+    """Two renames; the old tree (tens of thousands of files) is deleted by a background `rm`, not waited for."""
+    old = out.with_name(f".{out.name}-old-{os.getpid()}-{time.time_ns()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(staging, out)
+    if old.exists():
+        try:
+            subprocess.Popen(["rm", "-rf", "--", str(old)], start_new_session=True, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,223 @@
+"""The mkdocs side of the site: event handlers that `site/hooks/taxreg.py` hands to mkdocs.
+
+mkdocs builds the hand-written pages of site/docs (plus the Audit pages) with their generated blocks; after
+it, the entity pages are rendered into the same output with material's layout (render.py), their search
+entries appended to material's index, and the audit database and console written. `mkdocs build --strict`
+on the root mkdocs.yml and `taxreg site` run the same code; settings come from `extra.taxreg` in mkdocs.yml,
+which `taxreg site` overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from mkdocs.commands.build import get_context
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File, Files
+from mkdocs.structure.nav import Navigation
+from mkdocs.structure.pages import Page
+
+from builder.site import overview, reference, urls, vendor
+from builder.site.data import SiteData, load
+from builder.site.pages import entity_pages
+from builder.site.render import CONTENT, TITLE, Renderer, RenderStats, Skeleton
+from registry.errors import RegistryError
+
+log = logging.getLogger("taxreg.site")  # not under "mkdocs": notes must not abort a --strict build
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "site" / "templates"
+CATALOG_ENV = "TAXREG_SITE_CATALOG"
+MERMAID_URL = "assets/vendor/mermaid.min.js"
+_MARKER = re.compile(r"<!-- taxreg:([a-z]+) -->")
+MARKDOWN_BLOCKS = {"cli": reference.cli_markdown, "rules": reference.rules_markdown}
+
+
+@dataclass(slots=True)
+class Settings:
+    catalog: Path
+    taxonomy: Path | None
+    vendor: Path
+    previous: Path | None  # the site being replaced: unchanged pages are linked from it
+    audit: bool = True  # write the audit database and console (False: a quicker preview)
+
+    @classmethod
+    def from_config(cls, config: MkDocsConfig) -> Settings:
+        raw = dict(config.extra.get("taxreg") or {})
+        if os.environ.get(CATALOG_ENV):  # `mkdocs build` on another catalog without editing mkdocs.yml
+            raw["catalog"] = os.environ[CATALOG_ENV]
+        base = Path(config.config_file_path or ".").resolve().parent
+
+        def where(key: str, default: str | None) -> Path | None:
+            value = raw.get(key, default)
+            return None if value in (None, "") else base / str(value)
+
+        catalog, vendor_dir = where("catalog", "build/catalog.duckdb"), where("vendor", "build/vendor")
+        assert catalog is not None and vendor_dir is not None
+        return cls(catalog, where("taxonomy", None), vendor_dir, where("previous", None), bool(raw.get("audit", True)))
+
+
+@dataclass(slots=True)
+class State:
+    settings: Settings
+    data: SiteData
+    mermaid: Path | None
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    nav: Navigation | None = None
+    env: Any = None
+    files: Files | None = None
+    skeletons: dict[int, Skeleton] = field(default_factory=dict)
+    render: RenderStats | None = None
+    search_bytes: int = 0
+
+
+_current: dict[str, State] = {}  # "build": the build in progress (mkdocs calls module functions)
+
+
+def state() -> State:
+    if "build" not in _current:
+        raise PluginError("the taxreg hook ran out of order: on_config did not run")
+    return _current["build"]
+
+
+def last_state() -> State | None:
+    """What the last build did (timings, notes, render counts), for `taxreg site` to report."""
+    return _current.get("build")
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    settings = Settings.from_config(config)
+    started = time.perf_counter()
+    try:
+        data = load(settings.catalog)
+    except RegistryError as exc:
+        raise PluginError(f"{exc} ({exc.hint})" if exc.hint else str(exc)) from None
+    mermaid, why = vendor.mermaid(settings.vendor)
+    st = _current["build"] = State(settings, data, mermaid, timings={"load": time.perf_counter() - started,
+                                                                      "mkdocs": -time.perf_counter()})
+    if mermaid is None:
+        st.notes.append(f"lineage diagrams are shown as source: mermaid was not vendored ({why})")
+    return config
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    from builder.site.audit import audit_pages
+
+    st = state()
+    for src, markdown in audit_pages(st.settings.catalog, directory_urls=config.use_directory_urls).items():
+        files.append(File.generated(config, src, content=markdown))
+    if st.mermaid is not None:
+        files.append(File.generated(config, MERMAID_URL, abs_src_path=str(st.mermaid)))
+    return files
+
+
+def on_nav(nav: Navigation, config: MkDocsConfig, files: Files) -> Navigation:
+    state().nav = nav
+    return nav
+
+
+def on_env(env: Any, config: MkDocsConfig, files: Files) -> Any:
+    st = state()
+    st.env, st.files = env, files
+    return env
+
+
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    return _MARKER.sub(lambda m: MARKDOWN_BLOCKS[m[1]]() if m[1] in MARKDOWN_BLOCKS else m[0], markdown)
+
+
+def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    st, blocks = state(), overview.blocks()
+    root = urls.root_prefix(page.url)
+
+    def block(match: re.Match[str]) -> str:
+        name = match[1]
+        if name == "about":
+            return _about(st.settings.taxonomy)
+        if name not in blocks:
+            raise PluginError(f"{page.file.src_uri}: unknown block <!-- taxreg:{name} -->")
+        return blocks[name](st.data, root)
+
+    return _MARKER.sub(block, html)
+
+
+@event_priority(-100)  # after material's search plugin has written its index
+def on_post_build(config: MkDocsConfig) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from builder.site.audit import engine_note, write_audit
+
+    st = state()
+    site = Path(config.site_dir)
+    started = time.perf_counter()
+    st.timings["mkdocs"] += started  # mkdocs' own pages, from on_config to here
+    # The audit database is DuckDB's work (it releases the GIL): it runs beside the page rendering.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        audit = pool.submit(_timed, write_audit, st.settings.catalog, site / "audit", st.settings.vendor) \
+            if st.settings.audit else None
+        renderer = Renderer(TEMPLATES, lambda depth: _skeleton(st, config, depth), st.mermaid is not None)
+        st.render = renderer.write_all(entity_pages(st.data), site, st.settings.previous)
+        st.timings["pages"] = time.perf_counter() - started
+        if audit is not None:
+            st.timings["audit"] = audit.result()
+    started = time.perf_counter()
+    st.search_bytes = _extend_search(site / "search" / "search_index.json", st.render.search)
+    st.timings["search"] = time.perf_counter() - started
+    note = engine_note(site / "audit") if st.settings.audit else "not written (--no-audit preview)"
+    if note:
+        st.notes.append(f"the audit database and SQL console: {note}")
+    for note in st.notes:
+        log.warning(note)
+
+
+def _timed(work: Any, *args: Any) -> float:
+    started = time.perf_counter()
+    work(*args)
+    return time.perf_counter() - started
+
+
+def _skeleton(st: State, config: MkDocsConfig, depth: int) -> Skeleton:
+    """Material's page around markers, for a page `depth` folders below the root (not in the nav)."""
+    if depth not in st.skeletons:
+        src = "/".join(["taxreg-skeleton"] * depth) + "/index.md" if depth else "taxreg-skeleton.md"
+        page = Page(TITLE, File.generated(config, src, content=""), config)
+        page.content, page.markdown, page.meta = CONTENT, "", {}
+        assert st.nav is not None and st.files is not None
+        context = get_context(st.nav, st.files, config, page)
+        st.skeletons[depth] = Skeleton.parse(st.env.get_template("main.html").render(context))
+    return st.skeletons[depth]
+
+
+def _extend_search(index: Path, entries: list[tuple[str, str, str]]) -> int:
+    """Entity pages into material's search index: title and metadata only, escaped (results show as HTML)."""
+    if not index.is_file():
+        return 0
+    loaded = json.loads(index.read_text(encoding="utf-8"))
+    loaded["docs"].extend({"location": urls.href(folder), "title": escape(title), "text": escape(text)}
+                          for folder, title, text in entries)
+    text = json.dumps(loaded, ensure_ascii=False, separators=(",", ":"))
+    index.write_text(text, encoding="utf-8")
+    return len(text.encode())
+
+
+def _about(taxonomy: Path | None) -> str:
+    """The taxonomy's own README (raw HTML off: it is rendered as text)."""
+    readme = taxonomy / "README.md" if taxonomy else None
+    if readme is None or not readme.is_file():
+        return ""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).render(readme.read_text(encoding="utf-8", errors="replace"))
+    for level in (2, 1):  # below the page's own headings
+        body = body.replace(f"<h{level}>", f"<h{level + 2}>").replace(f"</h{level}>", f"</h{level + 2}>")
+    return f'<section class="taxreg-about"><h2 id="about-this-taxonomy">About this taxonomy</h2>\n{body}</section>'

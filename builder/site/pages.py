@@ -1,0 +1,165 @@
+"""One page per entity (contribution, contributor, document, run, release): its address, title, template, the
+data it shows and what search indexes about it.
+
+A page's context is plain JSON built only from the catalog, so its hash says whether the page changed: an
+unchanged page is not rendered again (see render.py). Links inside a context are relative to the site root
+and prefixed with the page's `root` by the templates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from builder.site import lineage, urls
+from builder.site.data import Row, SiteData
+
+SEARCH_SEEDS = 3  # questions of a contribution put in the search index (the page has them all)
+
+
+@dataclass(frozen=True, slots=True)
+class PageSpec:
+    folder: str  # relative to the site root, with a trailing slash
+    title: str
+    template: str
+    context: dict[str, Any]
+    search: str  # what the search index holds about the page besides its title
+    jsonld: dict[str, Any] | None = None
+
+
+def entity_pages(data: SiteData) -> Iterator[PageSpec]:
+    """Every entity page, made one at a time as the renderer asks for them."""
+    for c in data.contributions:
+        yield _contribution(c, data)
+    yield from _contributors(data)
+    yield from _documents(data)
+    yield from _runs(data)
+    yield from _releases(data)
+
+
+def _contribution(c: Row, data: SiteData) -> PageSpec:
+    cid = c["contribution_id"]
+    folder = urls.contribution(cid)
+    contributor = data.contributors.get((c["created_by"] or "").lower())
+    documents = [{**d, "href": urls.href(urls.document(d["doc_sha256"])),
+                  "repo_link": urls.web_link(d["repo_url"]),
+                  "chunks_used": data.chunk_edges.get(cid, {}).get(d["doc_sha256"], 0)}
+                 for d in data.sources.get(cid, [])]
+    runs = [{**r, "href": urls.href(urls.run(r["run_id"]))} for r in data.samples_by_run.get(cid, [])]
+    releases = data.release_of.get(cid, [])
+    attributions = [{**a, "link_href": urls.web_link(a["link"])} for a in data.attributions.get(cid, [])]
+    context = {
+        **c,
+        "contributor": _person(contributor, c["created_by"]),
+        "attributions": attributions,
+        "licenses": sorted({a["license_spdx"] or "UNKNOWN" for a in attributions}) or ["UNKNOWN"],
+        "seeds": data.seeds.get(cid, []),
+        "documents": documents,
+        "findings": data.findings.get(cid, []),
+        "versions": data.versions.get(cid, []),
+        "runs": runs,
+        "examples": data.examples.get(cid, []),
+        "datasets": data.datasets.get(cid, []),
+        "releases": releases,
+        "release_links": [{"id": r, "href": urls.href(urls.release(r))} for r in releases],
+        "models": data.models_of.get(cid, []),
+        "seed_count": len(data.seeds.get(cid, [])),
+        "sample_count": max((r["kept"] for r in runs), default=0),
+        "repo_link": urls.web_link(c["document_repo"]),
+    }
+    context["mermaid"] = lineage.diagram(context)
+    search = " ".join(filter(None, [cid, c["kind"], c["domain"], c["created_by"], c["status"],
+                                    context["contributor"]["name"], c["knowledge_domain"], *context["licenses"],
+                                    *(s["question"] for s in context["seeds"][:SEARCH_SEEDS])]))
+    jsonld = {
+        "@context": "https://schema.org", "@type": "CreativeWork", "name": cid, "identifier": c["current_version_id"],
+        "genre": c["kind"], "about": c["domain"], "creator": {"@type": "Person", "name": c["created_by"]},
+        "license": context["licenses"], "isBasedOn": [d["repo_url"] + "@" + d["repo_commit"] for d in documents],
+    }
+    return PageSpec(folder, cid.rsplit("/", 1)[-1] + " (" + c["kind"].replace("_", " ") + ")", "contribution.html",
+                    context, search, jsonld)
+
+
+def _person(row: Row | None, fallback: str | None) -> dict[str, Any]:
+    if row is None:
+        return {"name": fallback or "unknown", "href": None, "profile": None}
+    return {"name": row["display_name"] or row["login"], "href": urls.href(urls.contributor(row["contributor_id"])),
+            "profile": urls.web_link(row["public_profile"])}
+
+
+def _contributors(data: SiteData) -> Iterator[PageSpec]:
+    by_person: dict[str, list[Row]] = defaultdict(list)
+    for c in data.contributions:
+        by_person[(c["created_by"] or "").lower()].append(c)
+    for cid, person in data.contributors.items():
+        mine = [{"id": c["contribution_id"], "kind": c["kind"], "domain": c["domain"], "status": c["status"],
+                 "href": urls.href(urls.contribution(c["contribution_id"])),
+                 "samples": max((r["kept"] for r in data.samples_by_run.get(c["contribution_id"], [])), default=0),
+                 "releases": data.release_of.get(c["contribution_id"], [])}
+                for c in by_person.get(cid, [])]
+        name = person["display_name"] or person["login"]
+        context = {**person, "name": name, "profile": urls.web_link(person["public_profile"]), "contributions": mine,
+                   "kinds": dict(Counter(m["kind"] for m in mine)),
+                   "releases": [{"id": r, "href": urls.href(urls.release(r))}
+                                for r in sorted({r for m in mine for r in m["releases"]})]}
+        search = " ".join([name, person["login"], person["kind"], *sorted({m["domain"] for m in mine})])
+        yield PageSpec(urls.contributor(cid), f"{name} (contributor)", "contributor.html", context, search)
+
+
+def _documents(data: SiteData) -> Iterator[PageSpec]:
+    for sha, places in data.documents.items():
+        first = places[0]
+        users = [{"id": u, "href": urls.href(urls.contribution(u))} for u in data.document_users.get(sha, [])]
+        context = {"doc_sha256": sha, "places": [{**p, "repo_link": urls.web_link(p["repo_url"])} for p in places],
+                   "title": first["title"], "media_type": first["media_type"], "byte_size": first["byte_size"],
+                   "license": first["license_spdx"] or "UNKNOWN", "license_class": first["license_class"],
+                   "attribution_required": first["attribution_required"], "share_alike": first["share_alike"],
+                   "users": users, "chunks": data.chunks.get(sha, 0)}
+        title = f"{first['path'].rsplit('/', 1)[-1]} @ {sha[:12]}"
+        search = " ".join(filter(None, [sha, first["repo_url"], first["repo_commit"], first["path"], first["title"],
+                                        context["license"], *(u["id"] for u in users)]))
+        yield PageSpec(urls.document(sha), title, "document.html", context, search)
+
+
+def _runs(data: SiteData) -> Iterator[PageSpec]:
+    for run in data.runs:
+        details = data.run_details.get(run["run_id"], {})
+        contributions = [{**c, "href": urls.href(urls.contribution(c["contribution_id"]))}
+                         for c in details.get("contributions", [])]
+        context = {**run, "params": _pretty(run["params"]), "stats": _pretty(run["stats"]),
+                   "dropped": details.get("dropped", []), "contributions": contributions}
+        search = " ".join(filter(None, [run["run_id"], run["generator"], run["teacher_model_ref"], run["status"]]))
+        yield PageSpec(urls.run(run["run_id"]), f"Run {run['run_id'][:12]} ({run['generator']})", "run.html",
+                       context, search)
+
+
+def _releases(data: SiteData) -> Iterator[PageSpec]:
+    for release in data.releases:
+        rid = release["release_id"]
+        details = data.release_details.get(rid, {})
+        contributors = [{**c, "href": urls.href(urls.contributor(str(c["contributor"]).lower()))
+                         if str(c["contributor"]).lower() in data.contributors else None}
+                        for c in details.get("contributors", [])]
+        context = {**release, "artifacts": details.get("artifacts", []), "licenses": details.get("licenses", []),
+                   "contributors": contributors, "checks": details.get("checks", [])}
+        jsonld = {"@context": "https://schema.org", "@type": "Dataset", "name": f"Taxonomy Registry release {rid}",
+                  "version": rid, "datePublished": release["released_at"], "license": release["license_expression"],
+                  "identifier": release["manifest_sha256"],
+                  "creator": [c["contributor"] for c in details.get("contributors", [])],
+                  "distribution": [{"@type": "DataDownload", "name": a["relpath"], "sha256": a["sha256"]}
+                                   for a in details.get("artifacts", [])]}
+        search = " ".join(filter(None, [rid, release["status"], release["license_expression"],
+                                        release["taxonomy_commit"]]))
+        yield PageSpec(urls.release(rid), f"Release {rid}", "release.html", context, search, jsonld)
+
+
+def _pretty(raw: str | None) -> str:
+    if not raw:
+        return ""
+    try:
+        return json.dumps(json.loads(raw), indent=2, sort_keys=True, ensure_ascii=False)
+    except ValueError:
+        return raw

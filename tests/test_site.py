@@ -1,0 +1,297 @@
+"""The static site, built for real from a catalog of the embedded taxonomy plus a leaf full of payloads:
+pages at their stable addresses, escaping, the search index, no external requests, generated reference
+pages, atomic and incremental rebuilds, and `mkdocs build --strict` on the root mkdocs.yml.
+(The real-browser checks are in test_site_browser.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from builder.cli import app
+from builder.site import reference, urls
+from builder.site.build import SiteOptions, build_site
+from builder.site.data import load
+from builder.site.vendor import mermaid
+from registry.errors import RegistryError
+from registry.findings import RULES
+
+REPO = Path(__file__).resolve().parents[1]
+VENDOR = REPO / "build" / "vendor"  # mermaid and the SQL engine, fetched from npm once per machine
+runner = CliRunner()
+
+# No spaces in the folder name: the dataset's Croissant ids refuse them (reported; not this test's subject).
+XSS_DIR = 'compositional_skills/writing/x"];click_A_call_alert(1)<b>%2e'
+XSS_LEAF = """version: 3
+task_description: "Answer <script>alert('task')</script> [click](javascript:alert(1)) **bold** ```mermaid"
+created_by: "<svg onload=alert('x')>"
+seed_examples:
+  - question: "<script>alert(1)</script> payload one?"
+    answer: "Echo: <img src=x onerror=alert(1)>"
+  - question: "<img src=x onerror=alert(2)> payload two?"
+    answer: "[link](javascript:alert(2)) and <a href=\\"javascript:alert(3)\\">x</a>"
+  - question: "{{ 7*7 }} payload three?"
+    answer: "flowchart LR\\n  A-->B[\\"<img src=x onerror=alert(4)>\\"]"
+  - question: "'; DROP TABLE contribution; -- payload four?"
+    answer: "</code></pre><script>alert(5)</script>"
+  - question: "javascript:alert(6) payload five?"
+    answer: "<!-- taxreg:home --> &lt;escaped&gt; &amp;"
+"""
+XSS_ATTRIBUTION = """Title of work: <script>alert('title')</script>
+Link to work: javascript:alert('link')
+Revision: N/A
+License of the work: CC-BY-4.0
+Creator names: <img src=x onerror=alert('creator')>
+"""
+RAW_PAYLOADS = ["<script>alert", "<img src=x", "<svg onload", 'href="javascript:', "<a href=\"javascript", "<b>%2e"]
+
+
+def _invoke(*args: str) -> None:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+
+
+def make_catalog(root: Path) -> tuple[Path, Path]:
+    """The embedded taxonomy plus the payload leaf, indexed, generated and made into a dataset."""
+    taxonomy = root / "taxonomy"
+    shutil.copytree(REPO / "taxonomy", taxonomy)
+    leaf = taxonomy / XSS_DIR
+    leaf.mkdir(parents=True)
+    (leaf / "qna.yaml").write_text(XSS_LEAF, encoding="utf-8")
+    (leaf / "attribution.txt").write_text(XSS_ATTRIBUTION, encoding="utf-8")
+    catalog = root / "catalog.duckdb"
+    _invoke("index", str(taxonomy), "--catalog", str(catalog))
+    _invoke("generate", str(taxonomy), "--catalog", str(catalog))
+    _invoke("dataset", "build", "--catalog", str(catalog), "--out", str(root / "datasets"))
+    return taxonomy, catalog
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("site")
+    taxonomy, catalog = make_catalog(root)
+    build_site(SiteOptions(catalog, root / "site", taxonomy, VENDOR))
+    return taxonomy, catalog, root / "site"
+
+
+def page(site: Path, folder: str) -> str:
+    return (site / folder / "index.html").read_text(encoding="utf-8")
+
+
+def test_every_entity_has_a_page_at_its_stable_address(built: tuple[Path, Path, Path]) -> None:
+    _, catalog, site = built
+    data = load(catalog)
+    assert len(data.contributions) == 18
+    vendored, why = mermaid(VENDOR)  # npm at build time; without it diagrams are shown as their source
+    for c in data.contributions:
+        html = page(site, urls.contribution(c["contribution_id"]))
+        assert "Seed examples" in html and "flowchart LR" in html
+        assert ('<pre class="mermaid">' in html) == (vendored is not None), why
+    for cid in data.contributors:
+        assert (site / urls.contributor(cid) / "index.html").is_file()
+    for sha in data.documents:
+        assert sha in page(site, f"documents/{sha}/")
+    for run in data.runs:
+        assert (site / "runs" / run["run_id"] / "index.html").is_file()
+    scales = page(site, "contributions/knowledge/arts/music/music_theory/musical_scales/")
+    assert "application/ld+json" in scales and '"@type": "CreativeWork"' in scales
+    if vendored is not None:
+        assert '<script src="../../../../../../assets/vendor/mermaid.min.js">' in scales  # local, not a CDN
+        assert (site / "assets" / "vendor" / "mermaid.min.js").stat().st_size > 1_000_000
+    for overview in ("taxonomy", "contributors", "documents", "runs", "releases", "licenses", "serving"):
+        assert (site / overview / "index.html").is_file()
+    assert (site / "audit" / "index.html").is_file() and (site / "audit" / "audit.duckdb").is_file()
+    home = page(site, "")
+    assert "Contributions by kind" in home and "<svg" in home
+
+
+def test_contributed_text_is_escaped_everywhere(built: tuple[Path, Path, Path]) -> None:
+    _, _, site = built
+    folder = urls.contribution(XSS_DIR)
+    assert "%253Cb%253E%25252e" in urls.href(folder)  # encoded once on disk, again in links
+    html = page(site, folder)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "{{ 7*7 }}" in html  # not evaluated by a template engine
+    assert "&lt;svg onload=alert(&#39;x&#39;)&gt;" in html
+    assert "javascript:alert(&#39;link&#39;)" in html  # shown as text ...
+    assert 'href="javascript:' not in html  # ... never a link
+    for generated in [html, page(site, "taxonomy/"), page(site, "contributors/"),
+                      *(p.read_text(encoding="utf-8") for p in (site / "contributors").glob("*/index.html"))]:
+        for raw in RAW_PAYLOADS:
+            assert raw not in generated, raw
+    diagram = re.search(r'<pre(?: class="mermaid")?><code>(flowchart LR.*?)</code></pre>', html, re.S)
+    assert diagram is not None
+    assert '"];click' not in diagram[1] and "&lt;" not in diagram[1]  # labels keep a safe alphabet
+    for doc in json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]:
+        for raw in RAW_PAYLOADS:
+            assert raw not in doc["title"] + doc["text"]
+
+
+def test_search_index_holds_metadata_of_every_entity(built: tuple[Path, Path, Path]) -> None:
+    _, catalog, site = built
+    index = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    docs = {d["location"]: d for d in index["docs"]}
+    data = load(catalog)
+    for c in data.contributions:
+        entry = docs[urls.href(urls.contribution(c["contribution_id"]))]
+        assert c["contribution_id"] in entry["text"] or c["contribution_id"].startswith(XSS_DIR[:20])
+    for person in data.contributors.values():
+        assert urls.href(urls.contributor(person["contributor_id"])) in docs
+    text = " ".join(d["title"] + " " + d["text"] for d in index["docs"])
+    for name in ("kestrel-notes", "rmaleki", "lbeaumont"):
+        assert name in text
+    assert "taxonomy/" not in docs  # the big lists are not indexed (search exclude)
+
+
+class _Refs(HTMLParser):
+    """Every address the browser would fetch by itself: scripts, styles, images, frames, icons."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fetched: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag in ("script", "img", "iframe", "source", "audio", "video", "embed") and values.get("src"):
+            self.fetched.append(str(values["src"]))
+        if tag == "link" and values.get("href"):
+            self.fetched.append(str(values["href"]))
+        if tag == "object" and values.get("data"):
+            self.fetched.append(str(values["data"]))
+
+
+def test_no_request_leaves_the_site(built: tuple[Path, Path, Path]) -> None:
+    _, _, site = built
+    external = re.compile(r"^(https?:)?//", re.I)
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 40
+    for html_file in pages:
+        parser = _Refs()
+        parser.feed(html_file.read_text(encoding="utf-8"))
+        assert not [u for u in parser.fetched if external.match(u)], html_file
+    for css in site.rglob("*.css"):
+        text = css.read_text(encoding="utf-8")
+        assert not re.search(r"(url\(\s*['\"]?|@import\s+['\"]?)(https?:)?//", text, re.I), css
+    assert "fonts.googleapis" not in page(site, "")
+
+
+def test_reference_pages_list_every_command_option_and_rule(built: tuple[Path, Path, Path]) -> None:
+    _, _, site = built
+    cli = page(site, "reference/cli/")
+    found = reference.commands()
+    assert {"taxreg site", "taxreg index", "taxreg dataset build"} <= {name for name, _ in found}
+    for name, command in found:
+        assert f"<code>{name}</code>" in cli, name
+        for option in reference.options(command):
+            assert f"<code>{option}</code>" in cli, (name, option)
+    rules = page(site, "reference/rules/")
+    for code in RULES:
+        assert f'id="{code.lower()}"' in rules and f"<code>{code}</code>" in rules, code
+
+
+def test_rebuild_after_one_leaf_changes(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    taxonomy0, catalog0, site0 = built
+    taxonomy, catalog, site = tmp_path / "taxonomy", tmp_path / "catalog.duckdb", tmp_path / "site"
+    shutil.copytree(taxonomy0, taxonomy, symlinks=True)
+    shutil.copyfile(catalog0, catalog)
+    shutil.copytree(site0, site)
+    leaf = taxonomy / "knowledge/arts/music/music_theory/musical_scales/qna.yaml"
+    text = leaf.read_text(encoding="utf-8")
+    old_author = re.search(r"^created_by: (\S+)", text, re.M)
+    assert old_author is not None
+    leaf.write_text(text.replace(f"created_by: {old_author[1]}", "created_by: newcomer-42"), encoding="utf-8")
+    _invoke("index", str(taxonomy), "--catalog", str(catalog))
+    untouched = site / "contributions/knowledge/history/technology/printing_press/index.html"
+    before = untouched.stat().st_ino
+
+    outcome = build_site(SiteOptions(catalog, site, taxonomy, VENDOR))
+    assert outcome.pages_reused > 20 and outcome.pages_rendered < 8, outcome
+    assert untouched.stat().st_ino == before  # linked from the previous site, not rendered again
+    html = page(site, "contributions/knowledge/arts/music/music_theory/musical_scales/")
+    assert 'href="../../../../../../contributors/newcomer-42/"' in html
+    assert "knowledge/arts/music/music_theory/musical_scales" in page(site, "contributors/newcomer-42/")
+    if (site / "contributors" / old_author[1].lower()).is_dir():
+        assert "musical_scales" not in page(site, f"contributors/{old_author[1].lower()}/")
+    index = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert len(index["docs"]) == len(json.loads(
+        (site0 / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]) + 1  # a new contributor
+    assert any("newcomer-42" in d["text"] for d in index["docs"])
+    assert not list(tmp_path.glob(".site-new-*")), "no staging folder left behind"
+
+
+def test_a_failed_build_keeps_the_previous_site(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    _, _, site0 = built
+    site = tmp_path / "site"
+    shutil.copytree(site0, site)
+    broken = tmp_path / "broken.duckdb"
+    broken.write_bytes(b"not a database")
+    with pytest.raises(RegistryError):
+        build_site(SiteOptions(broken, site, None, VENDOR))
+    assert (site / "index.html").read_text(encoding="utf-8") == (site0 / "index.html").read_text(encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.duckdb", "site"]
+    result = runner.invoke(app, ["site", "--catalog", str(tmp_path / "missing.duckdb"), "--out", str(site)])
+    assert result.exit_code == 2 and "no catalog" in result.output
+
+
+def test_mkdocs_build_strict_on_the_root_config(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    _, catalog, _ = built
+    env = {**os.environ, "TAXREG_SITE_CATALOG": str(catalog), "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(REPO / "mkdocs.yml"),
+                           "-d", str(tmp_path / "out")], cwd=REPO, env=env, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "out" / "contributions/knowledge/arts/music/music_theory/musical_scales/index.html").is_file()
+    assert not (REPO / "site" / "index.html").exists()  # never built into the sources folder
+
+
+def test_release_pages_when_the_catalog_has_releases(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    import duckdb
+
+    _, catalog0, _ = built
+    catalog = tmp_path / "catalog.duckdb"
+    shutil.copyfile(catalog0, catalog)
+    con = duckdb.connect(str(catalog))
+    try:
+        con.execute("INSERT INTO release VALUES ('1.0.0-rc.1', NULL, 'published', now(), 'build/releases/1.0.0-rc.1', "
+                    "'Apache-2.0 AND CC-BY-4.0 AND CC0-1.0', NULL, ?, NULL)", ["ab" * 32])
+        con.execute("INSERT INTO release_artifact SELECT '1.0.0-rc.1', 'dataset', dataset_id, "
+                    "'data/' || split || '.parquet', sha256 FROM dataset WHERE format = 'parquet'")
+    finally:
+        con.close()
+    site = tmp_path / "site"
+    build_site(SiteOptions(catalog, site, None, VENDOR))
+    html = page(site, "releases/1.0.0-rc.1/")
+    assert '"@type": "Dataset"' in html and "data/train.parquet" in html
+    assert "CC-BY-4.0" in html and 'href="../../contributors/kestrel-notes/"' in html
+    assert 'href="../../../../../../releases/1.0.0-rc.1/"' in page(
+        site, "contributions/knowledge/arts/music/music_theory/musical_scales/")
+    assert "1.0.0-rc.1" in page(site, "") and "1.0.0-rc.1" in page(site, "licenses/")
+    assert "release 1.0.0-rc.1" in page(site, "contributions/knowledge/arts/music/music_theory/musical_scales/")
+
+
+def test_pages_nested_in_each_others_folders_are_written(tmp_path: Path) -> None:
+    from builder.site.pages import PageSpec
+    from builder.site.render import CONTENT, TITLE, Renderer, Skeleton
+
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "p.html").write_text("<p>{{ text }}</p>", encoding="utf-8")
+    skeleton = Skeleton.parse(f"<title>{TITLE}</title><main>{CONTENT}</main>")
+    renderer = Renderer(tmp_path / "t", lambda depth: skeleton, mermaid=False)
+    specs = [PageSpec(folder, f"<{folder}>", "p.html", {"text": f"<{folder}>"}, "")
+             for folder in ("contributions/a/b/", "contributions/a/", "contributions/c/")]
+    stats = renderer.write_all(specs, tmp_path / "site", None)
+    assert stats.rendered == 3
+    assert (tmp_path / "site/contributions/a/index.html").read_text(encoding="utf-8") == \
+        "<title>&lt;contributions/a/&gt;</title><main><p>&lt;contributions/a/&gt;</p></main>"
+    again = renderer.write_all(specs, tmp_path / "site2", tmp_path / "site")
+    assert (again.rendered, again.reused) == (0, 3)
