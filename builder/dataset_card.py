@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from registry import __version__
 from registry.catalog.datasets import DatasetSample, WrittenFile
@@ -141,7 +142,8 @@ def _croissant(options: DatasetOptions, samples: list[DatasetSample], files: lis
     jsonld: dict[str, Any] = metadata.to_json()
     jsonld["@context"]["prov"] = "http://www.w3.org/ns/prov#"
     contributions = sorted({c for s in samples for c in s.contribution_ids})
-    jsonld["prov:wasDerivedFrom"] = [{"@id": f"taxonomy:{c}"} for c in contributions]
+    # taxonomy paths may hold spaces and other characters an IRI cannot: percent-encode them
+    jsonld["prov:wasDerivedFrom"] = [{"@id": f"taxonomy:{quote(c, safe='/')}"} for c in contributions]
     jsonld["prov:wasGeneratedBy"] = {"@type": "prov:Activity", "prov:label": "taxreg dataset build",
                                      "prov:wasAssociatedWith": f"taxonomy-registry {__version__}"}
     jsonld["@context"]["taxonomy"] = "https://example.invalid/taxonomy-registry/contributions/"

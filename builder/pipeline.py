@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from registry import __version__, gitrepo
-from registry.catalog import builds
+from registry.catalog import builds, releases
 from registry.catalog.connection import open_catalog
+from registry.errors import RegistryError
 
 STATE_FILE = ".taxreg/stages.json"
 
@@ -95,6 +96,9 @@ def run_build(options: BuildOptions, config: Any, listener: Listener) -> list[St
     con = open_catalog(ctx.catalog)
     try:
         builds.close_abandoned(con)
+        if options.release and releases.release_exists(con, options.release):  # say so before hours of work
+            raise RegistryError(f"release {options.release} already exists in {options.build_dir}; a version is "
+                                "never overwritten", hint="pass a new --release version, or build without one")
         epoch = os.environ.get("SOURCE_DATE_EPOCH")
         ctx.build_id = builds.start_build(con, _taxonomy_commit(options.taxonomy), _digest(_options_json(options)),
                                           int(epoch) if epoch and epoch.isdigit() else None)

@@ -50,7 +50,7 @@ def test_unchanged_inputs_skip_and_an_edit_reruns_what_depends_on_it(taxonomy: P
     assert [r.status for r in second.values()] == ["skipped", "skipped", "skipped"]
     assert _digest(build / "datasets" / "default") == dataset
 
-    leaf = taxonomy / "compositional_skills" / "writing" / "new_leaf" / "qna.yaml"
+    leaf = taxonomy / "compositional_skills" / "writing" / "new leaf" / "qna.yaml"
     leaf.parent.mkdir(parents=True)
     leaf.write_text(skill_yaml(5, created_by="newcomer", prefix="Fresh question"), encoding="utf-8")
     shutil.copy(next(taxonomy.rglob("attribution.txt")), leaf.parent / "attribution.txt")

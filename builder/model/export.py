@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 import shutil
 import time
@@ -252,8 +253,15 @@ def check_parity(model: Any, tokenizer: Any, graphs: dict[str, Path], options: E
         variants[variant] = result.as_dict()
     return {"passed": bool(variants["fp32"]["passed"]), "eval_set": eval_set.source,
             "prompt_tokens": [len(p) for p in eval_set.prompts], "variants": variants,
-            "base_model": str(options.base_model), "adapter": str(options.adapter) if options.adapter else None,
-            "versions": parity.versions(), "checked_at": datetime.now(UTC).isoformat(timespec="seconds")}
+            # folder names, not local paths, and the build's clock: the same inputs write the same file
+            "base_model": options.base_model.name, "adapter": options.adapter.name if options.adapter else None,
+            "versions": parity.versions(), "checked_at": _checked_at()}
+
+
+def _checked_at() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit() else datetime.now(UTC)
+    return when.isoformat(timespec="seconds")
 
 
 def _swap_into_place(work: Path, out: Path, names: list[str]) -> None:

@@ -43,10 +43,11 @@ def config_file(options: TrainOptions, inputs: Inputs, threads: int, fingerprint
     return {
         "schema_version": SCHEMA_VERSION, "written_by": f"taxreg {__version__}", "fingerprint": fingerprint,
         "params": options.params(threads),
-        "base_model": {"path": str(options.base_model), "model_ref": inputs.base_model.model_ref,
+        # Names and hashes, no local paths: the same inputs in another folder give the same file.
+        "base_model": {"model_ref": inputs.base_model.model_ref,
                        "artifact_id": inputs.base.artifact_id, "license": inputs.base_model.license_spdx,
                        "demo": inputs.base_model.demo},
-        "dataset": {"path": str(options.dataset), "files": {
+        "dataset": {"name": options.dataset.name, "files": {
             split: {"file": f.path.name, "sha256": f.sha256, "format": f.format}
             for split, f in sorted(inputs.files.items())}},
         "chat_template": {"source": template_source, "sha256": hashlib.sha256(template.encode()).hexdigest(),
@@ -76,6 +77,7 @@ def write_adapter(model: Any, tokenizer: Any, options: TrainOptions, inputs: Inp
     work = options.out.parent / f".{options.out.name}.tmp-{uuid.uuid4().hex[:12]}"
     try:
         model.save_pretrained(work, safe_serialization=True)
+        _name_base_model(work, inputs.base_model.model_ref)
         _save_tokenizer(tokenizer, work)
         _write_json(work / CONFIG_FILE, config)
         _write_card(work, options, inputs, config)
@@ -149,6 +151,14 @@ def record_failure(options: TrainOptions, inputs: Inputs, run_id: str, started: 
         pass  # the training error is the one to report
 
 
+def _name_base_model(folder: Path, model_ref: str) -> None:
+    """peft writes the local base path; the model's name travels (and the explicit base wins on load anyway)."""
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = model_ref
+    _write_json(path, config)
+
+
 def _save_tokenizer(tokenizer: Any, folder: Path) -> None:
     """The tokenizer the adapter was trained with (its chat template included), loadable by older readers."""
     tokenizer.save_pretrained(folder)
@@ -172,7 +182,7 @@ tags: [taxreg, lora{", demo" if inputs.base_model.demo else ""}]
 
 # LoRA adapter for {inputs.base_model.model_ref}
 {demo}
-- Trained by `taxreg train` (taxreg {__version__}) on `{options.dataset}`, train split sha256
+- Trained by `taxreg train` (taxreg {__version__}) on dataset `{options.dataset.name}`, train split sha256
   `{inputs.files["train"].sha256}`.
 - LoRA r={options.rank}, alpha={options.alpha}, dropout={options.dropout:g}, targets {", ".join(options.targets)};
   {results["global_step"]} steps.

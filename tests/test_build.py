@@ -1,0 +1,149 @@
+"""`taxreg build` end to end on the embedded taxonomy and the real tiny demo model: every stage, a release that
+verifies, skipping on a rerun, reproducibility across two clean builds, the lock, and kill -9 mid-build."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from builder.buildlock import build_lock
+from registry.release.manifest import read_manifest, reproducible_view
+from registry.release.sums import parse_sums
+from tests.conftest import EXAMPLE_TAXONOMY, REPO
+
+EPOCH = "1767225600"  # 2026-01-01: every timestamp a build writes
+STAGES = ["validate+index", "generate", "dataset", "base model", "train", "export", "release", "site"]
+
+
+def taxreg(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH, "OMP_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-m", "builder.cli", *args], check=False, cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def build_args(taxonomy: Path, build: Path, *extra: str) -> list[str]:
+    return ["build", str(taxonomy), "--build-dir", str(build), "--train-steps", "4", *extra]
+
+
+def stage_lines(output: str) -> dict[str, str]:
+    """'✓ train  ran  3.1s  ...' -> {'train': 'ran'}: the log lines a build prints off a terminal."""
+    found = {}
+    for line in output.splitlines():
+        for name in STAGES:
+            rest = line[2:].strip()
+            if rest.startswith(name + " ") and rest[len(name):].split()[0] in ("ran", "skipped", "failed"):
+                found[name] = rest[len(name):].split()[0]
+    return found
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def two_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, str]:
+    """Two clean builds of the same taxonomy (in different folders) with a release each."""
+    work = tmp_path_factory.mktemp("builds")
+    taxonomy = work / "taxonomy"
+    shutil.copytree(EXAMPLE_TAXONOMY, taxonomy)
+    first = taxreg(*build_args(taxonomy, work / "a", "--release", "1.0.0"))
+    taxreg(*build_args(taxonomy, work / "b", "--release", "1.0.0"))
+    return taxonomy, work / "a", work / "b", first.stdout + first.stderr
+
+
+def test_every_stage_runs_and_the_release_verifies(two_builds: tuple[Path, Path, Path, str]) -> None:
+    _, build, _, output = two_builds
+    assert stage_lines(output) == dict.fromkeys(STAGES, "ran")
+    for path in ("datasets/default/train.parquet", "model/base/model.safetensors", "model/onnx/model.onnx",
+                 "model/onnx-int8/model.onnx", "model/parity.json", "site/index.html",
+                 "releases/1.0.0/manifest.json", "releases/1.0.0/SHA256SUMS"):
+        assert (build / path).is_file(), path
+    assert json.loads((build / "model/parity.json").read_text())["passed"] is True
+    verified = taxreg("release", "verify", str(build / "releases/1.0.0"))
+    assert "all" in verified.stderr + verified.stdout and "match" in verified.stderr + verified.stdout
+    con = duckdb.connect(str(build / "catalog.duckdb"), read_only=True)
+    try:
+        builds = con.execute("SELECT status, stats FROM build").fetchall()
+        stages = {r[0] for r in con.execute("SELECT DISTINCT stage FROM run").fetchall()}
+        released = con.execute("SELECT release_id FROM release").fetchall()
+    finally:
+        con.close()
+    assert [b[0] for b in builds] == ["succeeded"] and set(json.loads(builds[0][1])) == set(STAGES)
+    assert {"generate", "train", "export"} <= stages and released == [("1.0.0",)]
+
+
+def test_two_clean_builds_give_the_same_hashes(two_builds: tuple[Path, Path, Path, str]) -> None:
+    _, a, b, _ = two_builds
+    assert digests(a / "datasets/default") == digests(b / "datasets/default")
+    for model in ("base", "adapter", "onnx", "onnx-int8"):  # CPU training is deterministic by default
+        assert digests(a / "model" / model) == digests(b / "model" / model), model
+    ra, rb = a / "releases/1.0.0", b / "releases/1.0.0"
+    ma, mb = read_manifest(ra), read_manifest(rb)
+    assert reproducible_view(ma) == reproducible_view(mb)
+    sums_a, sums_b = parse_sums((ra / "SHA256SUMS").read_text()), parse_sums((rb / "SHA256SUMS").read_text())
+    assert set(sums_a) == set(sums_b)
+    differing = {path for path in sums_a if sums_a[path] != sums_b[path]}
+    # Only the catalog snapshot differs (it records run ids and times), and the manifest that hashes it.
+    assert differing <= {p for p in sums_a if p.startswith("audit/")} | {"manifest.json"}
+    assert {f.path for f in ma.files if not f.reproducible} <= {p for p in sums_a if p.startswith("audit/")}
+
+
+def test_a_rerun_skips_unchanged_stages_and_an_existing_release_is_kept(
+        two_builds: tuple[Path, Path, Path, str]) -> None:
+    taxonomy, build, _, _ = two_builds
+    before = digests(build / "releases")
+    again = taxreg(*build_args(taxonomy, build))
+    stages = stage_lines(again.stdout + again.stderr)
+    assert stages["validate+index"] == "skipped"
+    assert all(stages[s] == "skipped" for s in ("generate", "dataset", "base model", "train", "export"))
+    refused = taxreg(*build_args(taxonomy, build, "--release", "1.0.0"), check=False)
+    assert refused.returncode == 2 and "already exists" in refused.stderr and "Traceback" not in refused.stderr
+    assert digests(build / "releases") == before
+
+
+def test_a_second_build_on_the_same_folder_is_refused(two_builds: tuple[Path, Path, Path, str]) -> None:
+    taxonomy, build, _, _ = two_builds
+    with build_lock(build):
+        busy = taxreg(*build_args(taxonomy, build), check=False)
+    assert busy.returncode == 2
+    assert "being written by" in busy.stderr and "Traceback" not in busy.stderr
+
+
+def test_kill_9_mid_build_then_the_next_build_finishes(tmp_path: Path) -> None:
+    taxonomy, build = tmp_path / "taxonomy", tmp_path / "build"
+    shutil.copytree(EXAMPLE_TAXONOMY, taxonomy)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
+    proc = subprocess.Popen([sys.executable, "-m", "builder.cli", *build_args(taxonomy, build, "--release", "2.0.0")],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (build / "model" / "base" / "model.safetensors").exists():  # killed in the model stages
+        assert proc.poll() is None and time.monotonic() < deadline, "the build ended before the model stages"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (build / "releases" / "2.0.0").exists()
+    finished = taxreg(*build_args(taxonomy, build, "--release", "2.0.0"))
+    stages = stage_lines(finished.stdout + finished.stderr)
+    assert stages["generate"] == "skipped" and stages["dataset"] == "skipped" and stages["release"] == "ran"
+    taxreg("release", "verify", str(build / "releases/2.0.0"))
+    con = duckdb.connect(str(build / "catalog.duckdb"), read_only=True)
+    try:
+        statuses = sorted(s for (s,) in con.execute("SELECT status FROM build").fetchall())
+    finally:
+        con.close()
+    assert statuses == ["killed", "succeeded"]
