@@ -548,6 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-tree", type=Path, default=REAL_TREE, help="the InstructLab taxonomy checkout")
     parser.add_argument("--real-runs", type=int, default=3, help="real-tree validate runs per repeat [3]")
     parser.add_argument("--json", type=Path, default=None, help="also write every sample to this JSON file")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="another checkout of this repository (e.g. `git worktree add /tmp/old HEAD~3`): its "
+                             "cold index runs beside ours in every repeat, in alternating order")
     args = parser.parse_args(argv)
 
     temp = args.out is None
@@ -594,7 +597,10 @@ def _run(args: argparse.Namespace, work: Path) -> int:  # noqa: PLR0912, PLR0915
             return [taxreg, "validate", str(root), "--catalog", str(no_catalog)]
         return [python, "-c", _VALIDATE_DRIVER, str(root), str(args.workers)]
 
-    names = ["cold", "warm", "changed", "validate", "baseline", "real", "help"]
+    names = ["cold", "reference", "warm", "changed", "validate", "baseline", "real", "help"]
+    reference_env = None
+    if args.compare is not None:  # the other checkout's packages first on the path: its code runs
+        reference_env = {**env, "PYTHONPATH": os.pathsep.join([str(args.compare.resolve()), env["PYTHONPATH"]])}
     samples: dict[str, list[Sample]] = {n: [] for n in names}
     infos: dict[str, list[dict]] = {n: [] for n in names}
     problems: list[str] = []
@@ -607,7 +613,21 @@ def _run(args: argparse.Namespace, work: Path) -> int:  # noqa: PLR0912, PLR0915
         steps = steps[r % len(steps):] + steps[:r % len(steps)]
         for step in steps:
             if step == "index_chain":
-                for name in ("cold", "warm", "changed"):
+                if reference_env is not None:
+                    chain = ["reference", "cold"] if r % 2 else ["cold", "reference"]
+                    chain += ["warm", "changed"]
+                else:
+                    chain = ["cold", "warm", "changed"]
+                for name in chain:
+                    if name == "reference":
+                        reference = work / f"reference-{r}.duckdb"
+                        s = run_child(index_cmd(reference), cwd, reference_env or env, log)
+                        samples[name].append(s)
+                        infos[name].append(_summary(s.output))
+                        print(f"  {name:<9} {s.wall:7.3f} s wall {s.cpu:7.3f} s cpu  {infos[name][-1]}", flush=True)
+                        reference.unlink(missing_ok=True)
+                        Path(f"{reference}.wal").unlink(missing_ok=True)
+                        continue
                     if name == "changed":
                         edit_one_leaf(root, stats.edit_leaf, r)
                         touch(root, stats.touch_leaf)
@@ -703,7 +723,7 @@ def _installed(python: str, module: str, env: dict[str, str]) -> bool:
     return subprocess.run([python, "-c", code], env=env, capture_output=True, check=False).returncode == 0
 
 
-def _report(args: argparse.Namespace, stats: TreeStats, total_mb: float,  # noqa: PLR0915
+def _report(args: argparse.Namespace, stats: TreeStats, total_mb: float,  # noqa: PLR0912, PLR0915
             samples: dict[str, list[Sample]], infos: dict[str, list[dict]], imports: dict,
             problems: list[str]) -> None:
     n = args.leaves
@@ -737,6 +757,8 @@ def _report(args: argparse.Namespace, stats: TreeStats, total_mb: float,  # noqa
         print(f"{label:<66} {med:>9} {lo:>8} {hi:>8} {_median(cpu[key]):>7.3f}s {rss:>7.0f}MB  {target}")
 
     row(f"a. cold index, {n:,} leaves, fresh catalog", "cold", "<= 5 s")
+    if samples["reference"]:
+        row(f"   the same, reference checkout {args.compare}"[:66], "reference")
     row("b. warm rerun, nothing changed (status unchanged)", "warm", "<= 1 s")
     row("c. rerun after 1 leaf edited + 1 touched", "changed")
     row(f"d. validate only, {n:,} leaves, no catalog", "validate")
@@ -775,6 +797,9 @@ def _report(args: argparse.Namespace, stats: TreeStats, total_mb: float,  # noqa
             pv = [i["parse_validate"] / i["leaves"] * 1000 for i in base]
             print(f"     baseline per leaf {statistics.median(per):.2f} ms (yaml+jsonschema "
                   f"{statistics.median(pv):.2f} ms, executemany {statistics.median(ins):.0f} us per seed row)")
+    if samples["reference"]:
+        print(f"  reference checkout / cold index           {_median(wall['reference']) / cold:6.2f}x  "
+              f"(cpu {_median(cpu['reference']) / _median(cpu['cold']):.2f}x)")
     print(f"  cold index / warm rerun                   {cold / warm:6.1f}x")
     print(f"  cold index / one-leaf-changed rerun       {cold / changed:6.1f}x")
     print(f"  cold index / validate only                {cold / validate:6.2f}x")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from registry.findings import Finding, finding
 from registry.licenses import LicensePolicy, normalize
@@ -26,8 +26,7 @@ _FIELD = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?)\s*:\s*(.*?)\s*$")
 _EMPTY = {"", "-", "n/a", "na", "none"}
 
 
-@dataclass(frozen=True, slots=True)
-class AttributionResult:
+class AttributionResult(NamedTuple):  # sent back by parse workers for every leaf: tuples pickle fastest
     entries: tuple[AttributionEntry, ...]
     findings: tuple[Finding, ...]
 
@@ -38,9 +37,7 @@ def parse(text: str, path: str, policy: LicensePolicy) -> AttributionResult:
     entries = []
     for start, lines in blocks:
         fields: dict[str, tuple[str, int]] = {}
-        for number, line in lines:
-            match = _FIELD.match(line)
-            name = FIELDS.get(match.group(1).lower()) if match else None
+        for number, line, match, name in lines:
             if match and name:
                 fields[name] = (match.group(2), number)
             elif fields and not match:  # a wrapped continuation of the previous value
@@ -88,24 +85,27 @@ def _value(field: tuple[str, int] | None) -> str | None:
     return field[0].strip()
 
 
-def _blocks(text: str) -> list[tuple[int, list[tuple[int, str]]]]:
+# (line number, text, its `Field: value` match, the field it names): each line is matched once
+_Line = tuple[int, str, re.Match[str] | None, str | None]
+
+
+def _blocks(text: str) -> list[tuple[int, list[_Line]]]:
     """One block per work: separated by blank lines, or by a new `Title of work:` line."""
-    blocks: list[tuple[int, list[tuple[int, str]]]] = []
-    current: list[tuple[int, str]] = []
+    blocks: list[tuple[int, list[_Line]]] = []
+    current: list[_Line] = []
+    has_title = False
     for number, line in enumerate(text.splitlines(), start=1):
-        if current and _is_title(line) and any(_is_title(previous) for _, previous in current):
+        match = _FIELD.match(line)
+        name = FIELDS.get(match.group(1).lower()) if match else None
+        if current and name == "title" and has_title:
             blocks.append((current[0][0], current))
-            current = []
+            current, has_title = [], False
         if line.strip():
-            current.append((number, line))
+            current.append((number, line, match, name))
+            has_title = has_title or name == "title"
         elif current:
             blocks.append((current[0][0], current))
-            current = []
+            current, has_title = [], False
     if current:
         blocks.append((current[0][0], current))
     return blocks
-
-
-def _is_title(line: str) -> bool:
-    match = _FIELD.match(line)
-    return match is not None and FIELDS.get(match.group(1).lower()) == "title"

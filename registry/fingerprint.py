@@ -7,18 +7,22 @@ import os
 from pathlib import Path
 
 from registry.config import ValidationConfig
-from registry.records import TOP_FOLDERS
+from registry.discovery import Discovery
 
 
 def documents_fingerprint(documents_root: Path) -> str:
     return _tree_digest([documents_root], key=str(documents_root.resolve()))
 
 
-def input_fingerprint(root: Path, config: ValidationConfig, extra: str = "") -> str:
-    """A hash of every input's path, size and mtime plus the config: equal means nothing changed."""
-    bases = [*(root / top for top in TOP_FOLDERS), config.documents(root)]
+def input_fingerprint(root: Path, config: ValidationConfig, found: Discovery, extra: str = "") -> str:
+    """A hash of every input's path, size and mtime plus the config: equal means nothing changed.
+
+    `found` must come from `discover(root, config.documents(root))`, whose walk stamped every file of
+    the taxonomy and of its document cache.
+    """
     key = f"{config.file_rules_key()}|{config.documents(root).resolve()}|{extra}"
-    return _tree_digest(bases, key)
+    lines = sorted(f"{path}\0{size}\0{mtime_ns}" for path, (mtime_ns, size) in found.stamps.items())
+    return hashlib.sha256("\n".join([key, *lines]).encode()).hexdigest()
 
 
 def _tree_digest(bases: list[Path], key: str = "") -> str:

@@ -31,10 +31,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _json_str(value: str | None) -> str:
-    return "null" if value is None else encode_basestring(value)  # what json.dumps(ensure_ascii=False) writes
-
-
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, UTF-8 kept: the same value always gives the same text (and hash)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -52,10 +48,12 @@ class SeedExample(NamedTuple):
     @classmethod
     def make(cls, ordinal: int, context: str | None, question: str, answer: str, line: int,
              context_line: int = 0) -> SeedExample:
-        # canonical_json({"context", "question", "answer"}) spelled out: the same bytes, 3x faster
-        body = (f'{{"answer":{_json_str(answer)},"context":{_json_str(context)},'
-                f'"question":{_json_str(question)}}}')
-        return cls(sha256_bytes(body.encode()), ordinal, context, question, answer, line, context_line)
+        # canonical_json({"context", "question", "answer"}) spelled out: the same bytes, 3x faster (made
+        # for every seed of every leaf: helpers inlined)
+        body = (f'{{"answer":{encode_basestring(answer)},'
+                f'"context":{"null" if context is None else encode_basestring(context)},'
+                f'"question":{encode_basestring(question)}}}')
+        return cls(hashlib.sha256(body.encode()).hexdigest(), ordinal, context, question, answer, line, context_line)
 
 
 class DocumentRef(NamedTuple):
@@ -87,6 +85,20 @@ class ContributionVersion:
     @property
     def grounded(self) -> bool:
         return self.kind is not Kind.KNOWLEDGE and any(s.context for s in self.seeds)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Parse workers send every version to the parent: the seeds travel as columns of plain values,
+        which pickle about 2x faster both ways than a dozen named tuples per leaf."""
+        fields = tuple(getattr(self, name) for name in _VERSION_FIELDS)
+        return _rebuild_version, (fields, tuple(zip(*self.seeds, strict=True)))
+
+
+_VERSION_FIELDS = tuple(f for f in ContributionVersion.__dataclass_fields__ if f != "seeds")
+
+
+def _rebuild_version(fields: tuple[Any, ...], seed_columns: tuple[tuple[Any, ...], ...]) -> ContributionVersion:
+    seeds = tuple(map(SeedExample._make, zip(*seed_columns, strict=True)))
+    return ContributionVersion(**dict(zip(_VERSION_FIELDS, fields, strict=True)), seeds=seeds)
 
 
 class AttributionEntry(NamedTuple):

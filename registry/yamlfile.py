@@ -9,12 +9,12 @@ but expands to billions).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import yaml
 from yaml.constructor import SafeConstructor
-from yaml.nodes import Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from registry.errors import EnvironmentProblem
 
@@ -35,17 +35,48 @@ _START = Mark(1, 1)
 
 @dataclass(slots=True)
 class ParsedYaml:
+    """The values, and the node tree they were built from: positions are looked up in the tree when
+    asked for (seed lines, findings), which costs less than recording one for every node of every file."""
+
     data: Any
-    marks: dict[YamlPath, tuple[int, int]] = field(default_factory=dict)  # where each value starts
-    key_marks: dict[YamlPath, tuple[int, int]] = field(default_factory=dict)  # where each mapping key starts
+    root: Node | None = None
 
     def mark(self, path: YamlPath, default: Mark | None = _START) -> Mark | None:
-        found = self.marks.get(path)
-        return Mark(*found) if found else default
+        """Where the value at `path` starts."""
+        found = self._locate(path)
+        return _mark(found[1].start_mark) if found else default
 
     def key_mark(self, path: YamlPath, default: Mark | None = _START) -> Mark | None:
-        found = self.key_marks.get(path)
-        return Mark(*found) if found else default
+        """Where the mapping key naming `path` starts."""
+        found = self._locate(path)
+        return _mark(found[0].start_mark) if found and found[0] is not None else default
+
+    def item_lines(self, path: YamlPath) -> list[dict[str, int]]:
+        """For the list at `path`: each item's {key: line where its value starts} ({} for non-mappings)."""
+        found = self._locate(path)
+        if found is None or type(found[1]) is not SequenceNode:
+            return []
+        return [{_key_text(k): v.start_mark.line + 1 for k, v in item.value} if type(item) is MappingNode else {}
+                for item in found[1].value]
+
+    def _locate(self, path: YamlPath) -> tuple[Node | None, Node] | None:
+        """(key node, value node) at `path`; the first of repeated keys (a file with any is rejected)."""
+        key: Node | None = None
+        node = self.root
+        if node is None:
+            return None
+        for part in path:
+            cls = type(node)
+            if cls is SequenceNode and type(part) is int and 0 <= part < len(node.value):
+                key, node = None, node.value[part]
+            elif cls is MappingNode and isinstance(part, str):
+                match = next(((k, v) for k, v in node.value if type(k) is ScalarNode and _key_text(k) == part), None)
+                if match is None:
+                    return None
+                key, node = match
+            else:
+                return None
+        return key, node
 
 
 class YamlProblem(Exception):
@@ -84,12 +115,12 @@ def parse(text: str, max_nodes: int = 200_000) -> ParsedYaml:
         raise YamlProblem("TR101", _syntax_message(exc, text), _syntax_mark(exc)) from None
     except yaml.YAMLError as exc:  # reader errors: control characters, bad encoding
         raise YamlProblem("TR103", _reader_message(exc), _reader_mark(exc, text)) from None
-    parsed = ParsedYaml(None)
+    parsed = ParsedYaml(None, root)
     if root is None:
         return parsed
-    builder = _Builder(parsed, max_nodes, track_aliases="*" in text)
+    builder = _Builder(max_nodes, track_aliases="*" in text)
     try:
-        parsed.data = builder.build(root, ())
+        parsed.data = builder.build(root)
     except RecursionError:
         raise YamlProblem("TR101", "the YAML nests too deeply to be a qna.yaml", _mark(root.start_mark)) from None
     if builder.duplicates:
@@ -99,63 +130,45 @@ def parse(text: str, max_nodes: int = 200_000) -> ParsedYaml:
 
 
 class _Builder:
-    def __init__(self, parsed: ParsedYaml, max_nodes: int, track_aliases: bool) -> None:
-        self.parsed = parsed
-        self.marks = parsed.marks
-        self.key_marks = parsed.key_marks
+    def __init__(self, max_nodes: int, track_aliases: bool) -> None:
         self.budget = max_nodes
         self.track_aliases = track_aliases  # without a `*` in the text no node can be visited twice
         self.seen: set[int] = set()
         self.aliases = 0
         self.duplicates: list[YamlProblem] = []
-        self.constructor = SafeConstructor()
 
-    # build() and _mapping() run for every node of every file: kept flat, marks stored as plain tuples.
-    def build(self, node: Node, path: YamlPath) -> Any:
+    # build() and _mapping() run for every node of every file: kept flat, no positions recorded.
+    def build(self, node: Node) -> Any:
         self.budget -= 1
         if self.track_aliases or self.budget < 0:
             self._account(node)
-        start = node.start_mark
-        self.marks[path] = (start.line + 1, start.column + 1)
         cls = type(node)
         if cls is ScalarNode:
-            return node.value if node.tag == _STR_TAG else self._scalar(node)
+            return node.value if node.tag == _STR_TAG else _scalar(node)
         if node.tag not in _CONTAINER_TAGS:
-            raise YamlProblem("TR101", f"unsupported YAML tag {node.tag!r}: write plain values", _mark(start))
+            raise YamlProblem("TR101", f"unsupported YAML tag {node.tag!r}: write plain values", _mark(node.start_mark))
         if cls is SequenceNode:
             build = self.build
-            return [build(child, (*path, i)) for i, child in enumerate(node.value)]
-        return self._mapping(node, path)
+            return [build(child) for child in node.value]
+        return self._mapping(node)
 
-    def _mapping(self, node: Node, path: YamlPath) -> dict[Any, Any]:
+    def _mapping(self, node: Node) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
-        key_marks = self.key_marks
         for key_node, value_node in node.value:
             if type(key_node) is not ScalarNode:
                 raise YamlProblem("TR101", "a mapping key must be plain text", _mark(key_node.start_mark))
             self.budget -= 1
-            key = key_node.value if key_node.tag == _STR_TAG else self._scalar(key_node)
-            here = (*path, str(key))
-            start = key_node.start_mark
+            key = key_node.value if key_node.tag == _STR_TAG else _scalar(key_node)
             if key in out:  # collected, not raised: every repeated key of the file is reported
-                line, col = key_marks[here]
+                line, col = _first_key(node, key)
                 self.duplicates.append(YamlProblem(
                     "TR102",
                     f"duplicate key '{key}' (first defined at line {line}, column {col}); "
                     "YAML would silently keep only the last value",
-                    _mark(start),
+                    _mark(key_node.start_mark),
                 ))
-                out[key] = self.build(value_node, here)
-                continue
-            key_marks[here] = (start.line + 1, start.column + 1)
-            out[key] = self.build(value_node, here)
+            out[key] = self.build(value_node)
         return out
-
-    def _scalar(self, node: Node) -> Any:
-        try:
-            return self.constructor.construct_object(node, deep=True)
-        except yaml.MarkedYAMLError as exc:
-            raise YamlProblem("TR101", _syntax_message(exc, ""), _mark(node.start_mark)) from None
 
     def _account(self, node: Node) -> None:
         if self.track_aliases:
@@ -172,6 +185,28 @@ class _Builder:
             )
 
 
+def _scalar(node: Node) -> Any:
+    """A non-text scalar (number, boolean, date...) built the YAML 1.1 way; a fresh constructor each
+    time, as a constructor keeps every node it has built."""
+    try:
+        return SafeConstructor().construct_object(node, deep=True)
+    except yaml.MarkedYAMLError as exc:
+        raise YamlProblem("TR101", _syntax_message(exc, ""), _mark(node.start_mark)) from None
+
+
+def _key_text(key_node: Node) -> str:
+    """A mapping key as paths name it: its text, or its value written as text (`1:` -> "1")."""
+    return key_node.value if key_node.tag == _STR_TAG else str(_scalar(key_node))
+
+
+def _first_key(node: Node, key: Any) -> Mark:
+    """Where `key` first appears in a mapping node (only asked for when it appears again)."""
+    for key_node, _ in node.value:
+        if type(key_node) is ScalarNode and (key_node.value if key_node.tag == _STR_TAG else _scalar(key_node)) == key:
+            return _mark(key_node.start_mark)
+    return _START
+
+
 def _mark(mark: Any) -> Mark:
     if mark is None:
         return Mark(1, 1)
@@ -183,7 +218,8 @@ _DEEP = re.compile(rf"(?:[\[{{]\s*){{{MAX_DEPTH}}}|(?:-[ \t]+){{{MAX_DEPTH}}}")
 
 def _check_depth(text: str) -> None:
     """Refuse absurd nesting before libyaml sees it (cheap: two C-level scans in the common case)."""
-    if text.count("[") + text.count("{") < MAX_DEPTH and text.count("- ") < MAX_DEPTH:
+    # single characters are counted at memchr speed; "-" bounds "- " from above (3x cheaper to count)
+    if text.count("[") + text.count("{") < MAX_DEPTH and text.count("-") < MAX_DEPTH:
         return
     depth = deepest = 0
     for char in text:

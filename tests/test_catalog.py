@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from registry import validation
 from registry.catalog.connection import SCHEMA_VERSION, open_read_only
 from registry.catalog.indexer import index
 from registry.catalog.query import run_query
@@ -256,3 +257,65 @@ def test_links_follow_the_current_attribution(make_taxonomy: TaxonomyMaker, tmp_
     linked = rows(catalog, "SELECT count(*) FROM contribution_attribution WHERE contribution_id LIKE '%/a'")
     assert linked == [(1,)]
     assert rows(catalog, "SELECT count(*) FROM attribution WHERE contribution_id LIKE '%/a'") == [(2,)]  # history
+
+
+CONTENT_TABLES = ("contribution", "contribution_version", "seed_example", "source_document", "contribution_source",
+                  "attribution", "contribution_attribution", "contributor", "finding", "leaf_cache")
+
+
+def table_contents(catalog: Path) -> dict[str, list[str]]:
+    """Every content table's rows, sorted, without the columns that name the run."""
+    con = duckdb.connect(str(catalog), read_only=True)
+    try:
+        contents = {}
+        for table in CONTENT_TABLES:
+            columns = [name for (name,) in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [table],
+            ).fetchall() if name != "run_id" and not name.endswith("_run")]
+            contents[table] = sorted(map(repr, con.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()))
+        return contents
+    finally:
+        con.close()
+
+
+def many_leaves(make_taxonomy: TaxonomyMaker) -> Path:
+    files: dict[str, str | bytes] = {
+        f"compositional_skills/writing/s{i:02d}/qna.yaml":
+            skill_yaml(created_by=f"user{i % 3}", prefix=f"Leaf {i} asks") for i in range(12)}
+    files["compositional_skills/writing/copy/qna.yaml"] = skill_yaml(prefix="Leaf 1 asks")  # TR404 across leaves
+    files["compositional_skills/writing/broken/qna.yaml"] = "version: 3\nversion: 3\n"  # TR102
+    files["knowledge/testing/doc/qna.yaml"] = knowledge_yaml()
+    return make_taxonomy({**files, **document_files()})
+
+
+def test_parse_workers_write_what_one_process_writes(make_taxonomy: TaxonomyMaker, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parallel path (fork workers, results streamed to the writer in batches) writes the same rows."""
+    root = many_leaves(make_taxonomy)
+    serial, parallel = tmp_path / "serial.duckdb", tmp_path / "parallel.duckdb"
+    index(root, serial, allow_errors=True, workers=1)
+    monkeypatch.setattr(validation, "PARALLEL_THRESHOLD", 0)
+    monkeypatch.setattr(validation, "SINK_BATCH", 4)  # 15 leaves: three full batches and a partial one
+    outcome = index(root, parallel, allow_errors=True, workers=2)
+    assert (outcome.leaves_parsed, outcome.leaves_indexed) == (15, 14)
+    assert table_contents(parallel) == table_contents(serial)
+    assert rows(parallel, "SELECT count(*) FROM seed_example") == [(12 * 5 + 5 + 15,)]
+    assert rows(parallel, "SELECT code, count(*) FROM finding GROUP BY code ORDER BY code") == [
+        ("TR102", 1), ("TR404", 5)]
+
+
+def test_rows_streamed_before_an_error_is_found_are_rolled_back(make_taxonomy: TaxonomyMaker, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    root, catalog = many_leaves(make_taxonomy), tmp_path / "c.duckdb"
+    (root / "compositional_skills/writing/broken/qna.yaml").unlink()
+    first = index(root, catalog)
+    (root / "compositional_skills/writing/zz/qna.yaml").parent.mkdir()
+    (root / "compositional_skills/writing/zz/qna.yaml").write_text("version: 3\nversion: 3\n")
+    (root / "compositional_skills/writing/s03/qna.yaml").write_text(skill_yaml(prefix="Changed"))
+    monkeypatch.setattr(validation, "PARALLEL_THRESHOLD", 0)
+    monkeypatch.setattr(validation, "SINK_BATCH", 1)  # s03's new version is written before zz is checked
+    with pytest.raises(ValidationFailed):
+        index(root, catalog, workers=2)
+    assert rows(catalog, "SELECT count(*), count(DISTINCT contribution_id) FROM contribution_version") == [
+        (first.leaves_indexed, first.leaves_indexed)]
+    assert rows(catalog, "SELECT count(*) FROM index_run") == [(1,)]

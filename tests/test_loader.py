@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import hashlib
 
 import pytest
 
 from registry.config import ValidationConfig
 from registry.discovery import LeafFile
 from registry.leaf import check_bytes
-from registry.records import Kind
+from registry.records import Kind, SeedExample, canonical_json
 from registry.yamlfile import YamlProblem, parse
 from tests.conftest import knowledge_yaml, skill_yaml
 
 
 def leaf(path: str = "compositional_skills/writing/test/qna.yaml") -> LeafFile:
-    return LeafFile(path.rsplit("/", 1)[0], path, Path("/nonexistent") / path)
+    return LeafFile(path.rsplit("/", 1)[0], path, f"/nonexistent/{path}")
 
 
 def test_every_value_keeps_its_line_and_column() -> None:
@@ -91,3 +91,20 @@ def test_every_duplicate_key_is_reported() -> None:
         "created_by: tester\n", "created_by: tester\ncreated_by: again\n")
     result = check_bytes(leaf(), text.encode(), ValidationConfig())
     assert [(f.code, f.line) for f in result.findings] == [("TR102", 2), ("TR102", 5)]
+
+
+@pytest.mark.parametrize("context", [None, "A context with \"quotes\", a tab\there and é ☃ \u2028."])
+def test_seed_id_is_the_sha256_of_canonical_json(context: str | None) -> None:
+    seed = SeedExample.make(0, context, 'Why "this"?\n', "Because\\ of \x01 reasons.", 3)
+    expected = canonical_json({"context": context, "question": 'Why "this"?\n', "answer": "Because\\ of \x01 reasons."})
+    assert seed.seed_id == hashlib.sha256(expected.encode()).hexdigest()
+
+
+def test_positions_are_found_through_lists_keys_and_aliases() -> None:
+    parsed = parse("a: &x\n  - k: 1\n    v: two\n1: one\nb: *x\n")
+    assert parsed.mark(("a", 0, "v")) == (3, 8)
+    assert parsed.key_mark(("a", 0, "v")) == (3, 5)
+    assert parsed.mark(("1",)) == (4, 4)  # a key that is not text is named by its text
+    assert parsed.mark(("b", 0, "k")) == (2, 8)  # through the alias: where the anchored value is written
+    assert parsed.mark(("a", 5), None) is None and parsed.mark(("nope",), None) is None
+    assert parsed.item_lines(("a",)) == [{"k": 2, "v": 3}]

@@ -123,11 +123,12 @@ def _export(options: ExportOptions, say: Any, work: Path, started: datetime, clo
     say("checking parity with PyTorch")
     report = check_parity(model, tokenizer, graphs, options)
     peak = _peak_rss_mb()
-    report["export"] = {"seconds": round(time.perf_counter() - clock, 2), "peak_rss_mb": round(peak, 1)}
+    # timings go to the catalog run's stats, not parity.json: equal inputs must write an equal file
+    timing = {"seconds": round(time.perf_counter() - clock, 2), "peak_rss_mb": round(peak, 1)}
     run_id = uuid.uuid4().hex
     if not report["passed"]:
         _write_json(options.out / "parity.failed.json", report)
-        _record(options, run_id, started, report, {}, status="failed")
+        _record(options, run_id, started, {**report, "export": timing}, {}, status="failed")
         fp = report["variants"]["fp32"]
         raise ParityFailed(
             f"the fp32 graph failed the parity gate: max |logit diff| {fp['max_abs_diff']:.3g} "
@@ -138,7 +139,7 @@ def _export(options: ExportOptions, say: Any, work: Path, started: datetime, clo
     _write_json(work / "parity.json", report)
     names = [VARIANT_DIRS[v] for v in ("fp32", "int8", "int4") if (work / VARIANT_DIRS[v]).is_dir()]
     written = {name: options.out / name for name in [*names, "parity.json"]}
-    _record(options, run_id, started, report, {v: work / VARIANT_DIRS[v] for v in VARIANT_DIRS
+    _record(options, run_id, started, {**report, "export": timing}, {v: work / VARIANT_DIRS[v] for v in VARIANT_DIRS
                                                if (work / VARIANT_DIRS[v]).is_dir()}, status="succeeded",
             swap=lambda: _swap_into_place(work, options.out, [*names, "parity.json"]))
     (options.out / "parity.failed.json").unlink(missing_ok=True)
@@ -190,6 +191,7 @@ def write_side_files(model: Any, tokenizer: Any, base: Path, folder: Path) -> No
     config["rope_theta"] = float(rope.get("rope_theta") or getattr(model.config, "rope_theta", None) or 10000.0)
     config.update(num_hidden_layers=shape.layers, num_key_value_heads=shape.kv_heads, head_dim=shape.head_dim,
                   torch_dtype="float32")
+    config.pop("_name_or_path", None)  # a local path: it would differ between two identical builds
     base_config = json.loads((base / "config.json").read_text(encoding="utf-8"))
     for key, value in base_config.items():
         if key.startswith("taxreg_"):

@@ -91,7 +91,7 @@ def load_eval_set(dataset_dir: Path | None, tokenizer: Any, n_prompts: int = 8, 
                 conversations.append(messages[:last_user + 1])
             if len(conversations) == n_prompts:
                 break
-    source = f"dataset:{test}" if conversations else "fixed"
+    source = f"dataset:{test.parent.name}/{test.name}" if test and conversations else "fixed"  # no local path
     if not conversations:
         conversations = [[{"role": "user", "content": text}] for text in FIXED_PROMPTS[:n_prompts]]
     prompts = []

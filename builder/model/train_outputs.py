@@ -77,7 +77,7 @@ def write_adapter(model: Any, tokenizer: Any, options: TrainOptions, inputs: Inp
     work = options.out.parent / f".{options.out.name}.tmp-{uuid.uuid4().hex[:12]}"
     try:
         model.save_pretrained(work, safe_serialization=True)
-        _name_base_model(work, inputs.base_model.model_ref)
+        _portable_adapter_config(work, inputs.base_model.model_ref)
         _save_tokenizer(tokenizer, work)
         _write_json(work / CONFIG_FILE, config)
         _write_card(work, options, inputs, config)
@@ -151,11 +151,14 @@ def record_failure(options: TrainOptions, inputs: Inputs, run_id: str, started: 
         pass  # the training error is the one to report
 
 
-def _name_base_model(folder: Path, model_ref: str) -> None:
-    """peft writes the local base path; the model's name travels (and the explicit base wins on load anyway)."""
+def _portable_adapter_config(folder: Path, model_ref: str) -> None:
+    """peft writes the local base path and target modules in set order (varies per process): write the model's
+    name (the explicit base wins on load anyway) and the targets sorted, so equal runs write equal bytes."""
     path = folder / "adapter_config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = model_ref
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
     _write_json(path, config)
 
 

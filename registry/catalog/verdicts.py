@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 from typing import Any
 
-from registry.discovery import LeafFile
+from registry.discovery import LeafFile, Stamp
 from registry.findings import Finding, Severity
 from registry.records import sha256_bytes
-from registry.validation import LeafState, LeafVerdict, Stamp
+from registry.validation import LeafState, LeafVerdict
 
 
 def catalog_cache(catalog: Path, rules_key: str) -> CatalogVerdicts | None:
@@ -52,10 +53,10 @@ class CatalogVerdicts:
         if _stamp(attr_mtime, attr_size) != attribution_stamp:
             return None
         if (mtime_ns, size) != stamp:  # touched, maybe not changed: the hash decides
-            if size != stamp[1] or not _regular(leaf.abs_path):
+            if size != stamp[1] or not _regular(leaf.file):
                 return None
             try:
-                if sha256_bytes(leaf.abs_path.read_bytes()) != sha256:
+                if sha256_bytes(Path(leaf.file).read_bytes()) != sha256:
                     return None
             except OSError:
                 return None
@@ -66,9 +67,9 @@ class CatalogVerdicts:
         return LeafVerdict(sha256, version_id, created_by, findings, tuple((k, ln) for k, ln in json.loads(keys)))
 
 
-def _regular(path: Path) -> bool:
+def _regular(path: str) -> bool:
     try:
-        return stat.S_ISREG(path.stat().st_mode)
+        return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return False
 
@@ -94,7 +95,8 @@ def cache_columns(states: list[LeafState], rules_key: str, documents_key: str,
         "version_id": [s.verdict.version_id for s in fresh],
         "created_by": [s.verdict.created_by for s in fresh],
         "findings": [json.dumps([[f.code, f.severity.value, f.path, f.line, f.col, f.yaml_path, f.message]
-                                 for f in s.verdict.findings], ensure_ascii=False) for s in fresh],
+                                 for f in s.verdict.findings], ensure_ascii=False) if s.verdict.findings else "[]"
+                     for s in fresh],  # most leaves have none
         "question_keys": [json.dumps(s.verdict.question_keys) for s in fresh],
     }
 
