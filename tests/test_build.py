@@ -92,14 +92,15 @@ def test_two_clean_builds_give_the_same_hashes(two_builds: tuple[Path, Path, Pat
     for model in ("base", "adapter", "onnx", "onnx-int8"):  # CPU training is deterministic by default
         assert digests(a / "model" / model) == digests(b / "model" / model), model
     ra, rb = a / "releases/1.0.0", b / "releases/1.0.0"
-    ma, mb = read_manifest(ra), read_manifest(rb)
+    (ma, _), (mb, _) = read_manifest(ra), read_manifest(rb)
     assert reproducible_view(ma) == reproducible_view(mb)
     sums_a, sums_b = parse_sums((ra / "SHA256SUMS").read_text()), parse_sums((rb / "SHA256SUMS").read_text())
     assert set(sums_a) == set(sums_b)
     differing = {path for path in sums_a if sums_a[path] != sums_b[path]}
     # Only the catalog snapshot differs (it records run ids and times), and the manifest that hashes it.
     assert differing <= {p for p in sums_a if p.startswith("audit/")} | {"manifest.json"}
-    assert {f.path for f in ma.files if not f.reproducible} <= {p for p in sums_a if p.startswith("audit/")}
+    assert {f.path for f in ma.files if not f.reproducible} == {p for p in sums_a if p.startswith("audit/")}
+    assert sums_a["parity.json"] == sums_b["parity.json"] and sums_a["bom/spdx.json"] == sums_b["bom/spdx.json"]
 
 
 def test_a_rerun_skips_unchanged_stages_and_an_existing_release_is_kept(

@@ -323,12 +323,11 @@ def _determinism(shipment: _Shipment) -> dict[str, Any]:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     return {
         "source_date_epoch": int(epoch) if epoch and epoch.isdigit() else None,
-        "not_reproducible": ["audit/", "parity.json"],
+        "not_reproducible": ["audit/"],
         "notes": [
             "Timestamps come from SOURCE_DATE_EPOCH (else the taxonomy commit's time); files are written sorted.",
-            "data/, model/, bom/ and the cards are byte-reproducible from the same inputs on the same platform; "
-            "compare two builds with `taxreg release diff` (reproducible: yes).",
-            "parity.json records when and where the check ran; its figures are in metrics.parity.",
+            "data/, model/, bom/, parity.json and the cards are byte-reproducible from the same inputs on the same "
+            "platform; compare two builds with `taxreg release diff` (reproducible: yes).",
             "audit/ is a snapshot of the catalog, which records wall-clock times and random run ids, and a .duckdb "
             "file is not byte-reproducible: its hashes are recorded and verified, not expected to reproduce.",
             *(["Model weights come from CPU training with deterministic algorithms and fixed seeds; on other "
@@ -346,7 +345,7 @@ def _listed(staging: Path) -> list[str]:
 
 def _entry(staging: Path, relpath: str) -> FileEntry:
     path = staging / relpath
-    reproducible = not relpath.startswith("audit/") and relpath != "parity.json"
+    reproducible = not relpath.startswith("audit/")
     return FileEntry(relpath, file_sha256(path), path.stat().st_size, reproducible)
 
 
