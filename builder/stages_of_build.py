@@ -103,10 +103,11 @@ def _base(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
 
 
 def _train_options(ctx: BuildContext) -> Any:
-    from builder.model.train import TrainOptions
+    from builder.model.train import TrainOptions, default_lr
 
     return TrainOptions(ctx.model / "base", ctx.datasets / DATASET, ctx.model / "adapter", ctx.catalog,
                         max_steps=ctx.options.train_steps, max_length=512, seed=ctx.options.seed,
+                        lr=default_lr(ctx.model / "base"),
                         eval_steps=max(10, ctx.options.train_steps // 3),
                         save_steps=max(10, ctx.options.train_steps // 3))
 
