@@ -66,7 +66,7 @@ def sha256(path: Path) -> str:
 def test_export_writes_both_variants_and_fp32_passes_parity(exported: dict[str, Path]) -> None:
     out = exported["out"]
     report = json.loads((out / "parity.json").read_text())
-    assert report["passed"] is True and report["eval_set"] == f"dataset:{exported['dataset'] / 'test.jsonl'}"
+    assert report["passed"] is True and report["eval_set"] == f"dataset:{exported['dataset'].name}/test.jsonl"
     fp32, int8 = report["variants"]["fp32"], report["variants"]["int8"]
     assert fp32["passed"] and fp32["gate"] and fp32["max_abs_diff"] <= 1e-4 and fp32["greedy_identical"]
     assert fp32["top1_agreement"] == 1.0 and fp32["n_prompts"] == 8 and fp32["n_tokens"] == 32
@@ -244,7 +244,7 @@ def test_eval_prompts_come_from_the_dataset_test_split(exported: dict[str, Path]
                           {"role": "assistant", "content": f"Answer {i}."}]} for i in range(12)]
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     eval_set = parity.load_eval_set(tmp_path, tokenizer, n_prompts=8)
-    assert eval_set.source == f"dataset:{tmp_path / 'test.jsonl'}" and len(eval_set.prompts) == 8
+    assert eval_set.source == f"dataset:{tmp_path.name}/test.jsonl"  # no local path and len(eval_set.prompts) == 8
     first = tokenizer.decode(eval_set.prompts[0])
     assert "Question 0?" in first and "Be brief." in first and "Answer 0." not in first
     fixed = parity.load_eval_set(tmp_path / "absent", tokenizer, n_prompts=3)
