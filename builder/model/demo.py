@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from builder.folders import swap_into_place, write_json
 from builder.generators.seed import SYSTEM_PROMPT
 from builder.model import chat_template
 from registry import __version__
@@ -109,7 +110,7 @@ def init_demo_model(taxonomy: Path, out: Path, spec: DemoSpec, config: Validatio
         parameters = _write_model(work, tokenizer, spec)
         _write_tokenizer(work, tokenizer, spec)
         _write_card(work, spec, parameters, len(tokenizer), corpus, taxonomy)
-        _swap_into_place(work, out)
+        swap_into_place(work, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     weights = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
@@ -205,7 +206,7 @@ def _write_model(work: Path, tokenizer: Any, spec: DemoSpec) -> int:
     config_path = work / "config.json"
     saved = json.loads(config_path.read_text(encoding="utf-8"))
     saved["rope_theta"] = spec.rope_theta  # transformers 5 keeps it in rope_parameters only; older readers need it
-    _write_json(config_path, saved)
+    write_json(config_path, saved)
     return sum(p.numel() for p in model.parameters())
 
 
@@ -218,8 +219,8 @@ def _write_tokenizer(work: Path, tokenizer: Any, spec: DemoSpec) -> None:
     config["model_max_length"] = spec.context
     for runtime_only in ("is_local", "local_files_only"):
         config.pop(runtime_only, None)
-    _write_json(path, config)
-    _write_json(work / "special_tokens_map.json", {
+    write_json(path, config)
+    write_json(work / "special_tokens_map.json", {
         "bos_token": chat_template.END_OF_TEXT, "eos_token": chat_template.END_OF_TEXT,
         "pad_token": chat_template.PAD,
         "additional_special_tokens": [chat_template.START_OF_ROLE, chat_template.END_OF_ROLE]})
@@ -265,20 +266,3 @@ def _check_out(out: Path, force: bool) -> None:
     if not is_demo:
         raise RegistryError(f"{out} exists and is not a taxreg demo model; it is left untouched",
                             hint="pass another --out, or --force to replace it")
-
-
-def _swap_into_place(work: Path, out: Path) -> None:
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
-    if out.exists():
-        out.rename(old)
-    try:
-        work.rename(out)
-    except BaseException:
-        if old.exists():
-            old.rename(out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")

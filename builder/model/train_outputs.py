@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from builder.folders import swap_into_place, write_json
 from builder.model import chat_data, chat_template
 from builder.model.train_options import Inputs, TrainOptions, TrainOutcome
 from registry import __version__
@@ -79,17 +80,17 @@ def write_adapter(model: Any, tokenizer: Any, options: TrainOptions, inputs: Inp
         model.save_pretrained(work, safe_serialization=True)
         _portable_adapter_config(work, inputs.base_model.model_ref)
         _save_tokenizer(tokenizer, work)
-        _write_json(work / CONFIG_FILE, config)
+        write_json(work / CONFIG_FILE, config)
         _write_card(work, options, inputs, config)
         for path in work.iterdir():
             path.chmod(0o644)
         if options.catalog is None:
-            _swap_into_place(work, options.out)
+            swap_into_place(work, options.out)
             return
         adapter = hash_directory(work)
         with _catalog(options.catalog) as con:
             rows = _model_run(con, options, inputs, config, run, outcome, adapter)
-            record_model_run(con, rows, before_commit=lambda: _swap_into_place(work, options.out))
+            record_model_run(con, rows, before_commit=lambda: swap_into_place(work, options.out))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -159,7 +160,7 @@ def _portable_adapter_config(folder: Path, model_ref: str) -> None:
     config["base_model_name_or_path"] = model_ref
     if isinstance(config.get("target_modules"), list):
         config["target_modules"] = sorted(config["target_modules"])
-    _write_json(path, config)
+    write_json(path, config)
 
 
 def _save_tokenizer(tokenizer: Any, folder: Path) -> None:
@@ -171,7 +172,7 @@ def _save_tokenizer(tokenizer: Any, folder: Path) -> None:
     config["chat_template"] = tokenizer.chat_template
     for runtime_only in ("is_local", "local_files_only"):
         config.pop(runtime_only, None)
-    _write_json(path, config)
+    write_json(path, config)
 
 
 def _write_card(folder: Path, options: TrainOptions, inputs: Inputs, config: dict[str, Any]) -> None:
@@ -199,21 +200,3 @@ Every parameter, input hash and library version is in `{CONFIG_FILE}`.
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
-
-
-def _swap_into_place(work: Path, out: Path) -> None:
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
-    if out.exists():
-        out.rename(old)
-    try:
-        work.rename(out)
-    except BaseException:
-        if old.exists():
-            old.rename(out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-
