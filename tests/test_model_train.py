@@ -221,7 +221,8 @@ def test_resume_after_kill_continues_from_the_checkpoint(built: dict[str, Path],
     assert (whole / "adapter_model.safetensors").read_bytes() == (out / "adapter_model.safetensors").read_bytes()
 
 
-def test_torchrun_two_processes(built: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_process_launchers(built: dict[str, Path], tmp_path: Path, launcher: str) -> None:
     out = tmp_path / "adapter"
     catalog = tmp_path / "catalog.duckdb"
     (tmp_path / "catalog.duckdb").write_bytes(built["catalog"].read_bytes())
@@ -229,8 +230,15 @@ def test_torchrun_two_processes(built: dict[str, Path], tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(port), str(Path(sys.executable).parent / "taxreg"), "train", "--base-model",
+    launch = {
+        "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                     "--master_addr", "127.0.0.1", "--master_port", str(port)],
+        # --multi_gpu with no GPU: accelerate runs the two processes as CPU DDP over gloo.
+        "accelerate": [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+                       "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                       "--main_process_ip", "127.0.0.1", "--main_process_port", str(port)],
+    }[launcher]
+    command = [*launch, str(Path(sys.executable).parent / "taxreg"), "train", "--base-model",
                str(built["base"]), "--dataset", str(built["dataset"]), "--out", str(out), "--catalog", str(catalog),
                "--max-steps", "2", "--eval-steps", "100", "--save-steps", "100", *FAST]
     done = subprocess.run(command, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=300,
