@@ -11,7 +11,8 @@ What it does:
 1. Writes the synthetic taxonomy of bench/ingest.py, indexes it and runs the seed generator and the dataset
    build (not measured), unless --catalog is given.
 2. publish: `registry.catalog.publish.publish` in its own process (wall, CPU, peak RSS from os.wait4), and the
-   sizes of audit.duckdb and of the Parquet files.
+   sizes of audit.duckdb and of the Parquet files; checks every file is byte-identical across the repeats; and
+   a republish with the previous copy given (every table unchanged: Parquet linked, audit.duckdb rewritten).
 3. console: the published folder served on 127.0.0.1 with the real console; per repeat a fresh browser context
    opens it (engine + database download until ready), then runs every canned query and a CASE-keyed variant of
    v_license_summary; each query also runs in native DuckDB (threads=1) on the same file, interleaved.
@@ -63,7 +64,7 @@ _PUBLISH = """
 import sys
 from pathlib import Path
 from registry.catalog.publish import publish
-publish(Path(sys.argv[1]), Path(sys.argv[2]))
+publish(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else None)
 """
 
 
@@ -106,11 +107,18 @@ def run(catalog: Path, work: Path, repeat: int) -> None:
     from builder.site.audit import canned_queries, write_audit
 
     env = {**os.environ, **THREAD_ENV}
-    published = []
+    published, republished = [], []
     for i in range(repeat):
         sample = run_child([sys.executable, "-c", _PUBLISH, str(catalog), str(work / f"publish{i}")], REPO, env)
         assert sample.rc == 0, sample.output
         published.append(sample)
+        again = run_child([sys.executable, "-c", _PUBLISH, str(catalog), str(work / f"republish{i}"),
+                           str(work / f"publish{i}")], REPO, env)  # every table unchanged: its Parquet is linked
+        assert again.rc == 0, again.output
+        republished.append(again)
+    first = {p.name: p.read_bytes() for p in sorted((work / "publish0").iterdir())}
+    assert all({p.name: p.read_bytes() for p in sorted((work / f"publish{i}").iterdir())} == first
+               for i in range(repeat)), "two publishes of the same catalog differ"
     site = work / "site"
     write_audit(catalog, site / "audit", cache_dir=REPO / "build" / "vendor")
     (site / "audit" / "console").mkdir(exist_ok=True)
@@ -123,7 +131,9 @@ def run(catalog: Path, work: Path, repeat: int) -> None:
     counts = con.execute("SELECT count(*) FROM sample").fetchall()[0][0]
     print(f"catalog {catalog} ({counts:,} samples); {repeat} repeats, medians (min-max)")
     print(f"publish: wall {median([s.wall for s in published])} s, CPU {median([s.cpu for s in published])} s, "
-          f"peak RSS {median([s.maxrss_mb for s in published])} MB")
+          f"peak RSS {median([s.maxrss_mb for s in published])} MB; every file byte-identical across repeats")
+    print(f"republish, Parquet of unchanged tables linked from the previous copy: wall "
+          f"{median([s.wall for s in republished])} s, CPU {median([s.cpu for s in republished])} s")
     print(f"sizes: audit.duckdb {db.stat().st_size / 1e6:.1f} MB, Parquet (zstd) {parquet / 1e6:.1f} MB")
     opened, wasm, native = browse(site, queries, repeat, con)
     print(f"console ready (engine + database download, fresh context): {median(opened)} s")

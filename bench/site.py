@@ -5,6 +5,7 @@ Usage (from the repository root, with the project's virtual environment):
     .venv/bin/python bench/site.py                       # 10,000 leaves, 2 interleaved repeats
     .venv/bin/python bench/site.py --leaves 2000 --repeat 3 --out /tmp/bench-site
     .venv/bin/python bench/site.py --no-plain            # skip the (slow) plain mkdocs baseline
+    git archive HEAD | tar -x -C /tmp/old && .venv/bin/python bench/site.py --no-plain --compare /tmp/old
 
 What it does:
 
@@ -20,6 +21,8 @@ What it does:
    - plain (once per repeat unless --no-plain): the same contribution pages written as Markdown (kind, domain,
      contributor, license, documents, seed examples) out of the nav, built by `mkdocs build` with
      mkdocs-material and its search plugin: what a straightforward site would do.
+   - with --compare CHECKOUT: the same steps, interleaved in a rotating order, with another checkout of this
+     repository (its packages first on PYTHONPATH) building its own site folder on the same catalog.
 3. Prints medians (min/max) of wall and CPU time, peak RSS (`os.wait4`), the search index size, and the ratios.
    Also checks that the rebuilt site's search index still has an entry for every contribution.
 
@@ -43,6 +46,7 @@ from ingest import THREAD_ENV, Sample, edit_one_leaf, run_child
 from ingest import generate as write_taxonomy
 
 REPO = Path(__file__).resolve().parent.parent
+REFERENCE = " [reference]"
 TAXREG = [sys.executable, "-m", "builder.cli"] if not (REPO / ".venv/bin/taxreg").exists() \
     else [str(REPO / ".venv/bin/taxreg")]
 
@@ -99,6 +103,35 @@ def _index_bytes(site: Path) -> int:
     return index.stat().st_size if index.is_file() else 0
 
 
+def _ratio(ours: list[Sample], reference: list[Sample], what: str) -> str:
+    mine, theirs = (statistics.median(getattr(s, what) for s in samples) for samples in (ours, reference))
+    return f"{mine / theirs:.2f}x"
+
+
+def _table(results: dict[str, list[Sample]], sizes: dict[str, int], tags: list[str], compare: Path | None) -> None:
+    labels = {"full": "taxreg site --full", "rebuild": "taxreg site, one leaf changed",
+              "unchanged": "taxreg site, nothing changed", "pages only": "one leaf changed, --no-audit",
+              "plain": "plain mkdocs-material (pages out of nav)"}
+    for name, label in labels.items():
+        for tag in tags if name != "plain" else [""]:
+            samples = results.get(name + tag, [])
+            if not samples:
+                continue
+            size = sizes.get(name + tag, sizes.get("full" + tag, 0)) / 1e6
+            print(f"{label + tag:<42} {_median([s.wall for s in samples]):<26} "
+                  f"{_median([s.cpu for s in samples]):<22} {max(s.maxrss_mb for s in samples):<12.0f} {size:.1f}")
+    if compare is not None:
+        print(f"\nthis checkout / {compare} (medians): " + ", ".join(
+            f"{name} wall {_ratio(results[name], results[name + REFERENCE], 'wall')} "
+            f"CPU {_ratio(results[name], results[name + REFERENCE], 'cpu')}"
+            for name in ("full", "rebuild", "unchanged", "pages only")))
+    if results.get("plain"):
+        plain_cpu = statistics.median(s.cpu for s in results["plain"])
+        full_cpu = statistics.median(s.cpu for s in results["full"])
+        print(f"\nplain / taxreg full: CPU {plain_cpu / full_cpu:.1f}x, search index "
+              f"{sizes['plain'] / max(1, sizes['full']):.1f}x")
+
+
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one measurement script, read top to bottom)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leaves", type=int, default=10_000)
@@ -106,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one measuremen
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain mkdocs baseline")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="another checkout of this repository, measured interleaved with this one")
     args = parser.parse_args(argv)
     work = args.out or Path(tempfile.mkdtemp(prefix="bench-site-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -127,33 +162,51 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one measuremen
     edit_leaf = (work / "edit_leaf.txt").read_text(encoding="utf-8")
     plain_config = plain_project(catalog, work / "plain") if not args.no_plain else None
 
-    site_cmd = [*TAXREG, "site", "--catalog", str(catalog), "--out", str(site), "--taxonomy", str(taxonomy)]
-    results: dict[str, list[Sample]] = {"full": [], "rebuild": [], "unchanged": [], "pages only": [], "plain": []}
+    # Variants: this checkout, and with --compare another one, each run as `python -m builder.cli` from its own
+    # folder with its packages first on the path (a console script would import the installed checkout), with
+    # its own site folder (the previous site is the cache), interleaved in an order that rotates between repeats.
+    variants = [("", REPO, site)]
+    if args.compare is not None:
+        reference = args.compare.resolve()
+        vendor = reference / "build" / "vendor"  # `taxreg site` vendors the console engine into ./build/vendor
+        if not vendor.exists() and (REPO / "build" / "vendor").is_dir():
+            vendor.parent.mkdir(parents=True, exist_ok=True)
+            vendor.symlink_to(REPO / "build" / "vendor")
+        variants.append((REFERENCE, reference, work / "site-reference"))
+    results: dict[str, list[Sample]] = {}
     sizes: dict[str, int] = {}
+
+    def site_step(step: str, *extra: str, rotate: int) -> None:
+        for tag, checkout, folder in variants[rotate % len(variants):] + variants[:rotate % len(variants)]:
+            cmd = [sys.executable, "-m", "builder.cli", "site", "--catalog", str(catalog), "--out", str(folder),
+                   "--taxonomy", str(taxonomy), *extra]
+            path = os.pathsep.join(filter(None, [str(checkout), env.get("PYTHONPATH")]))
+            results.setdefault(step + tag, []).append(run_child(cmd, checkout, {**env, "PYTHONPATH": path}, log))
+            sizes[step + tag] = _index_bytes(folder)
+
     token = time.time_ns() // 1000 % 10**9  # every edit gives new bytes, also across runs on the same tree
     for repeat in range(args.repeat):
-        results["full"].append(run_child([*site_cmd, "--full"], REPO, env, log))
-        sizes["full"] = _index_bytes(site)
+        site_step("full", "--full", rotate=repeat)
         edit_one_leaf(taxonomy, edit_leaf, token + 2 * repeat)
         reindex = run_child([*TAXREG, "index", str(taxonomy), "--catalog", str(catalog)], REPO, env, log)
         assert reindex.rc == 0, reindex.output[-2000:]
-        results["rebuild"].append(run_child(site_cmd, REPO, env, log))
-        sizes["rebuild"] = _index_bytes(site)
-        results["unchanged"].append(run_child(site_cmd, REPO, env, log))
+        site_step("rebuild", rotate=repeat)
+        site_step("unchanged", rotate=repeat + 1)
         edit_one_leaf(taxonomy, edit_leaf, token + 2 * repeat + 1)
         reindex = run_child([*TAXREG, "index", str(taxonomy), "--catalog", str(catalog)], REPO, env, log)
         assert reindex.rc == 0, reindex.output[-2000:]
-        results["pages only"].append(run_child([*site_cmd, "--no-audit"], REPO, env, log))
+        site_step("pages only", "--no-audit", rotate=repeat)
         if plain_config is not None:
             shutil.rmtree(work / "plain" / "site", ignore_errors=True)
-            results["plain"].append(run_child([sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(plain_config)],
-                                              REPO, env, log))
+            results.setdefault("plain", []).append(run_child(
+                [sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(plain_config)], REPO, env, log))
             sizes["plain"] = _index_bytes(work / "plain" / "site")
         print(f"repeat {repeat + 1}/{args.repeat} done", flush=True)
 
     for name in ("rebuild", "pages only"):
-        assert all("): 1 pages rendered" in s.output for s in results[name]), \
-            f"{name}: the edited leaf was not rendered again; see {log}"
+        for tag, _, _ in variants:
+            assert all("): 1 pages rendered" in s.output for s in results[name + tag]), \
+                f"{name + tag}: the edited leaf was not rendered again; see {log}"
     failed = [name for name, samples in results.items() for s in samples if s.rc != 0]
     if failed:
         print(f"failed runs: {failed}; see {log}")
@@ -164,20 +217,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one measuremen
     print(f"\n{args.leaves} contributions; {contributions} contribution entries in the rebuilt site's search index; "
           f"machine: {os.cpu_count()} cores (shared, noisy: compare ratios within this run)\n")
     print(f"{'build':<42} {'wall s, median (min-max)':<26} {'CPU s':<22} {'peak RSS MB':<12} {'search index MB'}")
-    labels = {"full": "taxreg site --full", "rebuild": "taxreg site, one leaf changed",
-              "unchanged": "taxreg site, nothing changed", "pages only": "one leaf changed, --no-audit",
-              "plain": "plain mkdocs-material (pages out of nav)"}
-    for name, samples in results.items():
-        if not samples:
-            continue
-        size = sizes.get(name, sizes.get("full", 0)) / 1e6
-        print(f"{labels[name]:<42} {_median([s.wall for s in samples]):<26} {_median([s.cpu for s in samples]):<22} "
-              f"{max(s.maxrss_mb for s in samples):<12.0f} {size:.1f}")
-    if results["plain"]:
-        plain_cpu = statistics.median(s.cpu for s in results["plain"])
-        full_cpu = statistics.median(s.cpu for s in results["full"])
-        print(f"\nplain / taxreg full: CPU {plain_cpu / full_cpu:.1f}x, search index "
-              f"{sizes['plain'] / max(1, sizes['full']):.1f}x")
+    _table(results, sizes, [tag for tag, _, _ in variants], args.compare)
     print("targets: full <= 30 s, one leaf changed <= 10 s, search index <= 15 MB, peak memory < 1 GB")
     for name in ("full", "rebuild", "pages only"):
         print(f"`taxreg site` ({name}): {results[name][-1].output.strip().splitlines()[-1][:400]}")

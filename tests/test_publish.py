@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import struct
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -20,10 +21,18 @@ from builder.stages.dataset import DatasetOptions, build_dataset
 from builder.stages.generate import GenerateOptions, generate
 from registry.catalog.connection import open_catalog
 from registry.catalog.indexer import index
-from registry.catalog.publish import PRIVATE_COLUMNS, PRIVATE_TABLES, publish, write_release_audit
+from registry.catalog.publish import (
+    PRIVATE_COLUMNS,
+    PRIVATE_TABLES,
+    PublishedFile,
+    Steady,
+    publish,
+    write_release_audit,
+)
 from registry.errors import CatalogError, EnvironmentProblem
 from tests.conftest import EXAMPLE_TAXONOMY, REPO
 
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 WASM_STORAGE_VERSIONS = range(64, 68)  # what DuckDB-WASM 1.32 (engine 1.4) reads (PROVENANCE.md)
 
 
@@ -96,21 +105,41 @@ def test_views_and_macro_answer_as_in_the_catalog(catalog: Path, published: Path
         rows(db, "DELETE FROM sample")
 
 
-def test_parquet_sorted_counted_and_byte_identical(catalog: Path, published: Path, tmp_path: Path) -> None:
+def test_publishing_twice_gives_the_same_bytes_for_every_file(catalog: Path, published: Path,
+                                                              tmp_path: Path) -> None:
     again = publish(catalog, tmp_path / "again")
     parquet = [f for f in again if f.relpath.endswith(".parquet")]
     assert {f.table for f in parquet} == {r[0] for r in rows(published / "audit.duckdb", "FROM duckdb_tables() "
                                                                       "SELECT table_name")}
+    assert {f.relpath for f in again} == {p.name for p in published.iterdir()}
     for f in again:
         path = tmp_path / "again" / f.relpath
         assert hashlib.sha256(path.read_bytes()).hexdigest() == f.sha256 and path.stat().st_size == f.byte_size
-        if f.reproducible:
-            assert path.read_bytes() == (published / f.relpath).read_bytes(), f.relpath
-    assert [f.relpath for f in again if not f.reproducible] == ["audit.duckdb"]
+        assert f.reproducible and path.read_bytes() == (published / f.relpath).read_bytes(), f.relpath
+    assert (published / "audit.duckdb").read_bytes()[124:140] == bytes(16)  # DuckDB's random identifier, zeroed
     sample = next(f for f in parquet if f.table == "sample")
     ids = [r[0] for r in rows(tmp_path / "again" / "audit.duckdb",
                               f"SELECT sample_id FROM '{tmp_path / 'again' / 'sample.parquet'}'")]
     assert ids == sorted(ids) and len(ids) == sample.rows == rows(catalog, "SELECT count(*) FROM sample")[0][0]
+    # The site's copy keeps the catalog's real run ids and times.
+    runs = "SELECT run_id, started_at FROM run ORDER BY ALL"
+    assert rows(published / "audit.duckdb", runs) == rows(catalog, runs)
+
+
+def test_unchanged_tables_reuse_the_previous_parquet(catalog: Path, published: Path, tmp_path: Path) -> None:
+    changed = tmp_path / "catalog.duckdb"
+    shutil.copyfile(catalog, changed)
+    con = duckdb.connect(str(changed))
+    con.execute("UPDATE contributor SET display_name = 'Renamed' WHERE contributor_id = "
+                "(SELECT min(contributor_id) FROM contributor)")
+    con.close()
+    files = {f.relpath: f for f in publish(changed, tmp_path / "next", previous=published)}
+    fresh = {f.relpath: f for f in publish(changed, tmp_path / "fresh")}
+    assert {k: f.sha256 for k, f in files.items()} == {k: f.sha256 for k, f in fresh.items()}
+    linked = {name for name in files if name.endswith(".parquet")
+              and (tmp_path / "next" / name).stat().st_ino == (published / name).stat().st_ino}
+    assert linked == {name for name in files if name.endswith(".parquet")} - {"contributor.parquet"}
+    assert ("Renamed",) in rows(changed, f"SELECT display_name FROM '{tmp_path / 'next' / 'contributor.parquet'}'")
 
 
 def test_a_failed_publish_leaves_the_previous_copy(catalog: Path, tmp_path: Path) -> None:
@@ -132,19 +161,69 @@ def test_a_failed_publish_leaves_the_previous_copy(catalog: Path, tmp_path: Path
     assert not (out / "gone_table.parquet").exists()  # a table that no longer exists loses its file
 
 
-def test_release_writer_from_an_open_catalog(catalog: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "catalog.duckdb"
-    shutil.copyfile(catalog, copy)
-    con = open_catalog(copy)
+def fresh_catalog(folder: Path) -> Path:
+    """The `catalog` fixture's inputs, indexed anew into folder: other random ids, times and paths."""
+    folder.mkdir()
+    path = folder / "catalog.duckdb"
+    index(EXAMPLE_TAXONOMY, path)
+    generate(EXAMPLE_TAXONOMY, path, GenerateOptions())
+    build_dataset(path, folder / "datasets", DatasetOptions())
+    return path
+
+
+def release_copy(catalog: Path, out: Path) -> list[PublishedFile]:
+    con = open_catalog(catalog)
     try:
-        files = write_release_audit(con, tmp_path / "release" / "audit")
+        files = write_release_audit(con, out, Steady(EPOCH, catalog.parent))
         assert con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'public_copy'"
                            ).fetchall() == [(0,)]  # detached again
+        assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall()[0][0]
     finally:
         con.close()
-    assert "audit.duckdb" in {f.relpath for f in files}
-    assert rows(tmp_path / "release" / "audit" / "audit.duckdb", "SELECT count(*) FROM v_sample_provenance") \
-        == rows(catalog, "SELECT count(*) FROM v_sample_provenance")
+    return files
+
+
+def test_release_copies_of_the_same_inputs_are_byte_identical(tmp_path: Path) -> None:
+    first, second = fresh_catalog(tmp_path / "a"), fresh_catalog(tmp_path / "b")
+    for path in (first, second):  # a run still going: its end stays NULL
+        con = duckdb.connect(str(path))
+        con.execute("UPDATE run SET ended_at = NULL WHERE stage = 'generate'")
+        con.close()
+    volatile = "SELECT run_id FROM run UNION ALL SELECT run_id FROM index_run UNION ALL SELECT build_id FROM build"
+    assert not set(rows(first, volatile)) & set(rows(second, volatile))  # the catalogs differ
+    files = [release_copy(first, tmp_path / "a" / "audit"), release_copy(second, tmp_path / "b" / "audit")]
+    assert [(f.relpath, f.sha256) for f in files[0]] == [(f.relpath, f.sha256) for f in files[1]]
+    assert all(f.reproducible for f in files[0]) and "audit.duckdb" in {f.relpath for f in files[0]}
+    db = tmp_path / "a" / "audit" / "audit.duckdb"
+    provenance = "SELECT count(*) FROM v_sample_provenance"
+    assert rows(db, provenance) == rows(first, provenance)
+    # No random id, local path or time after the epoch is left, in any column of any table.
+    secrets = {str(r[0]) for r in rows(first, volatile + " UNION ALL SELECT value FROM catalog_meta "
+                                                          "WHERE key = 'catalog_id'")} | {str(tmp_path)}
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        for table, column, dtype in con.execute("SELECT table_name, column_name, data_type FROM duckdb_columns() "
+                                                "WHERE NOT internal AND table_name NOT LIKE 'v\\_%' ESCAPE '\\'"
+                                                ).fetchall():
+            if dtype.startswith("TIMESTAMP"):
+                latest = f'SELECT max("{column}") <= TIMESTAMPTZ \'{EPOCH}\', count("{column}") FROM "{table}"'
+                [(clamped, count)] = con.execute(latest).fetchall()
+                assert clamped is not False and count == rows(first, latest)[0][1], (table, column)  # NULLs kept
+            text = " ".join(str(v) for (v,) in con.execute(f'SELECT DISTINCT "{column}"::VARCHAR FROM "{table}"'
+                                                           ).fetchall())
+            assert not [s for s in secrets if s in text], (table, column)
+        runs = con.execute("SELECT run_id, stage, stats FROM run ORDER BY run_id").fetchall()
+        meta = dict(con.execute("SELECT key, value FROM catalog_meta").fetchall())
+        [(comment,)] = con.execute("SELECT comment FROM duckdb_columns() WHERE table_name = 'run' "
+                                   "AND column_name = 'started_at'").fetchall()
+    finally:
+        con.close()
+    assert [r[0] for r in runs] == [f"run-{n}" for n in range(1, len(runs) + 1)]
+    stats = [json.loads(r[2]) for r in runs if r[1] == "generate"]
+    assert stats and all("kept" in s for s in stats)
+    assert meta.get("catalog_id", "catalog") == "catalog"
+    assert "SOURCE_DATE_EPOCH" in meta["public_copy.reproducible.time"]
+    assert "clamped to it" in comment
 
 
 def test_audit_page_lists_downloads_views_and_their_sql(catalog: Path) -> None:

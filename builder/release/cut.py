@@ -212,15 +212,18 @@ def _assemble(con: Any, staging: Path, options: CutOptions, shipment: _Shipment,
         shutil.copyfile(shipment.data_dir / name, staging / "data" / name)
     if shipment.model is not None:
         _copy_model(options.build_dir / "model", staging, shipment)
-    draft = _manifest(con, options, shipment, results)
+    # The public copy the site publishes, reproducible from the same inputs (publish.Steady)
+    audit = publish.write_release_audit(con, staging / "audit",
+                                        publish.Steady(shipment.released_at, options.build_dir.resolve()))
+    unsteady = sorted(f"audit/{f.relpath}" for f in audit if not f.reproducible)
+    draft = _manifest(con, options, shipment, results, unsteady)
     if shipment.model is not None:
         cards.write_model_card(staging / "model" / "README.md", draft)
     bom.write_bom(staging / "bom", draft, staging)
     spdx3.write_spdx(staging / "bom", draft, staging)
-    publish.write_release_audit(con, staging / "audit")  # the same public copy the site publishes
     if options.sign_key is not None:
         (staging / PUBLIC_KEY).write_bytes(signing.public_key_pem(options.sign_key))
-    manifest = draft.with_files([_entry(staging, p) for p in _listed(staging)])
+    manifest = draft.with_files([_entry(staging, p, p not in set(unsteady)) for p in _listed(staging)])
     (staging / MANIFEST).write_bytes(manifest.to_bytes())
     sums = [(p, file_sha256(staging / p)) for p in [*_listed(staging), MANIFEST]]
     (staging / SUMS).write_text(format_sums(sums), encoding="utf-8")
@@ -240,7 +243,8 @@ def _copy_model(model_dir: Path, staging: Path, shipment: _Shipment) -> None:
     shutil.copyfile(model_dir / "parity.json", staging / "parity.json")
 
 
-def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[PolicyResult]) -> Manifest:
+def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[PolicyResult],
+              unsteady: list[str]) -> Manifest:
     base = _base_model(con, shipment)
     ids = sorted(d.dataset_id for d in shipment.datasets.values())
     config = {"dataset": next(iter(shipment.datasets.values())).params, "release_license": shipment.license,
@@ -261,7 +265,7 @@ def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[
         license_mix=tuple(releases.license_mix(con, ids)),
         metrics={"parity": _parity_metrics(shipment.parity)} if shipment.parity is not None else {},
         policy=tuple(results), allowed=tuple(sorted(options.allow)), files=(),
-        determinism=_determinism(shipment),
+        determinism=_determinism(shipment, unsteady),
         signature={"method": signing.METHOD, "path": SIGNATURE, "public_key": PUBLIC_KEY,
                    "public_key_sha256": signing.public_key_sha256(options.sign_key)} if options.sign_key else None)
 
@@ -319,17 +323,17 @@ def _taxonomy_commit(con: Any) -> str | None:
     return rows[0][0] if rows else None
 
 
-def _determinism(shipment: _Shipment) -> dict[str, Any]:
+def _determinism(shipment: _Shipment, unsteady: list[str]) -> dict[str, Any]:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     return {
         "source_date_epoch": int(epoch) if epoch and epoch.isdigit() else None,
-        "not_reproducible": ["audit/"],
+        "not_reproducible": unsteady,  # empty unless DuckDB wrote a header of a layout publish does not know
         "notes": [
             "Timestamps come from SOURCE_DATE_EPOCH (else the taxonomy commit's time); files are written sorted.",
-            "data/, model/, bom/, parity.json and the cards are byte-reproducible from the same inputs on the same "
-            "platform; compare two builds with `taxreg release diff` (reproducible: yes).",
-            "audit/ is a snapshot of the catalog, which records wall-clock times and random run ids, and a .duckdb "
-            "file is not byte-reproducible: its hashes are recorded and verified, not expected to reproduce.",
+            "Every file is byte-reproducible from the same inputs on the same platform (a file listed with "
+            "reproducible: false is not); compare two builds with `taxreg release diff` (reproducible: yes).",
+            "audit/ is a snapshot of the catalog with its wall-clock times clamped to SOURCE_DATE_EPOCH, random run "
+            "ids replaced, durations nulled and build-folder paths made relative: its catalog_meta says how.",
             *(["Model weights come from CPU training with deterministic algorithms and fixed seeds; on other "
                "platforms nondeterministic kernels may change them."] if shipment.model is not None else
               ["Data-only release (--no-model): no model files."]),
@@ -343,9 +347,8 @@ def _listed(staging: Path) -> list[str]:
                    and p.relative_to(staging).as_posix() not in skip), key=str.encode)
 
 
-def _entry(staging: Path, relpath: str) -> FileEntry:
+def _entry(staging: Path, relpath: str, reproducible: bool) -> FileEntry:
     path = staging / relpath
-    reproducible = not relpath.startswith("audit/")
     return FileEntry(relpath, file_sha256(path), path.stat().st_size, reproducible)
 
 

@@ -6,9 +6,10 @@ Interface for `taxreg site` (the site builder calls these three, in this order):
         -> {"audit/index.md": markdown, "audit/console.md": markdown}: write each into the docs folder
         being built (paths are docs-relative) before mkdocs runs. index.md lists the downloads and every
         audit view with its SQL; console.md is the only page that loads the SQL engine.
-    files = write_audit(catalog, site_dir / "audit", cache_dir=Path("build/vendor"))
+    files = write_audit(catalog, site_dir / "audit", cache_dir=Path("build/vendor"), previous=old_site / "audit")
         -> every path written. Call it AFTER mkdocs has built site_dir (mkdocs empties site_dir first).
-        Writes audit.duckdb, <table>.parquet, SHA256SUMS, and engine/ (console.js, console.css,
+        Writes audit.duckdb, <table>.parquet (linked from `previous`, the site being replaced, where its table
+        did not change), SHA256SUMS, and engine/ (console.js, console.css,
         queries.json, engine.json, duckdb/: DuckDB-WASM vendored from npm at build time, cached in cache_dir).
     note = engine_note(site_dir / "audit")
         -> None, or why the engine could not be vendored (npm missing or failing): show it as a warning.
@@ -94,13 +95,15 @@ def audit_pages(catalog: Path, directory_urls: bool = True) -> dict[str, str]:
     return {"audit/index.md": index, "audit/console.md": page}
 
 
-def write_audit(catalog: Path, out_dir: Path, cache_dir: Path | None = None) -> list[Path]:
-    """The public database, Parquet per table, SHA256SUMS and the console (with its engine) into out_dir."""
+def write_audit(catalog: Path, out_dir: Path, cache_dir: Path | None = None,
+                previous: Path | None = None) -> list[Path]:
+    """The public database, Parquet per table, SHA256SUMS and the console (with its engine) into out_dir.
+    `previous`: the audit folder of the site being replaced (its unchanged Parquet files are reused)."""
     vendored, status = _vendored_engine(cache_dir or Path("build") / "vendor")  # first: it may refuse the build
     if vendored is None and os.environ.get(REQUIRE_ENGINE) == "1":
         raise EnvironmentProblem(f"the SQL console's engine could not be vendored: {status['reason']}",
                                  hint=f"install node and npm (reaching the npm registry) or unset {REQUIRE_ENGINE}")
-    published = publish(catalog, out_dir)
+    published = publish(catalog, out_dir, previous)
     sums = out_dir / "SHA256SUMS"
     sums.write_text(format_sums((f.relpath, f.sha256) for f in published), encoding="utf-8")
     con = open_read_only(catalog)

@@ -163,7 +163,8 @@ def on_post_build(config: MkDocsConfig) -> None:
     st.timings["mkdocs"] += started  # mkdocs' own pages, from on_config to here
     # The audit database is DuckDB's work (it releases the GIL): it runs beside the page rendering.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        audit = pool.submit(_timed, write_audit, st.settings.catalog, site / "audit", st.settings.vendor) \
+        previous = st.settings.previous / "audit" if st.settings.previous is not None else None
+        audit = pool.submit(_timed, write_audit, st.settings.catalog, site / "audit", st.settings.vendor, previous) \
             if st.settings.audit else None
         renderer = Renderer(TEMPLATES, lambda depth: _skeleton(st, config, depth), st.mermaid is not None)
         st.render = renderer.write_all(entity_pages(st.data), site, st.settings.previous)

@@ -7,17 +7,29 @@ what only the builder needs (PRIVATE_TABLES, PRIVATE_COLUMNS). What changes on t
   default storage of DuckDB 2 (PROVENANCE.md). Without PK/FK/NOT NULL constraints: the file is ~3x smaller.
 - JSON columns become VARCHAR holding the same JSON text: the JSON type lives in an extension that the
   browser engine would have to download, and a static site must work offline.
-- Rows are sorted by each table's key (then every other column), in the file and in the Parquet, so the
-  same catalog gives byte-identical Parquet. The `.duckdb` bytes are not reproducible (DuckDB writes
-  varying header bytes): its hash is recorded, never promised.
+- Rows are sorted by each table's key (then every other column), in the file and in the Parquet.
+
+The same catalog gives byte-identical files. DuckDB writes one random value into a v1.4.0 file: a 16-byte
+database identifier in the main header (for storage versions >= 67; it salts encryption keys and has no use
+in an unencrypted file). It is set to zeros, as DuckDB writes it for older storage versions, and the header
+checksum recomputed (`_settle_header`). Every data block was already identical (checked at 10,000 leaves).
+
+A release's copy (`write_release_audit` with `Steady`) is reproducible from the same inputs, not only from the
+same catalog: the catalog records wall-clock times, random run ids, durations and local paths, which the copy
+rewrites by the reproducible-builds conventions (STEADY_NOTES; written into its catalog_meta and comments).
+The site's copy keeps the real values.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import struct
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +40,14 @@ from registry.errors import CatalogError
 from registry.release.sums import file_sha256
 
 STORAGE_VERSION = "v1.4.0"
+STORAGE_NUMBER = 67  # the version number DuckDB writes into the header for STORAGE_VERSION
 # The sorts spill beyond this: at 10,000 contributions (129k samples) peak RSS fell from ~720 MB to ~330 MB for
 # ~7% more CPU. The site build runs this inside mkdocs' process, whose peak must stay under 1 GB.
 MEMORY_LIMIT = "256MB"
 DATABASE_FILE = "audit.duckdb"
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"
+FINGERPRINT_KEY = "taxreg_fingerprint"  # Parquet key-value metadata: what the file holds, for reuse
+FINGERPRINT_FORMAT = 1  # bump when the same table would be written to different Parquet bytes
 
 # Not published, with the reason (also written into the copy's catalog_meta, so auditors can read it).
 PRIVATE_TABLES = {
@@ -58,10 +74,34 @@ MACRO_COMMENTS = {
                        "subject (a document sha256, a contribution path, a version id, or a seed or chunk id).",
 }
 
+# A release's copy. The catalog mints random ids for builds, index runs and runs (uuid4) and for itself; these
+# columns hold them (and JSON values may: build.stats names its runs).
+ID_COLUMNS = {"run_id", "build_id", "first_seen_run", "last_seen_run", "first_run_id"}
+ID_VALUES = {("catalog_meta", "value")}  # catalog_id
+ID_SOURCES = (  # (new id prefix, random ids in start order)
+    ("build", "SELECT build_id FROM {db}.main.build ORDER BY started_at, build_id"),
+    ("index", "SELECT run_id FROM {db}.main.index_run ORDER BY started_at, run_id"),
+    ("run", "SELECT run_id FROM {db}.main.run ORDER BY started_at, stage, run_id"),
+)
+CONTENT_JSON = {("sample", "messages")}  # the teacher's text: no measurement in it, and too big for a Python pass
+MEASUREMENTS = ("seconds", "peak_rss_mb")  # JSON keys; also any key ending in one of MEASUREMENT_SUFFIXES
+MEASUREMENT_SUFFIXES = ("_seconds", "_runtime", "_per_second")
+STEADY_NOTES = {
+    "time": "wall-clock times later than SOURCE_DATE_EPOCH ({epoch}) are clamped to it",
+    "id": "random ids are replaced: builds build-N, index runs index-N, runs run-N (N in start order), the "
+          "catalog's id 'catalog'; the same in every table and JSON value",
+    "json": "durations, rates and memory peaks in JSON values (keys seconds, peak_rss_mb, *_seconds, *_runtime, "
+            "*_per_second) are null; random ids and paths in them are rewritten as in the columns",
+    "path": "absolute paths inside the build folder are written relative to it",
+}
+_STEADY_IDS = "taxreg_steady_id"  # a temporary table: random id -> steady id
+_STEADY_JSON = "taxreg_steady_json"  # a Python function over JSON text
+
 
 @dataclass(frozen=True, slots=True)
 class PublishedFile:
-    """One file of the public copy. `rows` for Parquet tables; `reproducible` is False for the .duckdb."""
+    """One file of the public copy. `rows` for Parquet tables; `reproducible`: the same catalog (and, for a
+    release's copy, the same inputs) gives the same bytes. False only for a .duckdb header of an unknown layout."""
 
     relpath: str
     sha256: str
@@ -81,35 +121,51 @@ class AuditView:
     comment: str
 
 
-def publish(catalog: Path, out_dir: Path) -> list[PublishedFile]:
-    """Write the public copy of the catalog file into out_dir (audit.duckdb + <table>.parquet)."""
+@dataclass(frozen=True, slots=True)
+class Steady:
+    """A release's copy: wall-clock times clamped to `epoch` (SOURCE_DATE_EPOCH), random ids replaced, durations
+    nulled, absolute paths under `root` (the build folder) made relative. See STEADY_NOTES."""
+
+    epoch: datetime
+    root: Path | None = None
+
+    def notes(self) -> dict[str, str]:
+        epoch = self.epoch.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {kind: note.format(epoch=epoch) for kind, note in STEADY_NOTES.items()}
+
+
+def publish(catalog: Path, out_dir: Path, previous: Path | None = None) -> list[PublishedFile]:
+    """Write the public copy of the catalog file into out_dir (audit.duckdb + <table>.parquet). `previous`: a
+    folder holding an earlier copy (the site being replaced); a Parquet file there whose table did not change
+    (FINGERPRINT_KEY) is hard-linked instead of written again."""
     with tempfile.TemporaryDirectory(prefix="taxreg-publish-") as spill:
         con = _open_source(catalog, spill)
         try:
-            return write_public(con, out_dir)
+            return write_public(con, out_dir, previous=previous)
         finally:
             con.close()
 
 
-def write_release_audit(con: Any, folder: Path) -> list[PublishedFile]:
-    """The same copy from an open catalog connection (the release cut's, read-write or read-only). Not inside a
-    transaction that has written to the catalog: DuckDB lets one transaction write to one database only."""
-    return write_public(con, folder)
+def write_release_audit(con: Any, folder: Path, steady: Steady) -> list[PublishedFile]:
+    """A release's copy from an open catalog connection (the release cut's, read-write or read-only). Not inside
+    a transaction that has written to the catalog: DuckDB lets one transaction write to one database only."""
+    return write_public(con, folder, steady=steady)
 
 
-def write_public(con: Any, out_dir: Path) -> list[PublishedFile]:
+def write_public(con: Any, out_dir: Path, steady: Steady | None = None,
+                 previous: Path | None = None) -> list[PublishedFile]:
     """Write into a temporary folder inside out_dir, then move the files in: a failure leaves out_dir as it was."""
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".publish-", dir=out_dir))
     try:
-        tables = _write(con, staging)
+        tables, settled = _write(con, staging, steady, previous)
         for stale in out_dir.glob("*.parquet"):  # tables that no longer exist
             if stale.stem not in tables:
                 stale.unlink()
         files = []
         for path in sorted(staging.iterdir()):
             os.replace(path, out_dir / path.name)
-            files.append(_described(out_dir / path.name, tables))
+            files.append(_described(out_dir / path.name, tables, settled))
         return files
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -154,47 +210,168 @@ def _open_source(catalog: Path, spill: str) -> Any:
     return con
 
 
-def _write(con: Any, staging: Path) -> dict[str, int]:
-    """Copy tables, comments, views and macros into staging/audit.duckdb; Parquet per table. -> {table: rows}."""
+def _write(con: Any, staging: Path, steady: Steady | None, previous: Path | None) -> tuple[dict[str, int], bool]:
+    """Copy tables, comments, views and macros into staging/audit.duckdb; Parquet per table.
+    -> ({table: rows}, whether the .duckdb header was settled)."""
     con.execute("SET enable_progress_bar = false")  # DuckDB draws one on the terminal for long queries
     [(home,)] = con.execute("SELECT current_database()").fetchall()
-    columns = _columns(con, home)
-    keys = _primary_keys(con, home)
-    con.execute(f"ATTACH {_literal(str(staging / DATABASE_FILE))} AS public_copy "
-                f"(STORAGE_VERSION '{STORAGE_VERSION}')")
+    if steady is not None:
+        _start_steady(con, home, steady)
+    database = staging / DATABASE_FILE
     try:
-        orders = {}
-        for table, cols in columns.items():
-            published = [c for c in cols if c[0] not in PRIVATE_COLUMNS.get(table, {})]
-            select = ", ".join(f"{_ident(name)}::VARCHAR AS {_ident(name)}" if dtype == "JSON" else _ident(name)
-                               for name, dtype, _ in published)
-            orders[table] = _order(keys.get(table) or ORDER_KEYS.get(table, ()), [name for name, _, _ in published])
-            con.execute(f"CREATE TABLE public_copy.main.{_ident(table)} AS SELECT {select} "
-                        f"FROM {_ident(home)}.main.{_ident(table)} ORDER BY {orders[table]}")
-            for name, _, comment in published:
-                if comment:
-                    con.execute(f"COMMENT ON COLUMN public_copy.main.{_ident(table)}.{_ident(name)} "
-                                f"IS {_literal(comment)}")
-        _note_exclusions(con)
-        counts = {}
-        for table, order in orders.items():
-            con.execute(f"COPY (SELECT * FROM public_copy.main.{_ident(table)} ORDER BY {order}) "
-                        f"TO {_literal(str(staging / f'{table}.parquet'))} (FORMAT parquet, COMPRESSION zstd)")
-            counts[table] = con.execute(f"SELECT count(*) FROM public_copy.main.{_ident(table)}").fetchall()[0][0]
-        for table, comment in con.execute(
-                f"SELECT table_name, comment FROM duckdb_tables() WHERE database_name = {_literal(home)} "
-                "AND schema_name = 'main' AND comment IS NOT NULL").fetchall():
-            if table in columns:
-                con.execute(f"COMMENT ON TABLE public_copy.main.{_ident(table)} IS {_literal(comment)}")
-        views = audit_views(con, home)
-        con.execute("USE public_copy")  # view and macro bodies name their tables without a database
+        con.execute(f"ATTACH {_literal(str(database))} AS public_copy (STORAGE_VERSION '{STORAGE_VERSION}')")
         try:
-            _create_views(con, views)
+            orders = _copy_tables(con, home, steady)
+            # Rows are read back in the order they were written (insertion order is preserved): no second sort.
+            counts = {table: _write_parquet(con, table, order, staging / f"{table}.parquet", steady is None, previous)
+                      for table, order in orders.items()}
+            for table, comment in con.execute(
+                    f"SELECT table_name, comment FROM duckdb_tables() WHERE database_name = {_literal(home)} "
+                    "AND schema_name = 'main' AND comment IS NOT NULL").fetchall():
+                if table in orders:
+                    con.execute(f"COMMENT ON TABLE public_copy.main.{_ident(table)} IS {_literal(comment)}")
+            views = audit_views(con, home)
+            con.execute("USE public_copy")  # view and macro bodies name their tables without a database
+            try:
+                _create_views(con, views)
+            finally:
+                con.execute(f"USE {_ident(home)}")
         finally:
-            con.execute(f"USE {_ident(home)}")
+            con.execute("DETACH public_copy")
     finally:
-        con.execute("DETACH public_copy")
-    return counts
+        if steady is not None:
+            _stop_steady(con)
+    return counts, _settle_header(database)
+
+
+def _copy_tables(con: Any, home: str, steady: Steady | None) -> dict[str, str]:
+    """Every published table, sorted, with its column comments. -> {table: its ORDER BY}."""
+    keys = _primary_keys(con, home)
+    notes = _notes(steady)
+    orders = {}
+    for table, cols in _columns(con, home).items():
+        published = [c for c in cols if c[0] not in PRIVATE_COLUMNS.get(table, {})]
+        exprs = [(name, *_expression(table, name, dtype, steady), comment) for name, dtype, comment in published]
+        orders[table] = _order(keys.get(table) or ORDER_KEYS.get(table, ()), [name for name, _, _ in published])
+        rows = f"SELECT {', '.join(f'{sql} AS {_ident(name)}' for name, sql, _, _ in exprs)} " \
+               f"FROM {_ident(home)}.main.{_ident(table)} AS src"
+        if table == "catalog_meta" and len(published) == 2:  # the notes, sorted in with the catalog's rows
+            rows += " UNION ALL SELECT * FROM (VALUES " + ", ".join(
+                f"({_literal(k)}, {_literal(v)})" for k, v in notes) + ")"
+        con.execute(f"CREATE TABLE public_copy.main.{_ident(table)} AS SELECT * FROM ({rows}) "
+                    f"ORDER BY {orders[table]}")
+        for name, _, rewrite, comment in exprs:
+            text = " ".join(filter(None, [comment, f"In this release copy: {steady.notes()[rewrite]}."
+                                          if steady is not None and rewrite else None]))
+            if text:
+                con.execute(f"COMMENT ON COLUMN public_copy.main.{_ident(table)}.{_ident(name)} IS {_literal(text)}")
+    return orders
+
+
+def _write_parquet(con: Any, table: str, order: str, target: Path, reuse: bool, previous: Path | None) -> int:
+    """One table's Parquet; with `reuse`, its fingerprint goes into the file and an unchanged file of `previous`
+    is hard-linked instead. -> rows."""
+    source = f"public_copy.main.{_ident(table)}"
+    if not reuse:
+        con.execute(f"COPY {source} TO {_literal(str(target))} ({PARQUET_OPTIONS})")
+        return int(con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0])
+    rows, fingerprint = _fingerprint(con, table, order)
+    old = previous / target.name if previous is not None else None
+    if old is not None and old.is_file() and _stored_fingerprint(con, old) == fingerprint:
+        try:
+            os.link(old, target)
+        except OSError:
+            shutil.copyfile(old, target)
+        return rows
+    con.execute(f"COPY {source} TO {_literal(str(target))} "
+                f"({PARQUET_OPTIONS}, KV_METADATA {{{FINGERPRINT_KEY}: {_literal(fingerprint)}}})")
+    return rows
+
+
+def _fingerprint(con: Any, table: str, order: str) -> tuple[int, str]:
+    """What decides the bytes of a table's Parquet: its columns and types, its rows (two order-independent sums of
+    row hashes, and the count) and their sort order, DuckDB's version and the options."""
+    described = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'public_copy' "
+                            f"AND table_name = {_literal(table)} ORDER BY column_index").fetchall()
+    row_hash = f"hash({', '.join(_ident(name) for name, _ in described)})"
+    [(rows, xor, total)] = con.execute(f"SELECT count(*), bit_xor(h), sum(h)::VARCHAR FROM (SELECT {row_hash} AS h "
+                                       f"FROM public_copy.main.{_ident(table)})").fetchall()
+    what = [FINGERPRINT_FORMAT, duckdb.__version__, PARQUET_OPTIONS, table, described, order, rows, xor, total]
+    return int(rows), sha256(json.dumps(what, default=str).encode()).hexdigest()
+
+
+def _stored_fingerprint(con: Any, path: Path) -> str | None:
+    try:
+        found = con.execute(f"SELECT value FROM parquet_kv_metadata({_literal(str(path))}) "
+                            f"WHERE key = {_literal(FINGERPRINT_KEY)}").fetchall()
+    except duckdb.Error:  # not a Parquet file we can read: write ours
+        return None
+    return bytes(found[0][0]).decode(errors="replace") if found else None
+
+
+def _expression(table: str, name: str, dtype: str, steady: Steady | None) -> tuple[str, str | None]:
+    """The published value of a column, and which STEADY_NOTES rewrite it had (None: as in the catalog)."""
+    column = f"src.{_ident(name)}"
+    text = f"{column}::VARCHAR" if dtype == "JSON" else column
+    if steady is None:
+        return text, None
+    if dtype.startswith("TIMESTAMP"):
+        epoch = steady.epoch.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") + ("+00" if "ZONE" in dtype else "")
+        bound = f"CAST({_literal(epoch)} AS {dtype})"
+        return f"CASE WHEN {column} > {bound} THEN {bound} ELSE {column} END", "time"  # least() drops NULLs
+    if dtype == "VARCHAR" and (name in ID_COLUMNS or (table, name) in ID_VALUES):
+        return f"coalesce((SELECT i.new FROM temp.main.{_STEADY_IDS} i WHERE i.old = {column}), {column})", "id"
+    if dtype == "JSON" and (table, name) not in CONTENT_JSON:
+        return f"{_STEADY_JSON}({text})", "json"
+    if dtype == "VARCHAR" and (name == "path" or name.endswith("_path")) and steady.root is not None:
+        root = str(steady.root)
+        return (f"CASE WHEN starts_with({column}, {_literal(root + '/')}) THEN substr({column}, {len(root) + 2}) "
+                f"WHEN {column} = {_literal(root)} THEN '.' ELSE {column} END"), "path"
+    return text, None
+
+
+def _start_steady(con: Any, home: str, steady: Steady) -> None:
+    """The random id -> steady id table and the JSON function, for this connection until _stop_steady."""
+    ids: dict[str, str] = {}
+    for prefix, sql in ID_SOURCES:
+        for n, (old,) in enumerate(con.execute(sql.format(db=_ident(home))).fetchall(), 1):
+            ids[old] = f"{prefix}-{n}"
+    catalog_id = f"SELECT value FROM {_ident(home)}.main.catalog_meta WHERE key = 'catalog_id'"
+    for (old,) in con.execute(catalog_id).fetchall():
+        ids[old] = "catalog"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_STEADY_IDS} (old VARCHAR, new VARCHAR)")
+    if ids:
+        con.executemany(f"INSERT INTO temp.main.{_STEADY_IDS} VALUES (?, ?)", sorted(ids.items()))
+    root = str(steady.root) if steady.root is not None else None
+
+    def steady_json(text: str) -> str:
+        loaded = json.loads(text)
+        cleaned = _steady_value(loaded, ids, root)
+        return text if cleaned == loaded else json.dumps(cleaned, ensure_ascii=False)
+
+    con.create_function(_STEADY_JSON, steady_json, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"))
+
+
+def _stop_steady(con: Any) -> None:
+    con.execute(f"DROP TABLE IF EXISTS temp.main.{_STEADY_IDS}")
+    con.remove_function(_STEADY_JSON)
+
+
+def _steady_value(value: Any, ids: dict[str, str], root: str | None) -> Any:
+    if isinstance(value, dict):
+        return {k: None if _measurement(k) else _steady_value(v, ids, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_steady_value(v, ids, root) for v in value]
+    if isinstance(value, str):
+        if value in ids:
+            return ids[value]
+        if root is not None and (value == root or value.startswith(root + "/")):
+            return value[len(root) + 1:] or "."
+    return value
+
+
+def _measurement(key: str) -> bool:
+    return key in MEASUREMENTS or key.endswith(MEASUREMENT_SUFFIXES)
 
 
 def _columns(con: Any, home: str) -> dict[str, list[tuple[str, str, str | None]]]:
@@ -221,16 +398,17 @@ def _order(key: tuple[str, ...], columns: list[str]) -> str:
     return ", ".join(_ident(c) for c in ordered)
 
 
-def _note_exclusions(con: Any) -> None:
-    """Auditors read what was left out, and why, from the copy itself."""
+def _notes(steady: Steady | None) -> list[tuple[str, str]]:
+    """Auditors read what was left out or rewritten, and why, from the copy itself (catalog_meta)."""
     notes = [("public_copy.storage_version", STORAGE_VERSION)]
     notes += [(f"public_copy.excluded.{table}", why) for table, why in sorted(PRIVATE_TABLES.items())]
     notes += [(f"public_copy.excluded.{table}.{column}", why)
               for table, cols in sorted(PRIVATE_COLUMNS.items()) for column, why in sorted(cols.items())]
     notes.append(("public_copy.json_columns", "JSON columns are VARCHAR holding JSON text"))
-    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'public_copy' "
-                   "AND table_name = 'catalog_meta'").fetchall()[0][0]:
-        con.executemany("INSERT INTO public_copy.main.catalog_meta VALUES (?, ?)", notes)
+    if steady is not None:
+        notes.append(("public_copy.reproducible", "a release's copy: the same inputs give the same bytes"))
+        notes += [(f"public_copy.reproducible.{kind}", note) for kind, note in sorted(steady.notes().items())]
+    return notes
 
 
 def _create_views(con: Any, pending: list[AuditView]) -> None:
@@ -254,14 +432,45 @@ def _create_views(con: Any, pending: list[AuditView]) -> None:
         pending = failed
 
 
+def _settle_header(path: Path) -> bool:
+    """Zero the random database identifier of a closed v1.4.0 file and recompute the header checksum (module
+    docstring). Main header: checksum (8 bytes), "DUCK", version number, 4 flags, library version and git hash
+    (32 each), encryption metadata (8), identifier (16), canary (8). False, untouched: not that layout."""
+    with path.open("r+b") as f:
+        header = bytearray(f.read(_HEADER_SIZE))
+        if len(header) != _HEADER_SIZE or header[8:12] != b"DUCK" \
+                or struct.unpack_from("<Q", header, 12)[0] != STORAGE_NUMBER \
+                or any(header[20:52]) or any(header[116:124]) \
+                or struct.unpack_from("<Q", header, 0)[0] != _checksum(header[8:]):
+            return False
+        header[_IDENTIFIER] = bytes(_IDENTIFIER.stop - _IDENTIFIER.start)
+        struct.pack_into("<Q", header, 0, _checksum(header[8:]))
+        f.seek(0)
+        f.write(header)
+    return True
+
+
+_HEADER_SIZE = 4096
+_IDENTIFIER = slice(124, 140)
+_MASK = (1 << 64) - 1
+
+
+def _checksum(block: bytes | bytearray) -> int:
+    """DuckDB's block checksum (src/common/checksum.cpp) of a length divisible by 8."""
+    result = 5381
+    for (word,) in struct.iter_unpack("<Q", block):
+        result ^= (word * 0xBF58476D1CE4E5B9) & _MASK
+    return result
+
+
 def _macro_sql(name: str, params: list[str], body: str) -> str:
     return f"CREATE MACRO {_ident(name)}({', '.join(_ident(p) for p in params)}) AS TABLE {body}"
 
 
-def _described(path: Path, tables: dict[str, int]) -> PublishedFile:
+def _described(path: Path, tables: dict[str, int], settled: bool) -> PublishedFile:
     table = path.stem if path.suffix == ".parquet" else None
     return PublishedFile(path.name, file_sha256(path), path.stat().st_size, table,
-                         tables.get(table) if table else None, path.suffix == ".parquet")
+                         tables.get(table) if table else None, path.suffix == ".parquet" or settled)
 
 
 def _ident(name: str) -> str:

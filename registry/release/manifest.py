@@ -1,8 +1,9 @@
 """manifest.json: what went into a release and every byte that came out, as canonical JSON.
 
 The manifest holds no wall-clock time, random id or absolute path: two cuts from the same inputs write the
-same bytes. Files whose bytes depend on when they were written (the audit .duckdb) are listed with
-`reproducible: false`; `reproducible_view` drops their hashes for comparing two builds.
+same bytes. Every file of a release is expected to reproduce too (the audit copy included: its catalog
+snapshot is rewritten by registry.catalog.publish.Steady); a file that cannot is listed with
+`reproducible: false`, and `reproducible_view` drops its hash for comparing two builds.
 """
 
 from __future__ import annotations
