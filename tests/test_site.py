@@ -114,6 +114,20 @@ def test_every_entity_has_a_page_at_its_stable_address(built: tuple[Path, Path, 
     assert "Contributions by kind" in home and "<svg" in home
 
 
+def test_the_theme_override_footer_links_the_evidence_from_every_page(built: tuple[Path, Path, Path]) -> None:
+    _, _, site = built
+    footer = re.compile(r'<div class="md-copyright taxreg-footer">(.*?)</div>\s*</div>', re.S)
+    contributors = [f"contributors/{p.parent.name}/" for p in sorted((site / "contributors").glob("*/index.html"))]
+    for folder in ("", "licenses/", "contributions/knowledge/arts/music/music_theory/musical_scales/",
+                   *contributors[:2]):
+        found = footer.search(page(site, folder))
+        assert found, f"no footer from site/overrides on /{folder}"
+        links = re.findall(r'href="([^"]+)"', found.group(1))
+        assert len(links) == 3
+        for link in links:  # relative links that land on the license, audit and release pages
+            assert (site / folder / link / "index.html").resolve().is_file(), (folder, link)
+
+
 def test_contributed_text_is_escaped_everywhere(built: tuple[Path, Path, Path]) -> None:
     _, _, site = built
     folder = urls.contribution(XSS_DIR)
