@@ -1,6 +1,6 @@
 """Inference speed: PyTorch eager vs onnxruntime fp32 vs int8, side by side in one run (issue 4's figure).
 
-    python bench/inference.py                          # demo model + a ~190M random-weight Granite (~6-10 min)
+    python bench/inference.py                          # demo model + a ~190M random-weight Granite (~3-5 min)
     python bench/inference.py --models demo --rounds 7
 
 For each model: build it (the demo with `init_demo_model` on the embedded taxonomy; the large one from a
@@ -132,6 +132,33 @@ class Ort:
         return (*prefill, time.perf_counter() - wall, time.process_time() - cpu)
 
 
+def streamed_mb(folder: Path) -> float:
+    """MB of weights a decode step reads: every 2-D initializer except a table only gathered from (embeddings)."""
+    import onnx
+
+    graph = onnx.load(str(folder / "model.onnx")).graph
+    readers: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, set()).add(node.op_type)
+    return sum(len(init.raw_data) for init in graph.initializer
+               if len(init.dims) == 2 and readers.get(init.name, {"Gather"}) != {"Gather"}) / 1e6
+
+
+def stream_bandwidth(mb: float) -> float:
+    """GB/s one thread gets multiplying a vector by an fp32 matrix of `mb` MB (numpy's BLAS): the decode ceiling."""
+    import numpy as np
+
+    matrix = np.ones((int(mb * 1e6 / 4096), 1024), dtype=np.float32)
+    vector = np.ones(1024, dtype=np.float32)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        matrix @ vector
+        times.append(time.perf_counter() - start)
+    return matrix.nbytes / statistics.median(times[1:]) / 1e9
+
+
 def parameters(base: Path) -> int:
     """Stored parameters (tied embeddings counted once, as safetensors stores them once)."""
     from safetensors import safe_open
@@ -176,10 +203,16 @@ def bench_model(name: str, base: Path, out: Path, args: argparse.Namespace) -> d
         figures["decode_speedup"] = figures["decode_tok_s"] / eager["decode_tok_s"]
         figures["prefill_speedup"] = eager["prefill_ms"] / figures["prefill_ms"]
     sizes = {"onnxruntime-fp32": out / "onnx", "onnxruntime-int8": out / "onnx-int8", "pytorch-eager": base}
+    count = parameters(base)
     for runtime_name, folder in sizes.items():
-        results[runtime_name]["size_mb"] = sum(p.stat().st_size for p in folder.iterdir()
-                                               if p.suffix in (".onnx", ".data", ".safetensors")) / 1e6
-    return {"model": name, "parameters": parameters(base), "export": export, "runtimes": results}
+        figures = results[runtime_name]
+        figures["size_mb"] = sum(p.stat().st_size for p in folder.iterdir()
+                                 if p.suffix in (".onnx", ".data", ".safetensors")) / 1e6
+        # eager reads every fp32 weight per step (tied embeddings: the head reads the table once)
+        figures["streamed_mb"] = count * 4 / 1e6 if folder == base else streamed_mb(folder)
+        figures["weights_gb_s"] = figures["streamed_mb"] * figures["decode_tok_s"] / 1000
+    bandwidth = stream_bandwidth(results["pytorch-eager"]["streamed_mb"])
+    return {"model": name, "parameters": count, "export": export, "runtimes": results, "stream_gb_s": bandwidth}
 
 
 def show(report: dict[str, Any], args: argparse.Namespace) -> None:
@@ -191,12 +224,15 @@ def show(report: dict[str, Any], args: argparse.Namespace) -> None:
           " parity " + ", ".join(f"{v} max|diff| {p['max_abs_diff']:.2g} top-1 {p['top1_agreement']:.1%}"
                                  for v, p in export["parity"].items()))
     print("| runtime | prefill ms (CPU) | decode tok/s [min-max] | CPU ms/token | vs eager decode | "
-          "vs eager prefill | size MB |")
-    print("|---|---|---|---|---|---|---|")
+          "vs eager prefill | size MB | weights MB/token | weights GB/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in report["runtimes"].items():
         print(f"| {name} | {r['prefill_ms']:.1f} ({r['prefill_cpu_ms']:.1f}) | {r['decode_tok_s']:.1f} "
               f"[{r['decode_tok_s_min']:.1f}-{r['decode_tok_s_max']:.1f}] | {r['decode_cpu_ms_per_token']:.2f} | "
-              f"{r['decode_speedup']:.2f}x | {r['prefill_speedup']:.2f}x | {r['size_mb']:.1f} |")
+              f"{r['decode_speedup']:.2f}x | {r['prefill_speedup']:.2f}x | {r['size_mb']:.1f} | "
+              f"{r['streamed_mb']:.1f} | {r['weights_gb_s']:.1f} |")
+    print(f"one thread streams {report['stream_gb_s']:.1f} GB/s through a matrix the size of the fp32 weights "
+          "(numpy matrix-vector): the decode ceiling when weights do not fit in cache")
     int8, fp32 = report["runtimes"]["onnxruntime-int8"], report["runtimes"]["onnxruntime-fp32"]
     print(f"targets: int8 >= 5x eager: {int8['decode_speedup']:.2f}x "
           f"({'met' if int8['decode_speedup'] >= 5 else 'NOT met'}); fp32 >= 1.5x: {fp32['decode_speedup']:.2f}x "

@@ -129,6 +129,39 @@ def test_plain_onnxruntime_runs_prefill_and_a_cached_decode_step_like_pytorch(ex
     assert q_logits.shape == logits.shape and np.isfinite(q_logits).all()
 
 
+def test_norms_and_rope_run_as_onnxruntime_kernels_up_to_the_last_position(exported: dict[str, Path]) -> None:
+    """The exporter fuses RMSNorm and RoPE (its cos/sin table is max_position_embeddings long) and traces grouped
+    attention without per-group copies of the cache; a decode step at the last position still matches PyTorch."""
+    from collections import Counter
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    path = exported["out"] / "onnx" / "model.onnx"
+    ops = Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+    assert ops["RotaryEmbedding"] == 2 * 2  # query and key of both layers
+    assert ops["SimplifiedLayerNormalization"] + ops["SkipSimplifiedLayerNormalization"] == 2 * 2 + 1
+    assert ops["IsNaN"] == 0 and ops["Neg"] == 0 and ops["Expand"] < 2 * 2
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    layers = [f"past_key_values.{i}.{k}" for i in range(2) for k in ("key", "value")]
+    context = 256
+    ids = np.random.default_rng(0).integers(3, 500, (1, context - 1), dtype=np.int64)
+    mask, pos = np.ones_like(ids), np.arange(context - 1, dtype=np.int64)[None]
+    _, *present = session.run(None, {"input_ids": ids, "attention_mask": mask, "position_ids": pos,
+                                     **dict.fromkeys(layers, np.zeros((1, 2, 0, 16), dtype=np.float32))})
+    token, last = np.array([[7]], dtype=np.int64), np.array([[context - 1]], dtype=np.int64)
+    step = session.run(["logits"], {"input_ids": token, "attention_mask": np.ones((1, context), dtype=np.int64),
+                                    "position_ids": last, **dict(zip(layers, present, strict=True))})[0]
+    model = merged_model(exported)
+    with torch.no_grad():
+        ref = model(input_ids=torch.from_numpy(ids), use_cache=True)
+        ref_step = model(input_ids=torch.from_numpy(token), position_ids=torch.from_numpy(last),
+                         past_key_values=ref.past_key_values, use_cache=True)
+    assert np.abs(step - ref_step.logits.numpy()).max() <= 1e-4
+
+
 def test_exported_tokenizer_loads_with_pretrained_tokenizer_fast(exported: dict[str, Path]) -> None:
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
