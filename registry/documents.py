@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -25,6 +26,7 @@ MEDIA_TYPES = {".md": "text/markdown", ".pdf": "application/pdf"}
 
 
 _COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
+_WILDCARD = re.compile(r"[*?[]")  # what makes a pattern a glob rather than a path
 _SCP = re.compile(r"^[\w.-]+@([\w-][\w.-]*):(.+)$")
 
 
@@ -77,7 +79,8 @@ class Resolution:
 
 
 class DocumentResolver:
-    """Resolves references against one cache; each file is read and hashed once per resolver."""
+    """Resolves references against one cache; each file is read and hashed once per resolver, and each
+    (repo, commit) is checked and located once (a commit holds many documents)."""
 
     def __init__(self, documents_root: Path) -> None:
         self.root = documents_root
@@ -85,6 +88,7 @@ class DocumentResolver:
         self._normalized: dict[str, str] = {}
         self._globs: dict[tuple[Path, str], list[Path]] = {}
         self._real: dict[Path, str] = {}
+        self._commits: dict[tuple[str, str], tuple[str | None, Path, bool]] = {}  # (problem, folder, present)
 
     def resolve(self, version: ContributionVersion) -> Resolution:
         result = Resolution()
@@ -92,12 +96,11 @@ class DocumentResolver:
         if ref is None:
             return result
         path = version.source_path
-        problem = repo_problem(ref.repo, ref.commit)
+        problem, base, present = self._commit(ref)
         if problem:
             result.findings.append(finding("TR506", path, problem, ref.line, 1, ".document"))
             return result
-        base = commit_dir(self.root, ref)
-        if not base.is_dir():
+        if not present:
             result.findings.append(finding(
                 "TR501", path, f"the document cache has no copy of {ref.repo} at commit {ref.commit}: expected "
                 f"{base}; run `taxreg documents fetch` with network access, or copy the files there",
@@ -105,7 +108,7 @@ class DocumentResolver:
             return result
         for k, (pattern, line) in enumerate(zip(ref.patterns, ref.pattern_lines, strict=True)):
             where = f".document.patterns[{k}]"
-            if PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
+            if pattern.startswith("/") or ".." in pattern.split("/"):  # absolute, or a '..' part
                 result.findings.append(finding("TR502", path, f"pattern {pattern!r} leaves the repository "
                                                "(no '..' or leading '/')", line, 1, where))
                 continue
@@ -121,26 +124,48 @@ class DocumentResolver:
                     result.documents.append(ResolvedDocument(pattern, loaded[0], loaded[1]))
         return result
 
-    def context_findings(self, version: ContributionVersion, resolution: Resolution) -> list[Finding]:
-        """Seed contexts that cannot be found (whitespace-insensitively) in any referenced markdown."""
+    def context_findings(self, version: ContributionVersion, resolution: Resolution,
+                         normalized: Mapping[int, str] | None = None) -> list[Finding]:
+        """Seed contexts that cannot be found (whitespace-insensitively) in any referenced markdown.
+
+        normalized: the contexts already whitespace-normalised, by the line they start at (the loader
+        normalises each one for duplicate checks: doing it again was a third of this check).
+        """
         texts = [self._normal(d.document.doc_sha256, d.text) for d in resolution.documents if d.text is not None]
         if not texts:
             return []
+        normalized = normalized or {}
         out, checked = [], set()
         for seed in version.seeds:
             if not seed.context or seed.context_line in checked:
                 continue
             checked.add(seed.context_line)
-            needle = normalize_space(seed.context)
+            needle = normalized.get(seed.context_line)
+            if needle is None:
+                needle = normalize_space(seed.context)
             if not any(needle in text for text in texts):
                 out.append(finding("TR504", version.source_path, "this context is not found in the referenced "
                                    "document(s); samples generated from it cannot be traced to the source",
                                    seed.context_line))
         return out
 
+    def _commit(self, ref: DocumentRef) -> tuple[str | None, Path, bool]:
+        """(why the reference cannot be resolved or None, its folder in the cache, whether that exists)."""
+        key = (ref.repo, ref.commit)
+        found = self._commits.get(key)
+        if found is None:
+            problem = repo_problem(ref.repo, ref.commit)
+            base = self.root if problem else commit_dir(self.root, ref)
+            found = self._commits[key] = (problem, base, problem is None and base.is_dir())
+        return found
+
     def _match(self, base: Path, pattern: str) -> list[Path]:
         key = (base, pattern)
         if key not in self._globs:
+            literal = self._literal(base, pattern) if pattern and not _WILDCARD.search(pattern) else None
+            if literal is not None:
+                self._globs[key] = literal
+                return literal
             if base not in self._real:
                 self._real[base] = os.path.realpath(base) + os.sep
             inside = self._real[base]
@@ -148,6 +173,28 @@ class DocumentResolver:
                 file for file in sorted(base.glob(pattern))
                 if file.suffix.lower() in MEDIA_TYPES and file.is_file() and os.path.realpath(file).startswith(inside)]
         return self._globs[key]
+
+    @staticmethod
+    def _literal(base: Path, pattern: str) -> list[Path] | None:
+        """What glob finds for a pattern without wildcards (one file or none), from one lstat per part
+        instead of glob and realpath (~10 lstat calls). None when a part is a link: glob decides."""
+        parts = [part for part in pattern.split("/") if part not in ("", ".")]
+        if not parts:
+            return None
+        file = base.joinpath(*parts)
+        if file.suffix.lower() not in MEDIA_TYPES:
+            return []
+        current = str(base)
+        mode = 0
+        for part in parts:
+            current = f"{current}/{part}"
+            try:
+                mode = os.lstat(current).st_mode
+            except (OSError, ValueError):  # ValueError: a NUL byte, which glob takes for "no such file"
+                return []
+            if stat.S_ISLNK(mode):
+                return None  # it may lead outside the repository: the general path checks where
+        return [file] if stat.S_ISREG(mode) else []
 
     def _load(self, file: Path, base: Path, ref: DocumentRef) -> tuple[SourceDocument, str | None] | str:
         cached = self._files.get(file)
@@ -182,11 +229,15 @@ def normalize_space(text: str) -> str:
     return " ".join(text.split())
 
 
+# The first line starting with "# ", lines split where str.splitlines() splits them; one search over
+# the text instead of a list of every line of every document.
+_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_TITLE = re.compile(f"(?:^|(?<=[{_BREAKS}]))# ([^{_BREAKS}]*)")
+
+
 def _title(text: str) -> str | None:
-    for line in text.splitlines():
-        if line.startswith("# "):
-            return line[2:].strip()
-    return None
+    match = _TITLE.search(text)
+    return match.group(1).strip() if match else None
 
 
 def fetch(documents_root: Path, refs: Iterable[DocumentRef], git: str = "git") -> list[Path]:

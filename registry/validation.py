@@ -26,7 +26,7 @@ from registry.discovery import ATTRIBUTION_FILE, Discovery, LeafFile, Stamp, dis
 from registry.documents import DocumentResolver, Resolution
 from registry.findings import Finding, Severity, finding
 from registry.fingerprint import documents_fingerprint
-from registry.leaf import read_leaf
+from registry.leaf import read_file, read_leaf
 from registry.records import ContributionVersion, sha256_bytes
 from registry.yamlfile import require_libyaml
 
@@ -226,7 +226,7 @@ def _check(leaf: LeafFile, job: _Job) -> _Checked:
         resolver = _resolver(job)
         resolution = resolver.resolve(version)
         findings.extend(resolution.findings)
-        findings.extend(resolver.context_findings(version, resolution))
+        findings.extend(resolver.context_findings(version, resolution, result.contexts))
         resolution.drop_texts()  # the parent needs hashes, not the documents' text
     verdict = LeafVerdict(result.sha256, version.version_id if version else None,
                           version.created_by if version else None, tuple(findings), result.question_keys)
@@ -239,10 +239,22 @@ def _check_all(leaves: list[LeafFile], job: _Job, workers: int | None, on_checke
         return _collect((check_leaf(leaf, job) for leaf in leaves), on_checked)
     # small chunks: the last one finishing alone leaves a core idle for its duration (~0.1 s at 10,000 leaves)
     chunk = max(16, len(leaves) // (workers * 32))
-    # fork: workers inherit the loaded schemas and validators instead of importing them again
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-        checked = pool.map(_check, leaves, [job] * len(leaves), chunksize=chunk)
+    # fork: workers inherit the loaded schemas and validators instead of importing them again, and the job
+    # itself (pickling it with every leaf cost ~20 us a leaf, more than reading the leaf's two files)
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_adopt, initargs=(job,)) as pool:
+        checked = pool.map(_check_adopted, leaves, chunksize=chunk)
         return _collect((_state(leaf, c) for leaf, c in zip(leaves, checked, strict=True)), on_checked)
+
+
+_WORKER_JOB: list[_Job] = []  # in a parse worker: the job it was started for
+
+
+def _adopt(job: _Job) -> None:
+    _WORKER_JOB[:] = [job]
+
+
+def _check_adopted(leaf: LeafFile) -> _Checked:
+    return _check(leaf, _WORKER_JOB[0])
 
 
 def _collect(states: Iterable[LeafState], on_checked: Sink | None) -> list[LeafState]:
@@ -270,8 +282,7 @@ def _attribution(leaf: LeafFile, config: ValidationConfig,
             info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
             return None, None, (finding("TR302", rel, "attribution.txt is not a regular file"),)
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = read_file(path, info.st_size)
     except FileNotFoundError:
         code = "TR306" if leaf.top_folder == "foundational_skills" else "TR301"
         return None, None, (finding(code, leaf.source_path, "no attribution.txt beside qna.yaml: add one with "

@@ -13,7 +13,7 @@ from builder.settings import load
 from registry.catalog.indexer import index
 from registry.catalog.query import run_query
 from registry.config import ValidationConfig
-from registry.documents import fetch, repo_problem
+from registry.documents import DocumentResolver, fetch, repo_problem
 from registry.errors import CatalogError, QueryError, RegistryError, TaxonomyNotFound
 from registry.licenses import LicensePolicy
 from registry.records import DocumentRef
@@ -134,3 +134,29 @@ def test_control_character_after_non_ascii_text_is_located() -> None:
     with pytest.raises(YamlProblem) as caught:
         parse("a: ééééééééé\x07\n")
     assert (caught.value.code, caught.value.mark.line, caught.value.mark.col) == ("TR103", 1, 13)
+
+
+def test_document_patterns_without_wildcards_match_what_glob_matches(tmp_path: Path) -> None:
+    """Patterns without wildcards skip glob: the answer must be glob's, links and odd names included."""
+    base = tmp_path / "repo"
+    (base / "sub").mkdir(parents=True)
+    (base / "a.md").write_text("# A\n")
+    (base / "sub" / "b.md").write_text("b\n")
+    (base / ".hidden.md").write_text("h\n")
+    (base / "folder.md").mkdir()
+    (base / "notes.txt").write_text("n\n")
+    os.symlink("a.md", base / "inside.md")
+    os.symlink("/etc/hostname", base / "outside.md")
+    patterns = ["a.md", "./a.md", "sub//b.md", "sub/./b.md", ".hidden.md", "folder.md", "notes.txt", "missing.md",
+                "a.md/x.md", "A.md", "inside.md", "outside.md", "nul\x00.md"]
+    inside = os.path.realpath(base) + os.sep
+
+    def by_glob(pattern: str) -> list[Path]:
+        return [f for f in sorted(base.glob(pattern)) if f.suffix in (".md", ".pdf") and f.is_file()
+                and os.path.realpath(f).startswith(inside)]
+
+    resolver = DocumentResolver(tmp_path)
+    for pattern in patterns:
+        assert resolver._match(base, pattern) == by_glob(pattern), pattern
+    assert resolver._match(base, "inside.md") == [base / "inside.md"]  # a link that stays inside counts
+    assert resolver._match(base, "outside.md") == []
