@@ -139,6 +139,9 @@ def test_signed_release_verifies_only_with_its_key(released: Path, tmp_path: Pat
         keys.append(tmp_path / f"{name}.pub")
     folder = cut(released, "1.0.0-signed", sign_key=tmp_path / "key.pem")
     assert verify_folder(folder, keys[0])[1] == [] and verify_folder(folder)[2].startswith("valid")
+    with pytest.MonkeyPatch.context() as mp:  # a relative path, as in the README's `release verify build/releases/X`
+        mp.chdir(folder.parent.parent)
+        assert verify_folder(folder.relative_to(folder.parent.parent), keys[0])[1] == []
     assert [d.problem for d in verify_folder(folder, keys[1])[1]] == ["signature"]
     copy = shutil.copytree(folder, tmp_path / "copy")
     (copy / "release.sig").unlink()

@@ -33,6 +33,7 @@ def sign(folder: Path, private_key: Path) -> None:
     from model_signing import hashing, signing
 
     _private_key(private_key)  # a clear error before the library's own
+    folder = folder.resolve()  # the library compares ignored paths with resolved ones: a relative one is not ignored
     config = hashing.Config().set_ignored_paths(paths=[folder / SIGNATURE])  # type: ignore[no-untyped-call]
     signer = signing.Config().use_elliptic_key_signer(private_key=private_key)  # type: ignore[no-untyped-call]
     signer.set_hashing_config(config).sign(folder, folder / SIGNATURE)
@@ -42,6 +43,7 @@ def verify(folder: Path, public_key: Path | None) -> str | None:
     """None when the signature holds for every file; else what is wrong, in one line."""
     from model_signing import hashing, verifying
 
+    folder = folder.resolve()  # as in sign(): `release verify build/releases/X` must ignore the signature file
     key = public_key or folder / PUBLIC_KEY
     if not key.is_file():
         return f"no public key at {key}"
