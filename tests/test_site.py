@@ -243,6 +243,19 @@ def test_rebuild_after_one_leaf_changes(built: tuple[Path, Path, Path], tmp_path
     assert not list(tmp_path.glob(".site-new-*")), "no staging folder left behind"
 
 
+def test_a_no_audit_preview_keeps_the_published_downloads(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    taxonomy, catalog, site0 = built
+    site = shutil.copytree(site0, tmp_path / "site")
+    published = {p.relative_to(site).as_posix(): p.read_bytes() for p in (site / "audit").rglob("*")
+                 if p.is_file() and p.name != "index.html"}
+    assert "audit/audit.duckdb" in published and any(k.endswith(".parquet") for k in published)
+    build_site(SiteOptions(catalog, site, taxonomy, VENDOR, audit=False))
+    kept = {p.relative_to(site).as_posix(): p.read_bytes() for p in (site / "audit").rglob("*")
+            if p.is_file() and p.name != "index.html"}
+    assert kept == published  # every download and the console engine are still there, unchanged
+    assert "Preview built without publishing the audit database" in page(site, "audit/")
+
+
 def test_a_failed_build_keeps_the_previous_site(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
     _, _, site0 = built
     site = tmp_path / "site"

@@ -20,8 +20,9 @@ def site(
     = settings.DEFAULT_TAXONOMY,
     full: Annotated[bool, typer.Option("--full", help="Render every page again (no reuse of unchanged pages).")]
     = False,
-    no_audit: Annotated[bool, typer.Option("--no-audit", help="Preview: skip the audit database and console.")]
-    = False,
+    no_audit: Annotated[bool, typer.Option("--no-audit", help=(
+        "Quicker preview: do not publish the audit database again; the previous site's downloads and console "
+        "are kept, and the audit page says so."))] = False,
 ) -> None:
     """Build the static site (mkdocs-material) from the catalog: pages, search, audit database, SQL console."""
     from builder.site.build import SiteOptions, build_site

@@ -27,7 +27,7 @@ class SiteOptions:
     taxonomy: Path | None = None
     vendor: Path = Path("build") / "vendor"
     incremental: bool = True  # reuse unchanged pages of the site in `out`
-    audit: bool = True  # False: a preview without the audit database (its downloads are missing)
+    audit: bool = True  # False: a quicker preview that keeps the previous site's audit files as they were
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from html import escape
@@ -115,7 +116,7 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
     st = state()
     for src, markdown in audit_pages(st.settings.catalog, directory_urls=config.use_directory_urls).items():
-        files.append(File.generated(config, src, content=markdown))
+        files.append(File.generated(config, src, content=_preview_banner(st.settings) + markdown))
     if st.mermaid is not None:
         files.append(File.generated(config, MERMAID_URL, abs_src_path=str(st.mermaid)))
     return files
@@ -174,11 +175,43 @@ def on_post_build(config: MkDocsConfig) -> None:
     started = time.perf_counter()
     st.search_bytes = _extend_search(site / "search" / "search_index.json", st.render.search)
     st.timings["search"] = time.perf_counter() - started
-    note = engine_note(site / "audit") if st.settings.audit else "not written (--no-audit preview)"
+    if st.settings.audit:
+        note = engine_note(site / "audit")
+    else:
+        kept = _keep_previous_audit(st.settings.previous, site / "audit")
+        note = "not published (--no-audit preview)" + ("; the previous build's files were kept" if kept else "")
     if note:
         st.notes.append(f"the audit database and SQL console: {note}")
     for note in st.notes:
         log.warning(note)
+
+
+def _preview_banner(settings: Settings) -> str:
+    if settings.audit:
+        return ""
+    return ('!!! warning "Preview built without publishing the audit database"\n'
+            "    The downloads and the SQL console below are those of the previous full build, when there was one: "
+            "they may not match the pages. `taxreg site` without `--no-audit` publishes them again.\n\n")
+
+
+def _keep_previous_audit(previous: Path | None, audit: Path) -> int:
+    """--no-audit: link the previous site's audit files (database, Parquet, console engine) into the new site, so a
+    preview never leaves the published downloads missing. mkdocs' own pages in audit/ are not replaced."""
+    source = previous / "audit" if previous is not None else None
+    if source is None or not source.is_dir():
+        return 0
+    kept = 0
+    for path in sorted(source.rglob("*")):
+        target = audit / path.relative_to(source)
+        if path.is_dir() or target.exists() or path.name == "index.html":
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:  # another file system
+            shutil.copy2(path, target)
+        kept += 1
+    return kept
 
 
 def _timed(work: Any, *args: Any) -> float:
