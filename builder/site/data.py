@@ -38,10 +38,12 @@ class SiteData:
     chunk_edges: dict[str, dict[str, int]]  # contribution_id -> doc_sha256 -> chunks its samples derive from
     examples: dict[str, list[Row]]  # contribution_id -> a few kept samples
     datasets: dict[str, list[Row]]  # contribution_id -> datasets holding its samples
+    takedowns: dict[str, Row]  # subject (contribution id or doc sha256) -> its takedown
     releases: list[Row]
     release_of: dict[str, list[str]]  # contribution_id -> release ids including it
     models_of: dict[str, list[Row]]  # contribution_id -> model artifacts trained on its samples
-    release_details: dict[str, dict[str, list[Row]]]  # release_id -> artifacts, licenses, contributors, checks
+    release_details: dict[str, dict[str, list[Row]]]  # release_id -> artifacts, licenses, contributors, checks,
+    #                                                   takedowns of content it holds
     run_details: dict[str, dict[str, list[Row]]]  # run_id -> drop reasons, contributions, examples
     commits: list[Row]
     license_summary: list[Row]
@@ -146,11 +148,16 @@ def _load(con: Any) -> SiteData:  # one statement per roll-up, read top to botto
                   WHERE contribution_id IS NOT NULL) l
             JOIN sample s ON s.sample_id = l.sample_id AND s.kept)
         WHERE n <= {EXAMPLES_PER_CONTRIBUTION} ORDER BY contribution_id, sample_id""")], "contribution_id")
+    # Every build of a dataset is a row (same name and split, other bytes): the id and date tell them apart
     datasets = _grouped(rows(con, """
-        SELECT DISTINCT l.contribution_id, d.dataset_id, d.name, d.split, d.format, d.row_count
+        SELECT l.contribution_id, d.dataset_id, d.name, d.split, d.format, d.row_count,
+               d.created_at::VARCHAR AS created_at, count(DISTINCT m.sample_id) AS samples
         FROM (SELECT DISTINCT contribution_id, sample_id FROM sample_lineage WHERE contribution_id IS NOT NULL) l
         JOIN dataset_member m USING (sample_id) JOIN dataset d USING (dataset_id)
-        ORDER BY 1, d.name, d.split, d.format"""), "contribution_id")
+        GROUP BY ALL ORDER BY 1, d.name, d.split, d.format, 7 DESC, d.dataset_id"""), "contribution_id")
+    takedowns = {r["subject"]: r for r in rows(con, """
+        SELECT subject, subject_kind, reason, requested_by, taken_down_at::VARCHAR AS taken_down_at FROM takedown
+        ORDER BY subject""")}
     releases = rows(con, """
         SELECT release_id, build_id, status, released_at::VARCHAR AS released_at, path, license_expression,
                taxonomy_commit, manifest_sha256
@@ -171,7 +178,7 @@ def _load(con: Any) -> SiteData:  # one statement per roll-up, read top to botto
         contributions=contributions, versions=versions, contributors=contributors, attributions=attributions,
         seeds=seeds, sources=sources, findings=findings, documents=documents, document_users=dict(users),
         chunks=chunks, runs=runs, samples_by_run=samples_by_run, chunk_edges=dict(chunk_edges),
-        examples=examples, datasets=datasets, releases=releases, release_of=dict(release_of), models_of=models_of,
+        examples=examples, datasets=datasets, takedowns=takedowns, releases=releases, release_of=dict(release_of), models_of=models_of,
         release_details=_release_details(con, releases), run_details=_run_details(con),
         commits=rows(con, """
             SELECT t.commit_sha, t.committed_at::VARCHAR AS committed_at, t.subject,
@@ -210,8 +217,17 @@ def _release_details(con: Any, releases: list[Row]) -> dict[str, dict[str, list[
         "licenses": _grouped(rows(con, "SELECT * FROM v_release_license_summary"), "release_id"),
         "contributors": _grouped(rows(con, "SELECT * FROM v_release_contributors"), "release_id"),
         "checks": _grouped(rows(con, """
-            SELECT release_id, rule, subject, severity, passed, overridden FROM policy_check
-            WHERE release_id IS NOT NULL ORDER BY release_id, rule, subject"""), "release_id"),
+            SELECT release_id, rule, subject, severity, passed, overridden FROM v_release_checks
+            ORDER BY release_id, rule, subject"""), "release_id"),  # refused attempts are not the release's
+        "takedowns": _grouped(rows(con, """
+            SELECT hit.release_id, t.subject, t.subject_kind, t.reason, t.requested_by,
+                   t.taken_down_at::VARCHAR AS taken_down_at, count(DISTINCT hit.sample_id) AS samples
+            FROM (SELECT rs.release_id, rs.sample_id, l.contribution_id AS subject
+                  FROM v_release_samples rs JOIN sample_lineage l USING (sample_id)
+                  UNION SELECT rs.release_id, rs.sample_id, l.doc_sha256
+                  FROM v_release_samples rs JOIN sample_lineage l USING (sample_id)) hit
+            JOIN takedown t USING (subject)
+            GROUP BY ALL ORDER BY hit.release_id, t.subject"""), "release_id"),
     }
     return {r["release_id"]: {name: part.get(r["release_id"], []) for name, part in parts.items()}
             for r in releases}

@@ -46,7 +46,8 @@ def _contribution(c: Row, data: SiteData) -> PageSpec:
     contributor = data.contributors.get((c["created_by"] or "").lower())
     documents = [{**d, "href": urls.href(urls.document(d["doc_sha256"])),
                   "repo_link": urls.web_link(d["repo_url"]),
-                  "chunks_used": data.chunk_edges.get(cid, {}).get(d["doc_sha256"], 0)}
+                  "chunks_used": data.chunk_edges.get(cid, {}).get(d["doc_sha256"], 0),
+                  "takedown": data.takedowns.get(d["doc_sha256"])}
                  for d in data.sources.get(cid, [])]
     runs = [{**r, "href": urls.href(urls.run(r["run_id"]))} for r in data.samples_by_run.get(cid, [])]
     releases = data.release_of.get(cid, [])
@@ -54,6 +55,7 @@ def _contribution(c: Row, data: SiteData) -> PageSpec:
     context = {
         **c,
         "contributor": _person(contributor, c["created_by"]),
+        "takedown": data.takedowns.get(cid),
         "attributions": attributions,
         "licenses": sorted({a["license_spdx"] or "UNKNOWN" for a in attributions}) or ["UNKNOWN"],
         "seeds": data.seeds.get(cid, []),
@@ -117,7 +119,7 @@ def _documents(data: SiteData) -> Iterator[PageSpec]:
                    "title": first["title"], "media_type": first["media_type"], "byte_size": first["byte_size"],
                    "license": first["license_spdx"] or "UNKNOWN", "license_class": first["license_class"],
                    "attribution_required": first["attribution_required"], "share_alike": first["share_alike"],
-                   "users": users, "chunks": data.chunks.get(sha, 0)}
+                   "users": users, "chunks": data.chunks.get(sha, 0), "takedown": data.takedowns.get(sha)}
         title = f"{first['path'].rsplit('/', 1)[-1]} @ {sha[:12]}"
         search = " ".join(filter(None, [sha, first["repo_url"], first["repo_commit"], first["path"], first["title"],
                                         context["license"], *(u["id"] for u in users)]))
@@ -144,7 +146,10 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
                          if str(c["contributor"]).lower() in data.contributors else None}
                         for c in details.get("contributors", [])]
         context = {**release, "artifacts": details.get("artifacts", []), "licenses": details.get("licenses", []),
-                   "contributors": contributors, "checks": details.get("checks", [])}
+                   "contributors": contributors, "checks": details.get("checks", []),
+                   "takedowns": [{**t, "href": urls.href(urls.contribution(t["subject"]) if t["subject_kind"] ==
+                                                         "contribution" else urls.document(t["subject"]))}
+                                 for t in details.get("takedowns", [])]}
         jsonld = {"@context": "https://schema.org", "@type": "Dataset", "name": f"Taxonomy Registry release {rid}",
                   "version": rid, "datePublished": release["released_at"], "license": release["license_expression"],
                   "identifier": release["manifest_sha256"],

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from registry.catalog.columns import insert
+from registry.catalog.columns import insert, upsert
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +35,11 @@ def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]
             WHERE s.kept AND s.sample_id IN (SELECT sample_id FROM live)
               AND s.sample_id NOT IN (SELECT sample_id FROM blocked)
               AND (? IS NULL OR s.sample_id IN (SELECT sample_id FROM run_sample WHERE run_id = ?))
-        ), edges AS (
-            SELECT l.* FROM sample_lineage l SEMI JOIN chosen USING (sample_id)
+        ), edges AS (  -- per contribution, the newest run's version: an older one's attribution is not current
+            SELECT l.* FROM sample_lineage l LEFT JOIN run r USING (run_id) SEMI JOIN chosen USING (sample_id)
+            QUALIFY l.version_id IS NOT DISTINCT FROM arg_max(l.version_id, row(
+                coalesce(r.started_at, TIMESTAMPTZ '1970-01-01 00:00:00+00'), l.run_id, l.version_id))
+                OVER (PARTITION BY l.sample_id, l.contribution_id)
         ), contributions AS (
             SELECT sample_id, list(DISTINCT contribution_id ORDER BY contribution_id) AS ids
             FROM edges WHERE contribution_id IS NOT NULL GROUP BY sample_id
@@ -64,6 +67,21 @@ def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]
                           tuple(teachers or ())) for sid, kind, cids, lic, teachers in rows]
 
 
+def license_inputs(con: Any) -> list[tuple[str, str, str | None]]:
+    """The licenses a dataset's roll-up reads (attributions of current versions, documents): a build keys its
+    dataset stage by them, since a changed license leaves the samples, and so the file bytes, the same."""
+    rows = con.execute("""
+        SELECT 'attribution', ca.contribution_id, a.license_spdx FROM contribution c
+        JOIN contribution_attribution ca ON ca.contribution_id = c.contribution_id
+                                         AND ca.version_id = c.current_version_id
+        JOIN attribution a ON a.contribution_id = ca.contribution_id AND a.attribution_sha256 = ca.attribution_sha256
+        WHERE c.status = 'active'
+        UNION ALL
+        SELECT DISTINCT 'document', doc_sha256, license_spdx FROM source_document
+        ORDER BY ALL""").fetchall()
+    return [(kind, subject, lic) for kind, subject, lic in rows]
+
+
 def source_date(con: Any) -> datetime | None:
     """The end of the newest successful run: a date that depends only on the catalog (reproducible)."""
     [(epoch,)] = con.execute("SELECT epoch(max(ended_at)) FROM run WHERE status = 'succeeded'").fetchall()
@@ -85,12 +103,14 @@ def record_dataset(con: Any, name: str, files: list[WrittenFile], license_expres
                    params: dict[str, Any], created_at: datetime) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
-        insert(con, "dataset", {
+        # Same bytes, new inputs (an attribution's license changed): the row follows the current inputs
+        upsert(con, "dataset", {
             "dataset_id": [f.sha256 for f in files], "name": [name] * len(files), "split": [f.split for f in files],
             "row_count": [f.rows for f in files], "path": [f.path for f in files],
             "format": [f.format for f in files], "sha256": [f.sha256 for f in files],
             "byte_size": [f.byte_size for f in files], "license_expression": [license_expression] * len(files),
-            "params": [json.dumps(params, sort_keys=True)] * len(files), "created_at": [created_at] * len(files)})
+            "params": [json.dumps(params, sort_keys=True)] * len(files), "created_at": [created_at] * len(files)},
+            key=("dataset_id",), update=("license_expression", "params"))
         members = [(f.sha256, sid, copies) for f in files for sid, copies in sorted(f.members.items())]
         insert(con, "dataset_member", {"dataset_id": [m[0] for m in members], "sample_id": [m[1] for m in members],
                                        "copies": [m[2] for m in members]})

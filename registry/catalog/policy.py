@@ -110,9 +110,13 @@ def refusal(version: str, results: list[PolicyResult]) -> GateFailed:
 
 def record_checks(con: Any, results: list[PolicyResult], build_id: str | None, release_id: str,
                   checked_at: datetime) -> None:
+    """One attempt's checks: the attempt number tells a refused try from the cut that made the release."""
     n = len(results)
+    [(attempt,)] = con.execute("SELECT coalesce(max(attempt), 0) + 1 FROM policy_check WHERE release_id = ?",
+                               [release_id]).fetchall()
     insert(con, "policy_check", {
-        "build_id": [build_id] * n, "release_id": [release_id] * n, "rule": [r.rule for r in results],
+        "build_id": [build_id] * n, "release_id": [release_id] * n, "attempt": [int(attempt)] * n,
+        "rule": [r.rule for r in results],
         "subject": [r.subject for r in results], "severity": [r.severity for r in results],
         "passed": [r.passed for r in results], "overridden": [r.overridden for r in results],
         "details": [json.dumps(r.details, sort_keys=True) for r in results], "checked_at": [checked_at] * n},

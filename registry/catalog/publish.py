@@ -67,7 +67,7 @@ ORDER_KEYS = {
     "seed_example": ("contribution_id", "version_id", "ordinal"),
     "finding": ("path", "line", "col", "code"),
     "sample_lineage": ("sample_id", "parent_kind", "parent_id", "role"),
-    "policy_check": ("release_id", "build_id", "rule", "subject"),
+    "policy_check": ("release_id", "attempt", "build_id", "rule", "subject"),
 }
 MACRO_COMMENTS = {
     "takedown_impact": "takedown_impact(subject): every sample, run, dataset, model and release that depends on a "

@@ -47,11 +47,15 @@ def shipped_contributions(con: Any, dataset_ids: list[str]) -> list[Contribution
     rows = con.execute("""
         WITH shipped AS (SELECT DISTINCT sample_id FROM dataset_member
                          WHERE dataset_id IN (SELECT unnest(?::VARCHAR[]))),
-        edges AS (SELECT DISTINCT l.contribution_id, l.version_id, l.sample_id FROM sample_lineage l
+        edges AS (SELECT DISTINCT l.contribution_id, l.version_id, l.sample_id, l.run_id,
+                         coalesce(r.started_at, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS run_started
+                  FROM sample_lineage l LEFT JOIN run r USING (run_id)
                   SEMI JOIN shipped USING (sample_id) WHERE l.contribution_id IS NOT NULL),
         licenses AS (SELECT contribution_id, list(DISTINCT coalesce(license_spdx, 'UNKNOWN') ORDER BY 1) AS ids
                      FROM v_sample_license SEMI JOIN shipped USING (sample_id) GROUP BY 1)
-        SELECT e.contribution_id, min(e.version_id), any_value(c.kind), count(DISTINCT e.sample_id),
+        -- an unchanged sample keeps its edges to older versions: the version is that of the newest run's edge
+        SELECT e.contribution_id, arg_max(e.version_id, struct_pack(e.run_started, e.run_id, e.version_id)),
+               any_value(c.kind), count(DISTINCT e.sample_id),
                sha256(string_agg(DISTINCT e.sample_id, chr(10) ORDER BY e.sample_id)), any_value(l.ids)
         FROM edges e LEFT JOIN contribution c USING (contribution_id) LEFT JOIN licenses l USING (contribution_id)
         GROUP BY e.contribution_id ORDER BY e.contribution_id""", [dataset_ids]).fetchall()

@@ -1,4 +1,5 @@
-"""What changed between two releases: contributions and their samples, counts, license mix, metrics, files."""
+"""What changed between two releases: contributions and their samples, counts, license mix, declared inputs
+(license, --allow overrides, taxonomy commit, base and teacher models), policy results, metrics, files."""
 
 from __future__ import annotations
 
@@ -35,13 +36,16 @@ class ReleaseDiff:
     contributions: list[ContributionChange] = field(default_factory=list)
     samples: list[ValueChange] = field(default_factory=list)
     license_mix: list[ValueChange] = field(default_factory=list)
+    declared: list[ValueChange] = field(default_factory=list)  # license, allowed, taxonomy commit, models
+    policy: list[ValueChange] = field(default_factory=list)  # "rule subject": outcome (None: not checked)
     metrics: list[ValueChange] = field(default_factory=list)
     files: list[ValueChange] = field(default_factory=list)  # path: old sha256 -> new sha256 (None: absent)
     reproducible_match: bool = False  # same inputs and outputs apart from the non-reproducible files
 
     @property
     def empty(self) -> bool:
-        return not (self.contributions or self.samples or self.license_mix or self.metrics or self.files)
+        return not (self.contributions or self.samples or self.license_mix or self.declared or self.policy
+                    or self.metrics or self.files)
 
 
 def diff_releases(old: Manifest, new: Manifest, old_samples: SampleMap | None = None,
@@ -51,6 +55,8 @@ def diff_releases(old: Manifest, new: Manifest, old_samples: SampleMap | None = 
         contributions=_contributions(old, new, old_samples or {}, new_samples or {}),
         samples=_changes(old.samples, new.samples),
         license_mix=_changes(_mix(old), _mix(new)),
+        declared=_changes(_declared(old), _declared(new)),
+        policy=_changes(_policy(old), _policy(new)),
         metrics=_changes(_flatten(old.metrics), _flatten(new.metrics)),
         files=_changes({f.path: f.sha256 for f in old.files}, {f.path: f.sha256 for f in new.files}),
         reproducible_match=_comparable(old) == _comparable(new))
@@ -75,6 +81,21 @@ def _contributions(old: Manifest, new: Manifest, old_samples: SampleMap,
 
 def _mix(manifest: Manifest) -> dict[str, Any]:
     return {f"{m['license']} ({m['license_class']})": m["samples"] for m in manifest.license_mix}
+
+
+def _declared(manifest: Manifest) -> dict[str, Any]:
+    """What the release manager chose or the build was given, each compared as a whole."""
+    inputs = manifest.inputs
+    return {"license": manifest.license, "allowed": list(manifest.allowed),
+            "taxonomy_commit": inputs.get("taxonomy_commit"), "base_model": inputs.get("base_model"),
+            "teacher_models": inputs.get("teacher_models") or [],
+            "model.base_model": (manifest.model or {}).get("base_model")}
+
+
+def _policy(manifest: Manifest) -> dict[str, Any]:
+    """Each gate check's outcome and severity (not its evidence: counts of what was checked change every time)."""
+    return {f"{p.rule} {p.subject}": ("passed" if p.passed else "overridden" if p.overridden else "failed")
+            + f" ({p.severity})" for p in manifest.policy}
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
