@@ -92,6 +92,10 @@ def print_summary(text: str, failed: bool) -> None:
     err.print(f"[bold {'red' if failed else 'green'}]{escape(text)}[/]")
 
 
+def print_warning(text: str) -> None:
+    err.print(f"[bold yellow]warning:[/] {escape(text)}")
+
+
 def _text(f: Finding) -> str:
     yaml_path = f"[{f.yaml_path}] " if f.yaml_path else ""
     return f"{yaml_path}{f.code} {f.message}"
@@ -119,6 +123,12 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: TableFormat
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(rows)
+    elif not out.is_terminal:  # logs and pipes: aligned plain lines, never cut to a guessed width
+        cells = [list(columns), *[["NULL" if v is None else str(v) for v in row] for row in rows]]
+        widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+        for line in cells:
+            sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n")
+        err.print(f"{len(rows)} row(s)")
     else:
         table = Table(*columns, show_lines=False)
         for row in rows:

@@ -33,6 +33,7 @@ class BuildOptions:
     train_steps: int = 60
     train_epochs: float = 1.0
     allow: tuple[str, ...] = ()
+    license: str | None = None  # the release license (SPDX); None: the union of the sources, with a warning
     sign_key: Path | None = None
     force: tuple[str, ...] = ()  # stages to run even when their inputs did not change
     model: bool = True  # base, train and export (off: a data-only build)
@@ -79,6 +80,7 @@ class Stage:
     run: Callable[[BuildContext], tuple[str, dict[str, Any]]]  # (one-line detail, stats)
     outputs: Callable[[BuildContext], list[Path]] = lambda ctx: []  # files whose hashes must still match to skip
     always: bool = False  # no key: run every time (the stage is incremental by itself)
+    skipped_detail: str = ""  # what a skip means, when "inputs unchanged" says too little
 
 
 Listener = Callable[[list[StageReport]], None]
@@ -96,9 +98,12 @@ def run_build(options: BuildOptions, config: Any, listener: Listener) -> list[St
     con = open_catalog(ctx.catalog)
     try:
         builds.close_abandoned(con)
-        if options.release and releases.release_exists(con, options.release):  # say so before hours of work
+        if options.release and releases.release_exists(con, options.release) \
+                and not _cut_by_this_build(state, options):  # say so before hours of work
             raise RegistryError(f"release {options.release} already exists in {options.build_dir}; a version is "
-                                "never overwritten", hint="pass a new --release version, or build without one")
+                                "never overwritten, and this one was not cut by a build with these options",
+                                hint="pass a new --release version, or build without one (a rerun with the "
+                                     "options that cut it skips the release stage when its inputs are unchanged)")
         epoch = os.environ.get("SOURCE_DATE_EPOCH")
         ctx.build_id = builds.start_build(con, _taxonomy_commit(options.taxonomy), _digest(_options_json(options)),
                                           int(epoch) if epoch and epoch.isdigit() else None)
@@ -129,19 +134,34 @@ def run_build(options: BuildOptions, config: Any, listener: Listener) -> list[St
     return reports
 
 
+def release_options(options: BuildOptions) -> str:
+    """The options a release stage's cut depends on (besides the files it ships)."""
+    return digest_of({"release": options.release, "license": options.license, "allow": sorted(options.allow),
+                      "sign_key": str(options.sign_key) if options.sign_key else None, "model": options.model,
+                      "seed": options.seed, "train_steps": options.train_steps})
+
+
+def _cut_by_this_build(state: dict[str, Any], options: BuildOptions) -> bool:
+    """The existing release was cut by an earlier build's release stage with the same options: a rerun may go
+    on (the stage is skipped if what it ships is unchanged, and refused there otherwise)."""
+    saved = state.get("release", {}).get("result", {})
+    return isinstance(saved, dict) and saved.get("options") == release_options(options)
+
+
 def _run_stage(ctx: BuildContext, stage: Stage, report: StageReport, state: dict[str, Any]) -> None:
     saved = state.get(stage.name, {})
     key = "" if stage.always else stage.key(ctx)
     if not stage.always and stage.name not in ctx.options.force and saved.get("key") == key \
             and saved.get("outputs") == hash_outputs(stage.outputs(ctx)):
-        report.status, report.detail = "skipped", "inputs unchanged"
+        report.status, report.detail = "skipped", saved.get("skipped_detail", "inputs unchanged")
         ctx.outputs[stage.name] = saved.get("result", {})
         return
     report.detail, report.stats = stage.run(ctx)
     report.status = "skipped" if report.stats.pop("unchanged", False) else "ran"  # incremental by itself
     if not stage.always:
         state[stage.name] = {"key": key, "outputs": hash_outputs(stage.outputs(ctx)),
-                             "result": ctx.outputs.get(stage.name, {})}
+                             "result": ctx.outputs.get(stage.name, {}),
+                             **({"skipped_detail": stage.skipped_detail} if stage.skipped_detail else {})}
         _save_state(ctx.build_dir, state)
 
 
@@ -157,7 +177,7 @@ def _digest(text: str) -> str:
 def _options_json(options: BuildOptions) -> str:
     return json.dumps({"release": options.release, "seed": options.seed, "train_steps": options.train_steps,
                        "train_epochs": options.train_epochs, "allow": sorted(options.allow),
-                       "builder": __version__}, sort_keys=True)
+                       "license": options.license, "builder": __version__}, sort_keys=True)
 
 
 def hash_outputs(paths: list[Path]) -> dict[str, str]:

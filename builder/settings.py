@@ -22,6 +22,7 @@ class Settings:
     allowed_licenses: tuple[str, ...] = DEFAULT_ALLOWED
     max_file_size: int = 1024 * 1024
     words: WordLimits = field(default_factory=WordLimits)
+    release_license: str | None = None  # [release] license: what the license gates check against
 
     def validation(self, documents: Path | None = None, max_file_size: int | None = None,
                    allowed: list[str] | None = None) -> ValidationConfig:
@@ -57,7 +58,26 @@ def load(path: Path = Path(SETTINGS_FILE)) -> Settings:
     size = section.get("max_file_size", 1024 * 1024)
     if not _positive(size):
         raise RegistryError(f"{path}: max_file_size must be a positive whole number of bytes")
-    return Settings(spdx_ids(licenses, str(path)), size, WordLimits(**words))
+    return Settings(spdx_ids(licenses, str(path)), size, WordLimits(**words), _release_license(raw, path))
+
+
+def _release_license(raw: dict[str, Any], path: Path) -> str | None:
+    """[release] license = "SPDX expression": the license a release is declared under."""
+    section = raw.get("release", {})
+    if not isinstance(section, dict):
+        raise RegistryError(f"{path}: [release] must be a table", hint="write [release] on a line of its own")
+    unknown = set(section) - {"license"}
+    if unknown:
+        raise RegistryError(f"{path}: unknown settings in [release]: {', '.join(sorted(unknown))}",
+                            hint="known: license")
+    if "license" not in section:
+        return None
+    value = section["license"]
+    spdx = normalize(value) if isinstance(value, str) else None
+    if spdx is None:
+        raise RegistryError(f"{path}: [release] license {value!r} is not an SPDX license expression",
+                            hint="e.g. license = \"CC-BY-4.0\" or \"CC-BY-SA-4.0 AND Apache-2.0\"")
+    return spdx
 
 
 def _positive(value: Any) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from builder.pipeline import BuildContext, BuildOptions, Stage, digest_of, hash_outputs
+from builder.pipeline import BuildContext, BuildOptions, Stage, digest_of, hash_outputs, release_options
 from registry import __version__
 from registry.catalog import builds
 from registry.catalog.connection import open_catalog
@@ -29,7 +29,8 @@ def stages_for(options: BuildOptions) -> list[Stage]:
             Stage("export", key=_export_key, run=_export, outputs=_export_outputs),
         ]
     if options.release:
-        stages.append(Stage("release", key=lambda ctx: "", run=_release, always=True))
+        stages.append(Stage("release", key=_release_key, run=_release, outputs=_release_outputs,
+                            skipped_detail=f"release {options.release} exists, cut from the same inputs: kept"))
     if options.site:
         stages.append(Stage("site", key=lambda ctx: "", run=_site, always=True))
     return stages
@@ -75,8 +76,16 @@ def _generate(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
 
 
 def _dataset_key(ctx: BuildContext) -> str:
+    # Licenses too: a changed attribution license keeps the samples but changes the dataset's license
+    from registry.catalog.datasets import license_inputs
+
+    con = open_catalog(ctx.catalog)
+    try:
+        licenses = license_inputs(con)
+    finally:
+        con.close()
     return digest_of({"generate": _generate_key(ctx), "takedowns": _catalog_state(ctx)["takedowns"],
-                      "name": DATASET, "builder": __version__})
+                      "licenses": licenses, "name": DATASET, "builder": __version__})
 
 
 def _dataset(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
@@ -89,15 +98,17 @@ def _dataset(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
 
 
 def _base_key(ctx: BuildContext) -> str:
-    # The demo tokenizer is trained on the taxonomy's text: a new leaf is a new base model.
-    return digest_of({"leaves": _catalog_state(ctx)["leaves"], "seed": ctx.options.seed, "builder": __version__})
+    # The demo tokenizer is trained on the taxonomy's text: a new leaf, or a takedown, is a new base model.
+    state = _catalog_state(ctx)
+    return digest_of({"leaves": state["leaves"], "takedowns": state["takedowns"], "seed": ctx.options.seed,
+                      "builder": __version__})
 
 
 def _base(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
     from builder.model.demo import DemoSpec, init_demo_model
 
     outcome = init_demo_model(ctx.options.taxonomy, ctx.model / "base", DemoSpec(seed=ctx.options.seed), ctx.config,
-                              force=True)
+                              force=True, catalog=ctx.catalog, build_id=ctx.build_id)
     return (f"demo Granite, {outcome.parameters / 1e6:.1f}M parameters, vocabulary {outcome.vocab_size}",
             {"parameters": outcome.parameters, "vocab_size": outcome.vocab_size})
 
@@ -156,15 +167,55 @@ def _export(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
     return "parity " + ", ".join(parts), {"run_id": outcome.run_id, "peak_rss_mb": round(outcome.peak_rss_mb)}
 
 
+def _release_key(ctx: BuildContext) -> str:
+    # What a cut ships and checks: the dataset and model files, takedowns, the policy and the cut's options.
+    shipped = [ctx.datasets / DATASET, *([ctx.model / "adapter", *_export_outputs(ctx)] if ctx.options.model else [])]
+    state = _catalog_state(ctx)
+    return digest_of({"files": sorted(hash_outputs(shipped).values()), "catalog": state["catalog"],
+                      "takedowns": state["takedowns"], "allowed": sorted(ctx.config.policy.allowed),
+                      "options": release_options(ctx.options), "builder": __version__})
+
+
+def _release_outputs(ctx: BuildContext) -> list[Path]:
+    assert ctx.options.release is not None
+    folder = ctx.build_dir / "releases" / ctx.options.release
+    return [folder / "manifest.json", folder / "SHA256SUMS"]
+
+
 def _release(ctx: BuildContext) -> tuple[str, dict[str, Any]]:
-    from builder.release.cut import CutOptions, cut_release
+    from builder.release.cut import cut_release, undeclared_warning
+    from registry.catalog import releases
+    from registry.errors import RegistryError
 
     assert ctx.options.release is not None
-    outcome = cut_release(CutOptions(ctx.options.release, ctx.build_dir, DATASET, allow=ctx.options.allow,
-                                     sign_key=ctx.options.sign_key, with_model=ctx.options.model,
-                                     build_id=ctx.build_id, policy=ctx.config.policy,
-                                     config={"seed": ctx.options.seed, "train_steps": ctx.options.train_steps}))
-    return f"{outcome.folder} (manifest {outcome.manifest_sha256[:12]})", {"manifest_sha256": outcome.manifest_sha256}
+    con = open_catalog(ctx.catalog)
+    try:
+        exists = releases.release_exists(con, ctx.options.release)
+    finally:
+        con.close()
+    if exists:  # the pipeline let it through: cut by an earlier build, whose inputs have changed since
+        raise RegistryError(f"release {ctx.options.release} already exists in {ctx.build_dir} and what it would "
+                            "ship has changed since it was cut (dataset, model, takedowns or policy); a version "
+                            "is never overwritten",
+                            hint="pass a new --release version: the stages before it are kept, so only the cut "
+                                 "and the site run")
+    outcome = cut_release(cut_options(ctx))
+    ctx.outputs["release"] = {"version": ctx.options.release, "options": release_options(ctx.options),
+                              "manifest_sha256": outcome.manifest_sha256}
+    warning = undeclared_warning(outcome.manifest)
+    detail = f"{outcome.folder} (manifest {outcome.manifest_sha256[:12]}), license {outcome.manifest.license}"
+    return detail + (" (undeclared)" if warning else ""), {
+        "manifest_sha256": outcome.manifest_sha256, **({"warning": warning} if warning else {})}
+
+
+def cut_options(ctx: BuildContext) -> Any:
+    from builder.release.cut import CutOptions
+
+    assert ctx.options.release is not None
+    return CutOptions(ctx.options.release, ctx.build_dir, DATASET, license=ctx.options.license,
+                      allow=ctx.options.allow, sign_key=ctx.options.sign_key, with_model=ctx.options.model,
+                      build_id=ctx.build_id, policy=ctx.config.policy,
+                      config={"seed": ctx.options.seed, "train_steps": ctx.options.train_steps})
 
 
 def _site(ctx: BuildContext) -> tuple[str, dict[str, Any]]:

@@ -33,8 +33,9 @@ def taxreg(*args: str, check: bool = True, timeout: float = 900) -> subprocess.C
     return done
 
 
-def build_args(taxonomy: Path, build: Path, *extra: str) -> list[str]:
-    return ["build", str(taxonomy), "--build-dir", str(build), "--train-steps", "4", *extra]
+def build_args(taxonomy: Path, build: Path, *extra: str, steps: str | None = "4") -> list[str]:
+    """`taxreg build` arguments; steps=None trains as the README's default build does (its parity gate included)."""
+    return ["build", str(taxonomy), "--build-dir", str(build), *(["--train-steps", steps] if steps else []), *extra]
 
 
 def stage_lines(output: str) -> dict[str, str]:
@@ -59,8 +60,8 @@ def two_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pa
     work = tmp_path_factory.mktemp("builds")
     taxonomy = work / "taxonomy"
     shutil.copytree(EXAMPLE_TAXONOMY, taxonomy)
-    first = taxreg(*build_args(taxonomy, work / "a", "--release", "1.0.0"))
-    taxreg(*build_args(taxonomy, work / "b", "--release", "1.0.0"))
+    first = taxreg(*build_args(taxonomy, work / "a", "--release", "1.0.0", steps=None))
+    taxreg(*build_args(taxonomy, work / "b", "--release", "1.0.0", steps=None))
     return taxonomy, work / "a", work / "b", first.stdout + first.stderr
 
 
@@ -106,11 +107,15 @@ def test_a_rerun_skips_unchanged_stages_and_an_existing_release_is_kept(
         two_builds: tuple[Path, Path, Path, str]) -> None:
     taxonomy, build, _, _ = two_builds
     before = digests(build / "releases")
-    again = taxreg(*build_args(taxonomy, build))
+    again = taxreg(*build_args(taxonomy, build, steps=None))
     stages = stage_lines(again.stdout + again.stderr)
     assert stages["validate+index"] == "skipped"
     assert all(stages[s] == "skipped" for s in ("generate", "dataset", "base model", "train", "export"))
-    refused = taxreg(*build_args(taxonomy, build, "--release", "1.0.0"), check=False)
+    # The same release with the same options (e.g. after a crash in the site stage): its cut is skipped
+    kept = taxreg(*build_args(taxonomy, build, "--release", "1.0.0", steps=None))
+    assert stage_lines(kept.stdout + kept.stderr)["release"] == "skipped"
+    assert "release 1.0.0 exists, cut from the same inputs: kept" in kept.stderr
+    refused = taxreg(*build_args(taxonomy, build, "--release", "1.0.0", "--license", "MIT", steps=None), check=False)
     assert refused.returncode == 2 and "already exists" in refused.stderr and "Traceback" not in refused.stderr
     assert digests(build / "releases") == before
 

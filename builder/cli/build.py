@@ -20,6 +20,10 @@ def build(
     train_steps: Annotated[int, typer.Option(help="LoRA training steps (the demo default is short).")] = 60,
     allow: Annotated[list[str] | None, typer.Option(
         "--allow", help="Override a failed release gate (repeat); recorded in the manifest.")] = None,
+    license: Annotated[str | None, typer.Option(
+        "--license", help="SPDX license the release is declared under; the license gates check every source "
+                          "against it [default: taxreg.toml \\[release] license, else the sources' union, "
+                          "with a warning].")] = None,
     sign: Annotated[Path | None, typer.Option(help="Sign the release with this local private key.")] = None,
     force: Annotated[list[str] | None, typer.Option(help="Run this stage even if its inputs did not change.")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for another build holding the lock.")] = 0.0,
@@ -29,11 +33,15 @@ def build(
     from builder.pipeline import BuildOptions, run_build
 
     with console.user_errors(state["debug"], root=taxonomy):
-        config = settings.load().validation()
+        loaded = settings.load()
+        config = loaded.validation()
         options = BuildOptions(taxonomy, build_dir, release, seed, train_steps, allow=tuple(allow or ()),
-                               sign_key=sign, force=tuple(force or ()))
+                               license=license or loaded.release_license, sign_key=sign, force=tuple(force or ()))
         with build_lock(build_dir, wait), console.StageBoard() as board:
             reports = run_build(options, config, board.update)
     ran = sum(r.status == "ran" for r in reports)
+    for note in (r.stats.get("warning") for r in reports):
+        if note:
+            console.print_warning(note)
     console.print_summary(f"build finished in {sum(r.seconds for r in reports):.1f}s: {ran} stage(s) ran, "
                           f"{len(reports) - ran} skipped -> {build_dir}", False)

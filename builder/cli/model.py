@@ -31,6 +31,10 @@ def init(
     vocab: Annotated[int, typer.Option("--vocab", help="Tokenizer vocabulary size (at most).")] = 4096,
     context: Annotated[int, typer.Option("--context", min=16, help="Longest sequence in tokens.")] = 2048,
     force: Annotated[bool, typer.Option("--force", help="Replace --out even if it is not a demo model.")] = False,
+    catalog: Annotated[Path, typer.Option("--catalog", help="The DuckDB catalog: its takedowns are left out of the "
+                                          "tokenizer's text, and the run is recorded (when the file exists).")]
+    = settings.DEFAULT_CATALOG,
+    no_catalog: Annotated[bool, typer.Option("--no-catalog", help="Read no catalog and record nothing.")] = False,
 ) -> None:
     """Build the demo base model: a small random-weight Granite with a tokenizer trained on the taxonomy."""
     from builder.model.demo import DemoSpec, init_demo_model
@@ -39,7 +43,8 @@ def init(
         spec = DemoSpec(hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, intermediate=intermediate,
                         vocab=vocab, context=context, seed=seed)
         config = settings.load().validation(documents)
-        outcome = init_demo_model(taxonomy, out, spec, config, force=force)
+        recorded = catalog if catalog.is_file() and not no_catalog else None
+        outcome = init_demo_model(taxonomy, out, spec, config, force=force, catalog=recorded)
     skipped = f", {outcome.skipped_leaves} invalid leaves left out" if outcome.skipped_leaves else ""
     console.print_summary(
         f"demo model -> {outcome.out}: {outcome.parameters:,} parameters, {outcome.vocab_size:,} tokens "

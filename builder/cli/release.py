@@ -35,7 +35,8 @@ def cut(
     build_dir: BuildDirOpt = settings.DEFAULT_BUILD,
     dataset: Annotated[str, typer.Option(help="The dataset (under BUILD/datasets/) to ship.")] = "default",
     license: Annotated[str | None, typer.Option(
-        "--license", help="SPDX license of the release [default: the roll-up of its sources].")] = None,
+        "--license", help="SPDX license the release is declared under [default: taxreg.toml \\[release] license, "
+                          "else the union of its sources, with a warning].")] = None,
     allow: Annotated[list[str] | None, typer.Option(
         "--allow", help="Override a failed gate (repeat); recorded in the manifest.")] = None,
     sign: Annotated[Path | None, typer.Option(help="Sign with this local ECDSA private key (PEM).")] = None,
@@ -44,18 +45,21 @@ def cut(
 ) -> None:
     """Check the release gates, then write BUILD/releases/VERSION/ with its manifest and SHA256SUMS."""
     from builder.buildlock import build_lock
-    from builder.release.cut import CutOptions, cut_release
+    from builder.release.cut import CutOptions, cut_release, undeclared_warning
     from registry.licenses import LicensePolicy
+    from registry.release.verify import count_phrase
 
     with console.user_errors(state["debug"]):
-        options = CutOptions(version, build_dir, dataset, license, tuple(allow or ()), sign, not no_model,
-                             policy=LicensePolicy(frozenset(settings.load().allowed_licenses)))
+        loaded = settings.load()
+        options = CutOptions(version, build_dir, dataset, license or loaded.release_license, tuple(allow or ()),
+                             sign, not no_model, policy=LicensePolicy(frozenset(loaded.allowed_licenses)))
         with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
             outcome = cut_release(options)
     m = outcome.manifest
+    if (warning := undeclared_warning(m)) is not None:
+        console.print_warning(warning)
     overridden = sorted({p.rule for p in m.policy if p.overridden})
-    files = sum(1 for p in outcome.folder.rglob("*") if p.is_file())
-    console.print_line(f"{outcome.folder}: {files} files, {m.samples.get('total', 0)} samples from "
+    console.print_line(f"{outcome.folder}: {count_phrase(m)}, {m.samples.get('total', 0)} samples from "
                        f"{len(m.contributions)} contributions, license {m.license}")
     console.print_summary(
         f"release {m.version} {'recovered from an interrupted cut' if outcome.recovered else 'cut'}: "
@@ -72,19 +76,19 @@ def verify(
 ) -> None:
     """Re-hash every file against SHA256SUMS and the manifest, check the signature; exit 1 on any difference."""
     from builder.release.verify import verify_folder
+    from registry.release.verify import count_phrase
 
     with console.user_errors(state["debug"]):
         manifest, differences, signature = verify_folder(folder, key)
     if fmt is OutputFormat.JSON:
         _json({"ok": not differences, "release": manifest.version if manifest else None, "signature": signature,
                "differences": [{"path": d.path, "problem": d.problem, "detail": d.detail} for d in differences]})
-    else:
+    else:  # the verdict is the command's output (stdout); only errors go to stderr
         for d in differences:
             console.print_line(f"{d.path}: {d.problem}: {d.detail}")
-        files = len(manifest.files) if manifest else 0
-        console.print_summary(f"{folder}: {len(differences)} difference(s)" if differences else
-                              f"{folder}: all {files + 1} files match SHA256SUMS and the manifest; signature: "
-                              f"{signature}", bool(differences))
+        console.print_line(f"{folder}: {len(differences)} difference(s); signature: {signature}" if differences
+                           or manifest is None else
+                           f"{folder}: OK, all {count_phrase(manifest)} match; signature: {signature}")
     raise typer.Exit(console.EXIT_FINDINGS if differences else console.EXIT_OK)
 
 
@@ -113,6 +117,7 @@ def diff(
         for sample in c.samples_removed:
             console.print_line(f"           - {sample}")
     for title, changes in (("samples", result.samples), ("license mix", result.license_mix),
+                           ("declared", result.declared), ("policy", result.policy),
                            ("metrics", result.metrics), ("files", result.files)):
         for v in changes:
             console.print_line(f"{title}: {v.name}: {_short(v.old)} -> {_short(v.new)}")
@@ -126,7 +131,7 @@ def list_releases(
     build_dir: BuildDirOpt = settings.DEFAULT_BUILD,
     fmt: Annotated[TableFormat, typer.Option("--format", help="table, csv or json.")] = TableFormat.TABLE,
 ) -> None:
-    """Every release recorded in the catalog."""
+    """Every release recorded in the catalog (files: how many its SHA256SUMS lists, as cut and verify count)."""
     from registry.catalog.connection import open_read_only
     from registry.catalog.releases import list_releases as rows_of
 
@@ -136,6 +141,9 @@ def list_releases(
             columns, rows = rows_of(con)
         finally:
             con.close()
+    if "files" in columns:  # the catalog counts the manifest's files; SHA256SUMS lists manifest.json too
+        at = columns.index("files")
+        rows = [(*r[:at], r[at] + 1, *r[at + 1:]) for r in rows]
     console.print_rows(columns, rows, fmt)
 
 
@@ -148,6 +156,7 @@ def show(
     """What a release holds: inputs, model, data, license mix, gates, signature (json: the whole manifest)."""
     from builder.release.compare import locate
     from registry.release.manifest import read_manifest
+    from registry.release.verify import count_phrase
 
     with console.user_errors(state["debug"]):
         manifest, _ = read_manifest(locate(build_dir, release))
@@ -167,7 +176,7 @@ def show(
         f"gates: {sum(p.passed for p in m.policy)}/{len(m.policy)} passed"
         + (f"; overridden with --allow: {', '.join(m.allowed)}" if m.allowed else ""),
         *(f"  {p.rule} {p.subject}: {'overridden' if p.overridden else 'failed'}" for p in m.policy if not p.passed),
-        f"files: {len(m.files)}, {sum(f.size for f in m.files):,} bytes",
+        f"files: {count_phrase(m)}; {sum(f.size for f in m.files):,} bytes besides the manifest",
         f"signature: {m.signature['method'] if m.signature else 'unsigned'}",
     ]
     for line in lines:
@@ -193,8 +202,11 @@ def takedown(
             from registry.errors import RegistryError
 
             raise RegistryError("a takedown needs a reason", hint="pass --reason 'why it must go' (or --dry-run)")
-        with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
+        if dry_run:  # only reads (the catalog opened read-only): no need to wait for a build
             impact, new = run_takedown(build_dir / "catalog.duckdb", subject, reason, by, dry_run)
+        else:
+            with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
+                impact, new = run_takedown(build_dir / "catalog.duckdb", subject, reason, by, dry_run)
     counts = {what: len(impact.ids(what)) for what in ("sample", "run", "dataset", "model", "release")}
     if fmt is OutputFormat.JSON:
         _json({"subject": impact.subject, "kind": impact.subject_kind, "taken_down": not dry_run, "counts": counts,

@@ -1,7 +1,9 @@
 """`taxreg model init`: the embedded demo base model, built without a model hub.
 
 A small Granite-architecture model with random weights and a byte-level BPE tokenizer trained on the taxonomy's
-own text (seed examples and knowledge documents), with a chat template that marks assistant turns. Everything
+own text (seed examples and knowledge documents, less what the catalog's takedown table names), with a chat
+template that marks assistant turns. With a catalog, the run is recorded with every leaf and document it read, so
+`takedown_impact` reaches the base model. Everything
 follows from the seed: the same taxonomy and seed give byte-identical safetensors and tokenizer files. It learns
 (loss falls) but its answers mean nothing: it is labeled a demo model in config.json and its card.
 
@@ -15,6 +17,7 @@ import json
 import shutil
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +88,9 @@ class InitOutcome:
 class Corpus:
     texts: list[str]
     skipped_leaves: int  # leaves whose qna.yaml did not pass the schema (their text is left out)
+    contributions: tuple[str, ...] = ()  # the leaves whose text it holds (taxonomy paths)
+    documents: tuple[str, ...] = ()  # the documents whose text it holds (sha256)
+    taken_down: int = 0  # leaves and documents left out because they were taken down
 
     @property
     def sha256(self) -> str:
@@ -95,10 +101,12 @@ class Corpus:
 
 
 def init_demo_model(taxonomy: Path, out: Path, spec: DemoSpec, config: ValidationConfig | None = None,
-                    force: bool = False) -> InitOutcome:
-    """Build the demo model into `out` (written beside it, then renamed into place)."""
+                    force: bool = False, catalog: Path | None = None, build_id: str | None = None) -> InitOutcome:
+    """Build the demo model into `out` (written beside it, then renamed into place). With `catalog`, taken-down
+    leaves and documents stay out of the tokenizer's text, and the run is recorded with what it read."""
     _check_out(out, force)
-    corpus = taxonomy_corpus(taxonomy, config or ValidationConfig())
+    started = datetime.now(UTC)
+    corpus = taxonomy_corpus(taxonomy, config or ValidationConfig(), _taken_down(catalog))
     if not corpus.texts:
         raise RegistryError(f"the taxonomy {taxonomy} holds no readable text to train a tokenizer on",
                             hint="run `taxreg validate` and fix the leaves, or pass another --taxonomy")
@@ -110,7 +118,10 @@ def init_demo_model(taxonomy: Path, out: Path, spec: DemoSpec, config: Validatio
         parameters = _write_model(work, tokenizer, spec)
         _write_tokenizer(work, tokenizer, spec)
         _write_card(work, spec, parameters, len(tokenizer), corpus, taxonomy)
-        swap_into_place(work, out)
+        if catalog is None:
+            swap_into_place(work, out)
+        else:
+            _record_run(catalog, work, out, spec, corpus, (started, build_id))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     weights = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
@@ -118,28 +129,84 @@ def init_demo_model(taxonomy: Path, out: Path, spec: DemoSpec, config: Validatio
                        weights)
 
 
-def taxonomy_corpus(taxonomy: Path, config: ValidationConfig) -> Corpus:
-    """The taxonomy's text in a fixed order: per leaf its description, seeds, then documents (each once)."""
+def taxonomy_corpus(taxonomy: Path, config: ValidationConfig, excluded: frozenset[str] = frozenset()) -> Corpus:
+    """The taxonomy's text in a fixed order: per leaf its description, seeds, then documents (each once).
+    `excluded`: taken-down contribution ids and document sha256s, whose text is left out."""
     require_taxonomy(taxonomy)
     found = discover(taxonomy)
     resolver = DocumentResolver(config.documents(taxonomy))
     texts = [SYSTEM_PROMPT]
-    seen_documents: set[str] = set()
+    leaves: list[str] = []
+    seen_documents: dict[str, None] = {}
+    dropped: set[str] = set()
     skipped = 0
     for leaf in sorted(found.leaves, key=lambda f: f.contribution_id):
+        if leaf.contribution_id in excluded:
+            dropped.add(leaf.contribution_id)
+            continue
         version = read_leaf(leaf, config).version
         if version is None:
             skipped += 1
             continue
+        leaves.append(leaf.contribution_id)
         texts += [t for t in (version.task_description, version.document_outline) if t]
         for seed in version.seeds:
             texts += [t for t in (seed.context, seed.question, seed.answer) if t]
         for resolved in resolver.resolve(version).documents:
             sha = resolved.document.doc_sha256
-            if resolved.text and sha not in seen_documents:
-                seen_documents.add(sha)
+            if sha in excluded:
+                dropped.add(sha)
+            elif resolved.text and sha not in seen_documents:
+                seen_documents[sha] = None
                 texts.append(resolved.text)
-    return Corpus(texts, skipped)
+    return Corpus(texts, skipped, tuple(leaves), tuple(seen_documents), len(dropped))
+
+
+def _taken_down(catalog: Path | None) -> frozenset[str]:
+    """Every subject of the catalog's takedown table (contribution ids and document sha256s)."""
+    if catalog is None or not catalog.is_file():
+        return frozenset()
+    from registry.catalog.builds import takedown_subjects
+    from registry.catalog.connection import open_read_only
+
+    con = open_read_only(catalog)
+    try:
+        return frozenset(takedown_subjects(con))
+    finally:
+        con.close()
+
+
+def _record_run(catalog: Path, work: Path, out: Path, spec: DemoSpec, corpus: Corpus,
+                when: tuple[datetime, str | None]) -> None:
+    """The init run (stage `init`), the leaves and documents its tokenizer read, the base artifact; `work` is
+    renamed into place inside the transaction, so the catalog never names a model that is not there."""
+    from registry.catalog.connection import open_catalog
+    from registry.catalog.generation import RunInfo, new_run_id
+    from registry.catalog.models import (
+        ModelArtifact,
+        ModelRun,
+        RunInput,
+        describe_base_model,
+        hash_directory,
+        record_model_run,
+    )
+
+    artifact = hash_directory(work)
+    base = describe_base_model(work, artifact)
+    started, build_id = when
+    inputs = [RunInput("contribution", c, "tokenizer") for c in corpus.contributions]
+    inputs += [RunInput("document", d, "tokenizer") for d in corpus.documents]
+    run = ModelRun(new_run_id(), RunInfo(generator="taxreg-demo", params=asdict(spec), random_seed=spec.seed,
+                                         prompt_template_sha256=None, stage="init", build_id=build_id),
+                   started, "succeeded",
+                   {"corpus_texts": len(corpus.texts), "corpus_sha256": corpus.sha256,
+                    "skipped_leaves": corpus.skipped_leaves, "taken_down_left_out": corpus.taken_down},
+                   inputs, [ModelArtifact("base", out, artifact, base.model_ref, None, "safetensors")], [base])
+    con = open_catalog(catalog)
+    try:
+        record_model_run(con, run, before_commit=lambda: swap_into_place(work, out))
+    finally:
+        con.close()
 
 
 def build_tokenizer(texts: list[str], spec: DemoSpec) -> Any:

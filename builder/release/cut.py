@@ -48,6 +48,7 @@ DATA_FILES = ("train.parquet", "test.parquet", "train.jsonl", "test.jsonl")
 DATA_DOCS = ("README.md", "croissant.json")
 MODEL_DIRS = {"adapter": "adapter", "onnx": "onnx", "onnx_int8": "onnx-int8"}  # catalog kind -> folder
 DEMO_BASE = "taxonomy-registry/demo-granite"  # the base model `taxreg model init` builds
+DECLARED_RULE = "license.declared"  # a warning row when no release license was declared (the union stands in)
 PAUSE_ENV = "TAXREG_TEST_PAUSE_AT"  # tests: "<checkpoint>:<marker file>" makes a cut stop there, to be killed
 
 
@@ -56,7 +57,7 @@ class CutOptions:
     version: str
     build_dir: Path = Path("build")
     dataset: str = "default"
-    license: str | None = None  # SPDX expression; None: the dataset's license roll-up
+    license: str | None = None  # SPDX expression; None: the union of the source licenses (recorded as a warning)
     allow: tuple[str, ...] = ()
     sign_key: Path | None = None
     with_model: bool = True
@@ -86,7 +87,9 @@ class _Shipment:
     model: dict[str, tuple[dict[str, Any], dict[str, str]]] | None
     parity: dict[str, Any] | None
     license: str
+    license_declared: bool  # False: the union of the source licenses stands in for a declared one
     released_at: datetime
+    time_source: str  # what released_at came from, for the manifest's note
 
 
 def cut_release(options: CutOptions) -> CutOutcome:
@@ -102,9 +105,10 @@ def cut_release(options: CutOptions) -> CutOutcome:
             raise RegistryError(f"release {options.version} is in the catalog but {target} is gone",
                                 hint="restore the folder from a copy, or cut a new version")
         shipment = _gather(con, options)
-        results = policy.run_checks(con, policy.PolicyInput(
+        results = sorted([*policy.run_checks(con, policy.PolicyInput(
             tuple(shipment.datasets[n].dataset_id for n in sorted(shipment.datasets)), shipment.license,
-            options.policy, shipment.parity, frozenset(options.allow)))
+            options.policy, shipment.parity, frozenset(options.allow))), _declared_row(shipment)],
+            key=lambda r: (r.rule, r.subject))
         if policy.blocking(results):
             policy.record_checks(con, results, options.build_id, options.version, datetime.now(UTC))
             raise policy.refusal(options.version, results)
@@ -133,7 +137,9 @@ def _gather(con: Any, options: CutOptions) -> _Shipment:
     model = _model(con, options.build_dir / "model") if options.with_model else None
     parity = _parity(options.build_dir / "model") if options.with_model else None
     license = _release_license(options.license, datasets)
-    return _Shipment(datasets, data_dir, model, parity, license, _released_at(con))
+    released_at, time_source = _released_at(con)
+    return _Shipment(datasets, data_dir, model, parity, license, options.license is not None, released_at,
+                     time_source)
 
 
 def _datasets(con: Any, folder: Path) -> dict[str, releases.DatasetFile]:
@@ -194,15 +200,40 @@ def _release_license(declared: str | None, datasets: dict[str, releases.DatasetF
     return " AND ".join(sorted(rolled))
 
 
-def _released_at(con: Any) -> datetime:
-    """SOURCE_DATE_EPOCH; else the last taxonomy commit's time; else the newest run's end."""
+def _declared_row(shipment: _Shipment) -> PolicyResult:
+    """Always one row saying which release license the gates checked against, and whether anyone declared it:
+    the union of the sources passes license.compatible by construction, so an undeclared one is a warning."""
+    if shipment.license_declared:
+        return PolicyResult(DECLARED_RULE, "*", "info", True, False, {"release_license": shipment.license})
+    return PolicyResult(DECLARED_RULE, "*", "warning", False, False, {
+        "release_license": shipment.license, "reason": undeclared_note(shipment.license)})
+
+
+def undeclared_warning(manifest: Manifest) -> str | None:
+    """The note of the license.declared warning row, when the release license was not declared."""
+    row = next((p for p in manifest.policy if p.rule == DECLARED_RULE and not p.passed), None)
+    return None if row is None else str(row.details.get("reason", DECLARED_RULE))
+
+
+def undeclared_note(union: str) -> str:
+    return (f"release license not declared; using the union {union} (license.compatible cannot fail against "
+            "it): declare one with --license or [release] license in taxreg.toml")
+
+
+def _released_at(con: Any) -> tuple[datetime, str]:
+    """(time, where it came from): SOURCE_DATE_EPOCH; else the last taxonomy commit's time; else the newest
+    run's end (a wall-clock time: two builds then differ)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch and epoch.isdigit():
-        return datetime.fromtimestamp(int(epoch), UTC)
+        return datetime.fromtimestamp(int(epoch), UTC), "SOURCE_DATE_EPOCH"
     [(newest,)] = con.execute("SELECT epoch(max(committed_at)) FROM taxonomy_commit").fetchall()
     if newest is not None:  # the last commit that changed the taxonomy
-        return datetime.fromtimestamp(int(newest), UTC)
-    return source_date(con) or datetime(1970, 1, 1, tzinfo=UTC)
+        return datetime.fromtimestamp(int(newest), UTC), "the taxonomy's last commit time (SOURCE_DATE_EPOCH unset)"
+    ended = source_date(con)
+    if ended is not None:
+        return ended, ("the newest catalog run's end, a wall-clock time (SOURCE_DATE_EPOCH unset and the taxonomy "
+                       "is not a git repository): set SOURCE_DATE_EPOCH for reproducible timestamps")
+    return datetime(1970, 1, 1, tzinfo=UTC), "the epoch 1970-01-01 (no SOURCE_DATE_EPOCH, commit or run time)"
 
 
 def _assemble(con: Any, staging: Path, options: CutOptions, shipment: _Shipment,
@@ -329,10 +360,10 @@ def _determinism(shipment: _Shipment, unsteady: list[str]) -> dict[str, Any]:
         "source_date_epoch": int(epoch) if epoch and epoch.isdigit() else None,
         "not_reproducible": unsteady,  # empty unless DuckDB wrote a header of a layout publish does not know
         "notes": [
-            "Timestamps come from SOURCE_DATE_EPOCH (else the taxonomy commit's time); files are written sorted.",
+            f"Timestamps come from {shipment.time_source}; files are written sorted.",
             "Every file is byte-reproducible from the same inputs on the same platform (a file listed with "
             "reproducible: false is not); compare two builds with `taxreg release diff` (reproducible: yes).",
-            "audit/ is a snapshot of the catalog with its wall-clock times clamped to SOURCE_DATE_EPOCH, random run "
+            "audit/ is a snapshot of the catalog with its wall-clock times clamped to the release time, random run "
             "ids replaced, durations nulled and build-folder paths made relative: its catalog_meta says how.",
             *(["Model weights come from CPU training with deterministic algorithms and fixed seeds; on other "
                "platforms nondeterministic kernels may change them."] if shipment.model is not None else

@@ -117,9 +117,9 @@ def _json(path: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class RunInput:
-    input_kind: str  # dataset | model_artifact | external_model
+    input_kind: str  # dataset | model_artifact | external_model | contribution | document (init: the tokenizer's text)
     input_id: str
-    role: str  # train | eval | base | adapter ...
+    role: str  # train | eval | base | adapter | tokenizer ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +135,7 @@ class ModelArtifact:
 
 @dataclass(slots=True)
 class ModelRun:
-    """What `record_model_run` writes. `info.stage` is train or export."""
+    """What `record_model_run` writes. `info.stage` is init (the demo base model), train or export."""
 
     run_id: str
     info: RunInfo

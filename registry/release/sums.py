@@ -33,16 +33,28 @@ def format_sums(entries: Iterable[tuple[str, str]]) -> str:
 
 def parse_sums(text: str, where: str = "SHA256SUMS") -> dict[str, str]:
     """{path: sha256}; a malformed line or a path listed twice is an error naming the line."""
+    entries, bad = read_sums(text)
+    if bad:
+        number, problem = bad[0]
+        raise RegistryError(f"{where}:{number}: {problem}", hint="each line is `<64 hex digits>  <path>`")
+    return entries
+
+
+def read_sums(text: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
+    """({path: sha256} of the good lines, [(line number, problem)] of the bad ones): like `sha256sum -c`, one
+    malformed line does not hide the others."""
     entries: dict[str, str] = {}
+    bad: list[tuple[int, str]] = []
     for number, line in enumerate(text.splitlines(), 1):
         match = LINE.match(line)
         if not match:
-            raise RegistryError(f"{where}:{number}: not a sha256sum line: {line[:80]!r}",
-                                hint="each line is `<64 hex digits>  <path>`")
+            bad.append((number, f"not a sha256sum line: {line[:80]!r}"))
+            continue
         escaped, digest, path = match.groups()
         if escaped:
             path = re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m.group(1), m.group(1)), path)
         if path in entries:
-            raise RegistryError(f"{where}:{number}: {path} is listed twice")
+            bad.append((number, f"{path} is listed twice"))
+            continue
         entries[path] = digest.lower()
-    return entries
+    return entries, bad

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from registry.errors import RegistryError
 from registry.release.manifest import MANIFEST, SIGNATURE, SUMS, UNLISTED, Manifest, read_manifest
-from registry.release.sums import file_sha256, parse_sums
+from registry.release.sums import file_sha256, read_sums
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +46,24 @@ def _read_sums(folder: Path, differences: list[Difference]) -> dict[str, str]:
         differences.append(Difference(SUMS, "missing", "a release lists every file in SHA256SUMS"))
         return {}
     try:
-        return parse_sums(path.read_text(encoding="utf-8"))
-    except (RegistryError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         differences.append(Difference(SUMS, "unreadable", str(exc)))
         return {}
+    sums, bad = read_sums(text)
+    differences += [Difference(f"{SUMS}:{number}", "unreadable", problem) for number, problem in bad]
+    return sums
+
+
+def listed_count(manifest: Manifest) -> int:
+    """How many files SHA256SUMS lists: the manifest's files and manifest.json (not SHA256SUMS, release.sig)."""
+    return len(manifest.files) + 1
+
+
+def count_phrase(manifest: Manifest) -> str:
+    """The one way every command counts a release's files."""
+    unlisted = SUMS + (f", {SIGNATURE}" if manifest.signature else "")
+    return f"{listed_count(manifest)} files listed in {SUMS} (+ {unlisted})"
 
 
 def _files(folder: Path, differences: list[Difference]) -> set[str]:
