@@ -104,6 +104,9 @@ def quiet_libraries() -> Iterator[None]:
 def _export(options: ExportOptions, say: Any, work: Path, started: datetime, clock: float) -> ExportOutcome:
     say("loading and merging the model")
     model, tokenizer = load_merged(options.base_model, options.adapter)
+    # PyTorch's figures come first, on the model as loaded, before the dynamo export has traced it.
+    say("running the evaluation prompts through PyTorch")
+    reference = torch_reference(model, tokenizer, options)
     say("exporting the fp32 graph")
     fp32 = onnx_graph.export_fp32(model, work / VARIANT_DIRS["fp32"])
     write_side_files(model, tokenizer, options.base_model, fp32.parent)
@@ -121,7 +124,7 @@ def _export(options: ExportOptions, say: Any, work: Path, started: datetime, clo
         _copy_side_files(fp32.parent, graphs["int4"].parent, "int4 (onnxruntime-genai builder; no position_ids "
                                                              "input: positions come from attention_mask)")
     say("checking parity with PyTorch")
-    report = check_parity(model, tokenizer, graphs, options)
+    report = check_parity(model, reference, graphs, options)
     peak = _peak_rss_mb()
     # timings go to the catalog run's stats, not parity.json: equal inputs must write an equal file
     timing = {"seconds": round(time.perf_counter() - clock, 2), "peak_rss_mb": round(peak, 1)}
@@ -241,12 +244,25 @@ def _copy_side_files(src: Path, dst: Path, quantization: str) -> None:
     _write_json(dst / "config.json", config)
 
 
-def check_parity(model: Any, tokenizer: Any, graphs: dict[str, Path], options: ExportOptions) -> dict[str, Any]:
-    """parity.json's content: per variant the figures, thresholds and verdict; fp32 alone gates."""
+@dataclass(frozen=True)
+class Reference:
+    """The evaluation prompts and what PyTorch made of them."""
+
+    eval_set: parity.EvalSet
+    batch: parity.Batch
+    figures: parity.Reference
+
+
+def torch_reference(model: Any, tokenizer: Any, options: ExportOptions) -> Reference:
     eval_set = parity.load_eval_set(options.dataset, tokenizer, options.n_prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     batch = parity.left_pad(eval_set.prompts, int(pad))
-    reference = parity.torch_reference(model, batch, options.thresholds.greedy_tokens)
+    return Reference(eval_set, batch, parity.torch_reference(model, batch, options.thresholds.greedy_tokens))
+
+
+def check_parity(model: Any, prepared: Reference, graphs: dict[str, Path], options: ExportOptions) -> dict[str, Any]:
+    """parity.json's content: per variant the figures, thresholds and verdict; fp32 alone gates."""
+    eval_set, batch, reference = prepared.eval_set, prepared.batch, prepared.figures
     shape = onnx_graph.CacheShape.of(model.config)
     variants = {}
     for variant, path in graphs.items():
