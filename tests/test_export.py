@@ -129,10 +129,9 @@ def test_plain_onnxruntime_runs_prefill_and_a_cached_decode_step_like_pytorch(ex
     assert q_logits.shape == logits.shape and np.isfinite(q_logits).all()
 
 
-def test_norms_run_as_onnxruntime_kernels_and_decode_matches_up_to_the_last_position(exported: dict[str, Path]
-                                                                                      ) -> None:
-    """The exporter fuses RMSNorm and traces grouped attention without per-group copies of the cache or NaN
-    guards; a decode step at the last position still matches PyTorch."""
+def test_norms_and_rope_run_as_onnxruntime_kernels_up_to_the_last_position(exported: dict[str, Path]) -> None:
+    """The exporter fuses RMSNorm and RoPE (its cos/sin table is max_position_embeddings long) and traces grouped
+    attention without per-group copies of the cache; a decode step at the last position still matches PyTorch."""
     from collections import Counter
 
     import numpy as np
@@ -142,8 +141,9 @@ def test_norms_run_as_onnxruntime_kernels_and_decode_matches_up_to_the_last_posi
 
     path = exported["out"] / "onnx" / "model.onnx"
     ops = Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+    assert ops["RotaryEmbedding"] == 2 * 2  # query and key of both layers
     assert ops["SimplifiedLayerNormalization"] + ops["SkipSimplifiedLayerNormalization"] == 2 * 2 + 1
-    assert ops["IsNaN"] == 0 and ops["Expand"] < 2 * 2
+    assert ops["IsNaN"] == 0 and ops["Neg"] == 0 and ops["Expand"] < 2 * 2
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     layers = [f"past_key_values.{i}.{k}" for i in range(2) for k in ("key", "value")]
     context = 256
