@@ -221,6 +221,24 @@ def test_resume_after_kill_continues_from_the_checkpoint(built: dict[str, Path],
     assert (whole / "adapter_model.safetensors").read_bytes() == (out / "adapter_model.safetensors").read_bytes()
 
 
+def test_a_finished_run_trained_again_gives_the_same_files(built: dict[str, Path], tmp_path: Path) -> None:
+    """Its checkpoint at the last step is not resumed (the Trainer would take one step more): the rerun resumes
+    from the one before and ends at the same step with the same adapter bytes."""
+    out = tmp_path / "adapter"
+    args = ["train", "--base-model", str(built["base"]), "--dataset", str(built["dataset"]), "--no-catalog",
+            "--max-steps", "4", "--save-steps", "2", "--eval-steps", "100", *FAST, "--out", str(out),
+            "--checkpoints", str(tmp_path / "checkpoints")]
+    ok(*args)
+    first = (out / "adapter_model.safetensors").read_bytes()
+    assert list(tmp_path.glob("checkpoints/*/checkpoint-4"))
+    again = ok(*args)
+    assert "resumed from step 2" in again.output
+    config = json.loads((out / "training_config.json").read_text(encoding="utf-8"))
+    assert config["results"]["global_step"] == 4
+    assert max(e["step"] for e in config["results"]["log_history"]) == 4
+    assert (out / "adapter_model.safetensors").read_bytes() == first
+
+
 @pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
 def test_two_process_launchers(built: dict[str, Path], tmp_path: Path, launcher: str) -> None:
     out = tmp_path / "adapter"

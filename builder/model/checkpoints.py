@@ -30,6 +30,10 @@ def resume_point(args: Any, resume: bool) -> Path | None:
             for partial in _checkpoints(folder, complete=False):
                 shutil.rmtree(partial, ignore_errors=True)
         found = _checkpoints(folder, complete=True)
+    if args.max_steps > 0:
+        # A checkpoint at the last step is a finished run: the Trainer resumed from it takes one step more (it
+        # skips that many batches, then steps before checking max_steps). Resume before it: the same result.
+        found = [c for c in found if int(c.name.rsplit("-", 1)[1]) < args.max_steps]
     return found[-1] if found else None
 
 
