@@ -22,11 +22,9 @@ from builder.release.compare import diff_folders
 from builder.release.cut import CutOptions, cut_release
 from builder.release.verify import verify_folder
 from builder.stages.dataset import DatasetOptions, build_dataset
-from builder.stages.generate import GenerateOptions, generate
 from registry.catalog.connection import open_catalog
 from registry.catalog.indexer import index
 from registry.catalog.policy import GateFailed, incompatibility
-from registry.catalog.query import run_query
 from registry.config import ValidationConfig
 from registry.errors import RegistryError
 from registry.licenses import LicensePolicy
@@ -35,26 +33,10 @@ from registry.release.manifest import SCHEMA_VERSION, from_dict, read_manifest, 
 from registry.release.sums import format_sums, parse_sums
 from registry.release.verify import verify_release
 from tests.conftest import EXAMPLE_TAXONOMY, REPO, TaxonomyMaker, skill_yaml
+from tests.releasing import build_data, cut, rows
 
 runner = CliRunner()
 LEAF = "compositional_skills/linguistics/antonyms"
-
-
-def build_data(build: Path, taxonomy: Path = EXAMPLE_TAXONOMY, config: ValidationConfig | None = None) -> Path:
-    """index -> generate -> dataset build into BUILD, as `taxreg build` does before the model stages."""
-    catalog = build / "catalog.duckdb"
-    index(taxonomy, catalog, config)
-    generate(taxonomy, catalog, GenerateOptions())
-    build_dataset(catalog, build / "datasets", DatasetOptions())
-    return build
-
-
-def cut(build: Path, version: str, **kwargs: object) -> Path:
-    return cut_release(CutOptions(version, build, with_model=False, **kwargs)).folder  # type: ignore[arg-type]
-
-
-def rows(build: Path, sql: str) -> list[tuple[object, ...]]:
-    return run_query(build / "catalog.duckdb", sql).rows
 
 
 @pytest.fixture(scope="module")

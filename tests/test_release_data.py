@@ -13,19 +13,16 @@ from typer.testing import CliRunner
 
 from builder.cli import app
 from builder.release.compare import diff_folders
-from builder.release.cut import CutOptions, cut_release
 from builder.site.build import SiteOptions, build_site
 from builder.site.data import load
 from builder.stages.dataset import DatasetOptions, build_dataset
-from builder.stages.generate import GenerateOptions, generate
 from registry.catalog.connection import MIGRATIONS, SCHEMA_VERSION, open_catalog
-from registry.catalog.indexer import index
 from registry.catalog.policy import GateFailed
-from registry.catalog.query import run_query
 from registry.config import ValidationConfig
 from registry.licenses import LicensePolicy
 from registry.release.manifest import read_manifest
 from tests.conftest import EXAMPLE_TAXONOMY, REPO, TaxonomyMaker, skill_yaml
+from tests.releasing import build_data, cut, rows
 
 runner = CliRunner()
 LEAF = "compositional_skills/linguistics/antonyms"
@@ -36,22 +33,6 @@ VENDOR = REPO / "build" / "vendor"
 def attribution(license_id: str) -> str:
     return ("Title of work: Borrowed examples\nLink to work: https://example.com/borrowed\nRevision: N/A\n"
             f"License of the work: {license_id}\nCreator names: Someone Else\n")
-
-
-def build_data(build: Path, taxonomy: Path, config: ValidationConfig | None = None) -> Path:
-    catalog = build / "catalog.duckdb"
-    index(taxonomy, catalog, config)
-    generate(taxonomy, catalog, GenerateOptions())
-    build_dataset(catalog, build / "datasets", DatasetOptions())
-    return build
-
-
-def cut(build: Path, version: str, **kwargs: object) -> Path:
-    return cut_release(CutOptions(version, build, with_model=False, **kwargs)).folder  # type: ignore[arg-type]
-
-
-def rows(build: Path, sql: str) -> list[tuple[object, ...]]:
-    return run_query(build / "catalog.duckdb", sql).rows
 
 
 def test_an_edited_leaf_ships_the_version_its_samples_were_generated_from(tmp_path: Path) -> None:

@@ -1,0 +1,30 @@
+"""Helpers shared by the release tests: the data stages of a build, a data-only cut, and catalog queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builder.release.cut import CutOptions, cut_release
+from builder.stages.dataset import DatasetOptions, build_dataset
+from builder.stages.generate import GenerateOptions, generate
+from registry.catalog.indexer import index
+from registry.catalog.query import run_query
+from registry.config import ValidationConfig
+from tests.conftest import EXAMPLE_TAXONOMY
+
+
+def build_data(build: Path, taxonomy: Path = EXAMPLE_TAXONOMY, config: ValidationConfig | None = None) -> Path:
+    """index -> generate -> dataset build into BUILD, as `taxreg build` does before the model stages."""
+    catalog = build / "catalog.duckdb"
+    index(taxonomy, catalog, config)
+    generate(taxonomy, catalog, GenerateOptions())
+    build_dataset(catalog, build / "datasets", DatasetOptions())
+    return build
+
+
+def cut(build: Path, version: str, **kwargs: object) -> Path:
+    return cut_release(CutOptions(version, build, with_model=False, **kwargs)).folder  # type: ignore[arg-type]
+
+
+def rows(build: Path, sql: str) -> list[tuple[object, ...]]:
+    return run_query(build / "catalog.duckdb", sql).rows
