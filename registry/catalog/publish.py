@@ -12,7 +12,7 @@ what only the builder needs (PRIVATE_TABLES, PRIVATE_COLUMNS). What changes on t
 The same catalog gives byte-identical files. DuckDB writes one random value into a v1.4.0 file: a 16-byte
 database identifier in the main header (for storage versions >= 67; it salts encryption keys and has no use
 in an unencrypted file). It is set to zeros, as DuckDB writes it for older storage versions, and the header
-checksum recomputed (`_settle_header`). Every data block was already identical (checked at 10,000 leaves).
+checksum recomputed (`dbheader.zero_database_id`). Every data block was already identical (checked at 10,000 leaves).
 
 A release's copy (`write_release_audit` with `Steady`) is reproducible from the same inputs, not only from the
 same catalog: the catalog records wall-clock times, random run ids, durations and local paths, which the copy
@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,12 +34,12 @@ from typing import Any
 
 import duckdb
 
+from registry.catalog import dbheader
 from registry.catalog.connection import SCHEMA_VERSION
 from registry.errors import CatalogError
 from registry.release.sums import file_sha256
 
 STORAGE_VERSION = "v1.4.0"
-STORAGE_NUMBER = 67  # the version number DuckDB writes into the header for STORAGE_VERSION
 # The sorts spill beyond this: at 10,000 contributions (129k samples) peak RSS fell from ~720 MB to ~330 MB for
 # ~7% more CPU. The site build runs this inside mkdocs' process, whose peak must stay under 1 GB.
 MEMORY_LIMIT = "256MB"
@@ -241,7 +240,7 @@ def _write(con: Any, staging: Path, steady: Steady | None, previous: Path | None
     finally:
         if steady is not None:
             _stop_steady(con)
-    return counts, _settle_header(database)
+    return counts, dbheader.zero_database_id(database, dbheader.STORAGE_NUMBERS[STORAGE_VERSION])
 
 
 def _copy_tables(con: Any, home: str, steady: Steady | None) -> dict[str, str]:
@@ -430,37 +429,6 @@ def _create_views(con: Any, pending: list[AuditView]) -> None:
             raise CatalogError(f"cannot recreate {failed[0].name} in the public copy: {errors[0]}",
                                hint="a view or macro reads something that is not published")
         pending = failed
-
-
-def _settle_header(path: Path) -> bool:
-    """Zero the random database identifier of a closed v1.4.0 file and recompute the header checksum (module
-    docstring). Main header: checksum (8 bytes), "DUCK", version number, 4 flags, library version and git hash
-    (32 each), encryption metadata (8), identifier (16), canary (8). False, untouched: not that layout."""
-    with path.open("r+b") as f:
-        header = bytearray(f.read(_HEADER_SIZE))
-        if len(header) != _HEADER_SIZE or header[8:12] != b"DUCK" \
-                or struct.unpack_from("<Q", header, 12)[0] != STORAGE_NUMBER \
-                or any(header[20:52]) or any(header[116:124]) \
-                or struct.unpack_from("<Q", header, 0)[0] != _checksum(header[8:]):
-            return False
-        header[_IDENTIFIER] = bytes(_IDENTIFIER.stop - _IDENTIFIER.start)
-        struct.pack_into("<Q", header, 0, _checksum(header[8:]))
-        f.seek(0)
-        f.write(header)
-    return True
-
-
-_HEADER_SIZE = 4096
-_IDENTIFIER = slice(124, 140)
-_MASK = (1 << 64) - 1
-
-
-def _checksum(block: bytes | bytearray) -> int:
-    """DuckDB's block checksum (src/common/checksum.cpp) of a length divisible by 8."""
-    result = 5381
-    for (word,) in struct.iter_unpack("<Q", block):
-        result ^= (word * 0xBF58476D1CE4E5B9) & _MASK
-    return result
 
 
 def _macro_sql(name: str, params: list[str], body: str) -> str:
