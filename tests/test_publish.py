@@ -25,10 +25,10 @@ from registry.catalog.publish import (
     PRIVATE_COLUMNS,
     PRIVATE_TABLES,
     PublishedFile,
-    Steady,
     publish,
     write_release_audit,
 )
+from registry.catalog.steady import Steady
 from registry.errors import CatalogError, EnvironmentProblem
 from tests.conftest import EXAMPLE_TAXONOMY, REPO
 

@@ -27,6 +27,7 @@ from registry import __version__
 from registry.catalog import policy, publish, releases
 from registry.catalog.connection import open_catalog
 from registry.catalog.datasets import source_date
+from registry.catalog.steady import Steady
 from registry.errors import RegistryError
 from registry.licenses import LicensePolicy, normalize
 from registry.release.canonical import canonical_sha256
@@ -243,9 +244,9 @@ def _assemble(con: Any, staging: Path, options: CutOptions, shipment: _Shipment,
         shutil.copyfile(shipment.data_dir / name, staging / "data" / name)
     if shipment.model is not None:
         _copy_model(options.build_dir / "model", staging, shipment)
-    # The public copy the site publishes, reproducible from the same inputs (publish.Steady)
+    # The public copy the site publishes, reproducible from the same inputs (registry.catalog.steady)
     audit = publish.write_release_audit(con, staging / "audit",
-                                        publish.Steady(shipment.released_at, options.build_dir.resolve()))
+                                        Steady(shipment.released_at, options.build_dir.resolve()))
     unsteady = sorted(f"audit/{f.relpath}" for f in audit if not f.reproducible)
     draft = _manifest(con, options, shipment, results, unsteady)
     if shipment.model is not None:

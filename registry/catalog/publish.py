@@ -16,7 +16,7 @@ checksum recomputed (`dbheader.zero_database_id`). Every data block was already 
 
 A release's copy (`write_release_audit` with `Steady`) is reproducible from the same inputs, not only from the
 same catalog: the catalog records wall-clock times, random run ids, durations and local paths, which the copy
-rewrites by the reproducible-builds conventions (STEADY_NOTES; written into its catalog_meta and comments).
+rewrites by the reproducible-builds conventions (registry.catalog.steady; stated in its catalog_meta and comments).
 The site's copy keeps the real values.
 """
 
@@ -27,7 +27,6 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,8 @@ import duckdb
 
 from registry.catalog import dbheader
 from registry.catalog.connection import SCHEMA_VERSION
+from registry.catalog.sqltext import ident, literal
+from registry.catalog.steady import Steady
 from registry.errors import CatalogError
 from registry.release.sums import file_sha256
 
@@ -73,30 +74,6 @@ MACRO_COMMENTS = {
                        "subject (a document sha256, a contribution path, a version id, or a seed or chunk id).",
 }
 
-# A release's copy. The catalog mints random ids for builds, index runs and runs (uuid4) and for itself; these
-# columns hold them (and JSON values may: build.stats names its runs).
-ID_COLUMNS = {"run_id", "build_id", "first_seen_run", "last_seen_run", "first_run_id"}
-ID_VALUES = {("catalog_meta", "value")}  # catalog_id
-ID_SOURCES = (  # (new id prefix, random ids in start order)
-    ("build", "SELECT build_id FROM {db}.main.build ORDER BY started_at, build_id"),
-    ("index", "SELECT run_id FROM {db}.main.index_run ORDER BY started_at, run_id"),
-    ("run", "SELECT run_id FROM {db}.main.run ORDER BY started_at, stage, run_id"),
-)
-CONTENT_JSON = {("sample", "messages")}  # the teacher's text: no measurement in it, and too big for a Python pass
-MEASUREMENTS = ("seconds", "peak_rss_mb")  # JSON keys; also any key ending in one of MEASUREMENT_SUFFIXES
-MEASUREMENT_SUFFIXES = ("_seconds", "_runtime", "_per_second")
-STEADY_NOTES = {
-    "time": "wall-clock times later than SOURCE_DATE_EPOCH ({epoch}) are clamped to it",
-    "id": "random ids are replaced: builds build-N, index runs index-N, runs run-N (N in start order), the "
-          "catalog's id 'catalog'; the same in every table and JSON value",
-    "json": "durations, rates and memory peaks in JSON values (keys seconds, peak_rss_mb, *_seconds, *_runtime, "
-            "*_per_second) are null; random ids and paths in them are rewritten as in the columns",
-    "path": "absolute paths inside the build folder are written relative to it",
-}
-_STEADY_IDS = "taxreg_steady_id"  # a temporary table: random id -> steady id
-_STEADY_JSON = "taxreg_steady_json"  # a Python function over JSON text
-
-
 @dataclass(frozen=True, slots=True)
 class PublishedFile:
     """One file of the public copy. `rows` for Parquet tables; `reproducible`: the same catalog (and, for a
@@ -118,19 +95,6 @@ class AuditView:
     kind: str  # view | table_macro
     sql: str
     comment: str
-
-
-@dataclass(frozen=True, slots=True)
-class Steady:
-    """A release's copy: wall-clock times clamped to `epoch` (SOURCE_DATE_EPOCH), random ids replaced, durations
-    nulled, absolute paths under `root` (the build folder) made relative. See STEADY_NOTES."""
-
-    epoch: datetime
-    root: Path | None = None
-
-    def notes(self) -> dict[str, str]:
-        epoch = self.epoch.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {kind: note.format(epoch=epoch) for kind, note in STEADY_NOTES.items()}
 
 
 def publish(catalog: Path, out_dir: Path, previous: Path | None = None) -> list[PublishedFile]:
@@ -172,7 +136,7 @@ def write_public(con: Any, out_dir: Path, steady: Steady | None = None,
 
 def audit_views(con: Any, database: str | None = None) -> list[AuditView]:
     """The views and table macros of a catalog (or of its public copy), in name order."""
-    where = "database_name = current_database()" if database is None else f"database_name = {_literal(database)}"
+    where = "database_name = current_database()" if database is None else f"database_name = {literal(database)}"
     views = [AuditView(name, "view", sql.strip(), comment or "") for name, sql, comment in con.execute(
         f"SELECT view_name, sql, comment FROM duckdb_views() WHERE {where} AND schema_name = 'main' "
         "AND NOT internal ORDER BY view_name").fetchall()]
@@ -189,7 +153,7 @@ def _open_source(catalog: Path, spill: str) -> Any:
         raise CatalogError(f"no catalog at {catalog}", hint="run `taxreg index` first, or pass --catalog PATH")
     con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill})
     try:
-        con.execute(f"ATTACH {_literal(str(catalog))} AS catalog (READ_ONLY)")
+        con.execute(f"ATTACH {literal(str(catalog))} AS catalog (READ_ONLY)")
         con.execute("USE catalog")
     except duckdb.Error as exc:
         con.close()
@@ -215,31 +179,31 @@ def _write(con: Any, staging: Path, steady: Steady | None, previous: Path | None
     con.execute("SET enable_progress_bar = false")  # DuckDB draws one on the terminal for long queries
     [(home,)] = con.execute("SELECT current_database()").fetchall()
     if steady is not None:
-        _start_steady(con, home, steady)
+        steady.start(con, home)
     database = staging / DATABASE_FILE
     try:
-        con.execute(f"ATTACH {_literal(str(database))} AS public_copy (STORAGE_VERSION '{STORAGE_VERSION}')")
+        con.execute(f"ATTACH {literal(str(database))} AS public_copy (STORAGE_VERSION '{STORAGE_VERSION}')")
         try:
             orders = _copy_tables(con, home, steady)
             # Rows are read back in the order they were written (insertion order is preserved): no second sort.
             counts = {table: _write_parquet(con, table, order, staging / f"{table}.parquet", steady is None, previous)
                       for table, order in orders.items()}
             for table, comment in con.execute(
-                    f"SELECT table_name, comment FROM duckdb_tables() WHERE database_name = {_literal(home)} "
+                    f"SELECT table_name, comment FROM duckdb_tables() WHERE database_name = {literal(home)} "
                     "AND schema_name = 'main' AND comment IS NOT NULL").fetchall():
                 if table in orders:
-                    con.execute(f"COMMENT ON TABLE public_copy.main.{_ident(table)} IS {_literal(comment)}")
+                    con.execute(f"COMMENT ON TABLE public_copy.main.{ident(table)} IS {literal(comment)}")
             views = audit_views(con, home)
             con.execute("USE public_copy")  # view and macro bodies name their tables without a database
             try:
                 _create_views(con, views)
             finally:
-                con.execute(f"USE {_ident(home)}")
+                con.execute(f"USE {ident(home)}")
         finally:
             con.execute("DETACH public_copy")
     finally:
         if steady is not None:
-            _stop_steady(con)
+            steady.stop(con)
     return counts, dbheader.zero_database_id(database, dbheader.STORAGE_NUMBERS[STORAGE_VERSION])
 
 
@@ -252,27 +216,27 @@ def _copy_tables(con: Any, home: str, steady: Steady | None) -> dict[str, str]:
         published = [c for c in cols if c[0] not in PRIVATE_COLUMNS.get(table, {})]
         exprs = [(name, *_expression(table, name, dtype, steady), comment) for name, dtype, comment in published]
         orders[table] = _order(keys.get(table) or ORDER_KEYS.get(table, ()), [name for name, _, _ in published])
-        rows = f"SELECT {', '.join(f'{sql} AS {_ident(name)}' for name, sql, _, _ in exprs)} " \
-               f"FROM {_ident(home)}.main.{_ident(table)} AS src"
+        rows = f"SELECT {', '.join(f'{sql} AS {ident(name)}' for name, sql, _, _ in exprs)} " \
+               f"FROM {ident(home)}.main.{ident(table)} AS src"
         if table == "catalog_meta" and len(published) == 2:  # the notes, sorted in with the catalog's rows
             rows += " UNION ALL SELECT * FROM (VALUES " + ", ".join(
-                f"({_literal(k)}, {_literal(v)})" for k, v in notes) + ")"
-        con.execute(f"CREATE TABLE public_copy.main.{_ident(table)} AS SELECT * FROM ({rows}) "
+                f"({literal(k)}, {literal(v)})" for k, v in notes) + ")"
+        con.execute(f"CREATE TABLE public_copy.main.{ident(table)} AS SELECT * FROM ({rows}) "
                     f"ORDER BY {orders[table]}")
         for name, _, rewrite, comment in exprs:
             text = " ".join(filter(None, [comment, f"In this release copy: {steady.notes()[rewrite]}."
                                           if steady is not None and rewrite else None]))
             if text:
-                con.execute(f"COMMENT ON COLUMN public_copy.main.{_ident(table)}.{_ident(name)} IS {_literal(text)}")
+                con.execute(f"COMMENT ON COLUMN public_copy.main.{ident(table)}.{ident(name)} IS {literal(text)}")
     return orders
 
 
 def _write_parquet(con: Any, table: str, order: str, target: Path, reuse: bool, previous: Path | None) -> int:
     """One table's Parquet; with `reuse`, its fingerprint goes into the file and an unchanged file of `previous`
     is hard-linked instead. -> rows."""
-    source = f"public_copy.main.{_ident(table)}"
+    source = f"public_copy.main.{ident(table)}"
     if not reuse:
-        con.execute(f"COPY {source} TO {_literal(str(target))} ({PARQUET_OPTIONS})")
+        con.execute(f"COPY {source} TO {literal(str(target))} ({PARQUET_OPTIONS})")
         return int(con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0])
     rows, fingerprint = _fingerprint(con, table, order)
     old = previous / target.name if previous is not None else None
@@ -282,8 +246,8 @@ def _write_parquet(con: Any, table: str, order: str, target: Path, reuse: bool, 
         except OSError:
             shutil.copyfile(old, target)
         return rows
-    con.execute(f"COPY {source} TO {_literal(str(target))} "
-                f"({PARQUET_OPTIONS}, KV_METADATA {{{FINGERPRINT_KEY}: {_literal(fingerprint)}}})")
+    con.execute(f"COPY {source} TO {literal(str(target))} "
+                f"({PARQUET_OPTIONS}, KV_METADATA {{{FINGERPRINT_KEY}: {literal(fingerprint)}}})")
     return rows
 
 
@@ -291,86 +255,28 @@ def _fingerprint(con: Any, table: str, order: str) -> tuple[int, str]:
     """What decides the bytes of a table's Parquet: its columns and types, its rows (two order-independent sums of
     row hashes, and the count) and their sort order, DuckDB's version and the options."""
     described = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'public_copy' "
-                            f"AND table_name = {_literal(table)} ORDER BY column_index").fetchall()
-    row_hash = f"hash({', '.join(_ident(name) for name, _ in described)})"
+                            f"AND table_name = {literal(table)} ORDER BY column_index").fetchall()
+    row_hash = f"hash({', '.join(ident(name) for name, _ in described)})"
     [(rows, xor, total)] = con.execute(f"SELECT count(*), bit_xor(h), sum(h)::VARCHAR FROM (SELECT {row_hash} AS h "
-                                       f"FROM public_copy.main.{_ident(table)})").fetchall()
+                                       f"FROM public_copy.main.{ident(table)})").fetchall()
     what = [FINGERPRINT_FORMAT, duckdb.__version__, PARQUET_OPTIONS, table, described, order, rows, xor, total]
     return int(rows), sha256(json.dumps(what, default=str).encode()).hexdigest()
 
 
 def _stored_fingerprint(con: Any, path: Path) -> str | None:
     try:
-        found = con.execute(f"SELECT value FROM parquet_kv_metadata({_literal(str(path))}) "
-                            f"WHERE key = {_literal(FINGERPRINT_KEY)}").fetchall()
+        found = con.execute(f"SELECT value FROM parquet_kv_metadata({literal(str(path))}) "
+                            f"WHERE key = {literal(FINGERPRINT_KEY)}").fetchall()
     except duckdb.Error:  # not a Parquet file we can read: write ours
         return None
     return bytes(found[0][0]).decode(errors="replace") if found else None
 
 
 def _expression(table: str, name: str, dtype: str, steady: Steady | None) -> tuple[str, str | None]:
-    """The published value of a column, and which STEADY_NOTES rewrite it had (None: as in the catalog)."""
-    column = f"src.{_ident(name)}"
+    """The published value of a column, and which steady rewrite it had (None: as in the catalog)."""
+    column = f"src.{ident(name)}"
     text = f"{column}::VARCHAR" if dtype == "JSON" else column
-    if steady is None:
-        return text, None
-    if dtype.startswith("TIMESTAMP"):
-        epoch = steady.epoch.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") + ("+00" if "ZONE" in dtype else "")
-        bound = f"CAST({_literal(epoch)} AS {dtype})"
-        return f"CASE WHEN {column} > {bound} THEN {bound} ELSE {column} END", "time"  # least() drops NULLs
-    if dtype == "VARCHAR" and (name in ID_COLUMNS or (table, name) in ID_VALUES):
-        return f"coalesce((SELECT i.new FROM temp.main.{_STEADY_IDS} i WHERE i.old = {column}), {column})", "id"
-    if dtype == "JSON" and (table, name) not in CONTENT_JSON:
-        return f"{_STEADY_JSON}({text})", "json"
-    if dtype == "VARCHAR" and (name == "path" or name.endswith("_path")) and steady.root is not None:
-        root = str(steady.root)
-        return (f"CASE WHEN starts_with({column}, {_literal(root + '/')}) THEN substr({column}, {len(root) + 2}) "
-                f"WHEN {column} = {_literal(root)} THEN '.' ELSE {column} END"), "path"
-    return text, None
-
-
-def _start_steady(con: Any, home: str, steady: Steady) -> None:
-    """The random id -> steady id table and the JSON function, for this connection until _stop_steady."""
-    ids: dict[str, str] = {}
-    for prefix, sql in ID_SOURCES:
-        for n, (old,) in enumerate(con.execute(sql.format(db=_ident(home))).fetchall(), 1):
-            ids[old] = f"{prefix}-{n}"
-    catalog_id = f"SELECT value FROM {_ident(home)}.main.catalog_meta WHERE key = 'catalog_id'"
-    for (old,) in con.execute(catalog_id).fetchall():
-        ids[old] = "catalog"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_STEADY_IDS} (old VARCHAR, new VARCHAR)")
-    if ids:
-        con.executemany(f"INSERT INTO temp.main.{_STEADY_IDS} VALUES (?, ?)", sorted(ids.items()))
-    root = str(steady.root) if steady.root is not None else None
-
-    def steady_json(text: str) -> str:
-        loaded = json.loads(text)
-        cleaned = _steady_value(loaded, ids, root)
-        return text if cleaned == loaded else json.dumps(cleaned, ensure_ascii=False)
-
-    con.create_function(_STEADY_JSON, steady_json, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"))
-
-
-def _stop_steady(con: Any) -> None:
-    con.execute(f"DROP TABLE IF EXISTS temp.main.{_STEADY_IDS}")
-    con.remove_function(_STEADY_JSON)
-
-
-def _steady_value(value: Any, ids: dict[str, str], root: str | None) -> Any:
-    if isinstance(value, dict):
-        return {k: None if _measurement(k) else _steady_value(v, ids, root) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_steady_value(v, ids, root) for v in value]
-    if isinstance(value, str):
-        if value in ids:
-            return ids[value]
-        if root is not None and (value == root or value.startswith(root + "/")):
-            return value[len(root) + 1:] or "."
-    return value
-
-
-def _measurement(key: str) -> bool:
-    return key in MEASUREMENTS or key.endswith(MEASUREMENT_SUFFIXES)
+    return (text, None) if steady is None else steady.rewrite(table, name, dtype, column, text)
 
 
 def _columns(con: Any, home: str) -> dict[str, list[tuple[str, str, str | None]]]:
@@ -378,7 +284,7 @@ def _columns(con: Any, home: str) -> dict[str, list[tuple[str, str, str | None]]
     for table, name, dtype, comment in con.execute(
             "SELECT c.table_name, c.column_name, c.data_type, c.comment FROM duckdb_columns() c "
             "JOIN duckdb_tables() t USING (database_name, schema_name, table_name) "
-            f"WHERE c.database_name = {_literal(home)} AND c.schema_name = 'main' AND NOT t.internal "
+            f"WHERE c.database_name = {literal(home)} AND c.schema_name = 'main' AND NOT t.internal "
             "ORDER BY c.table_name, c.column_index").fetchall():
         if table not in PRIVATE_TABLES:
             out.setdefault(table, []).append((name, dtype, comment))
@@ -388,13 +294,13 @@ def _columns(con: Any, home: str) -> dict[str, list[tuple[str, str, str | None]]
 def _primary_keys(con: Any, home: str) -> dict[str, tuple[str, ...]]:
     return {table: tuple(names) for table, names in con.execute(
         "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
-        f"WHERE database_name = {_literal(home)} AND schema_name = 'main' AND constraint_type = 'PRIMARY KEY'"
+        f"WHERE database_name = {literal(home)} AND schema_name = 'main' AND constraint_type = 'PRIMARY KEY'"
     ).fetchall()}
 
 
 def _order(key: tuple[str, ...], columns: list[str]) -> str:
     ordered = [c for c in key if c in columns] + [c for c in columns if c not in key]
-    return ", ".join(_ident(c) for c in ordered)
+    return ", ".join(ident(c) for c in ordered)
 
 
 def _notes(steady: Steady | None) -> list[tuple[str, str]]:
@@ -424,7 +330,7 @@ def _create_views(con: Any, pending: list[AuditView]) -> None:
                 continue
             what = "VIEW" if view.kind == "view" else "MACRO TABLE"
             if view.comment:
-                con.execute(f"COMMENT ON {what} {_ident(view.name)} IS {_literal(view.comment)}")
+                con.execute(f"COMMENT ON {what} {ident(view.name)} IS {literal(view.comment)}")
         if len(failed) == len(pending):
             raise CatalogError(f"cannot recreate {failed[0].name} in the public copy: {errors[0]}",
                                hint="a view or macro reads something that is not published")
@@ -432,18 +338,10 @@ def _create_views(con: Any, pending: list[AuditView]) -> None:
 
 
 def _macro_sql(name: str, params: list[str], body: str) -> str:
-    return f"CREATE MACRO {_ident(name)}({', '.join(_ident(p) for p in params)}) AS TABLE {body}"
+    return f"CREATE MACRO {ident(name)}({', '.join(ident(p) for p in params)}) AS TABLE {body}"
 
 
 def _described(path: Path, tables: dict[str, int], settled: bool) -> PublishedFile:
     table = path.stem if path.suffix == ".parquet" else None
     return PublishedFile(path.name, file_sha256(path), path.stat().st_size, table,
                          tables.get(table) if table else None, path.suffix == ".parquet" or settled)
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
