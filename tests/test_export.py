@@ -73,6 +73,9 @@ def test_export_writes_both_variants_and_fp32_passes_parity(exported: dict[str, 
     assert fp32["thresholds"] == {"max_abs_diff": 1e-4, "greedy_identical": True}
     assert not int8["gate"] and int8["thresholds"] == {"top1_agreement": 0.95}
     assert 0.5 < int8["top1_agreement"] <= 1.0 and int8["max_abs_diff"] > fp32["max_abs_diff"]
+    # under 95%, mixed int8 ranked the matmuls on the train split (tests/test_mixed_int8.py)
+    assert isinstance(int8["fp32_matmuls"], list) and int8["calibration"] in (None, "dataset:default/train.jsonl")
+    assert (int8["calibration"] is None) == (int8["top1_agreement"] >= 0.95 and not int8["fp32_matmuls"])
     assert {"torch", "transformers", "onnxruntime", "onnx"} <= set(report["versions"])
     for name in ("onnx", "onnx-int8"):
         folder = out / name

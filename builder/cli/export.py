@@ -31,6 +31,10 @@ def export_command(
     prompts: Annotated[int, typer.Option("--prompts", min=1, max=64, help="Evaluation prompts in the batch.")] = 8,
     greedy_tokens: Annotated[int, typer.Option("--greedy-tokens", min=2, max=256,
                                                help="Greedy tokens compared per prompt.")] = 32,
+    int8_fp32_share: Annotated[float, typer.Option(
+        "--int8-fp32-share", min=0.0, max=1.0,
+        help="When all-int8 misses 95% top-1 agreement, the matmuls that cost the most may stay fp32, up to this "
+             "share of the weights (0: all int8).")] = 0.1,
 ) -> None:
     """Merge the adapter, export ONNX with a KV cache (fp32 + int8), and refuse it unless fp32 matches PyTorch."""
     from builder.model.export import ExportOptions, ParityFailed, export
@@ -39,7 +43,8 @@ def export_command(
     failure: ParityFailed | None = None
     with console.user_errors(state["debug"]):
         options = ExportOptions(base_model, None if no_adapter else adapter, out, catalog, dataset, int4,
-                                Thresholds(max_abs_diff=max_diff, greedy_tokens=greedy_tokens), prompts)
+                                Thresholds(max_abs_diff=max_diff, greedy_tokens=greedy_tokens), prompts,
+                                int8_fp32_share)
         try:
             outcome = export(options, progress=lambda message: console.print_summary(f"export: {message}", False))
         except ParityFailed as exc:
@@ -53,7 +58,8 @@ def export_command(
         console.print_line(
             f"{variant}: max |logit diff| {figures['max_abs_diff']:.3g}, top-1 agreement "
             f"{figures['top1_agreement']:.1%}, greedy identical {figures['greedy_identical_prompts']}/"
-            f"{figures['n_prompts']} prompts x {figures['n_tokens']} tokens: {verdict}")
+            f"{figures['n_prompts']} prompts x {figures['n_tokens']} tokens: {verdict}"
+            + (f"; kept in fp32: {', '.join(figures['fp32_matmuls'])}" if figures.get("fp32_matmuls") else ""))
     paths = ", ".join(str(p) for p in outcome.written.values())
     console.print_summary(f"exported in {outcome.seconds:.1f} s (peak RSS {outcome.peak_rss_mb:.0f} MB): {paths}",
                           False)

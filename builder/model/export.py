@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from builder.model import onnx_graph, parity
+from builder.model import mixed_int8, onnx_graph, parity
 from registry import __version__
 from registry.errors import EnvironmentProblem, RegistryError
 
@@ -48,6 +48,8 @@ class ExportOptions:
     int4: bool = False
     thresholds: parity.Thresholds = field(default_factory=parity.Thresholds)
     n_prompts: int = 8
+    # when all-int8 misses the top-1 target: at most this share of the matmul weights may stay fp32 (0: never)
+    int8_fp32_share: float = 0.1
 
 
 @dataclass
@@ -111,8 +113,7 @@ def _export(options: ExportOptions, say: Any, work: Path, started: datetime, clo
     fp32 = onnx_graph.export_fp32(model, work / VARIANT_DIRS["fp32"])
     write_side_files(model, tokenizer, options.base_model, fp32.parent)
     say("quantizing to int8")
-    int8 = onnx_graph.quantize_int8(fp32, work / VARIANT_DIRS["int8"], work / "untied")
-    _copy_side_files(fp32.parent, int8.parent, "int8 (onnxruntime quantize_dynamic)")
+    int8, int8_figures = _int8(model, tokenizer, fp32, reference, options, work, say)
     graphs = {"fp32": fp32, "int8": int8}
     if options.int4:
         say("building int4 with onnxruntime-genai")
@@ -124,7 +125,7 @@ def _export(options: ExportOptions, say: Any, work: Path, started: datetime, clo
         _copy_side_files(fp32.parent, graphs["int4"].parent, "int4 (onnxruntime-genai builder; no position_ids "
                                                              "input: positions come from attention_mask)")
     say("checking parity with PyTorch")
-    report = check_parity(model, reference, graphs, options)
+    report = check_parity(model, reference, graphs, options, {"int8": int8_figures})
     peak = _peak_rss_mb()
     # timings go to the catalog run's stats, not parity.json: equal inputs must write an equal file
     timing = {"seconds": round(time.perf_counter() - clock, 2), "peak_rss_mb": round(peak, 1)}
@@ -255,20 +256,58 @@ class Reference:
 
 def torch_reference(model: Any, tokenizer: Any, options: ExportOptions) -> Reference:
     eval_set = parity.load_eval_set(options.dataset, tokenizer, options.n_prompts)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    batch = parity.left_pad(eval_set.prompts, int(pad))
+    batch = _padded(tokenizer, eval_set)
     return Reference(eval_set, batch, parity.torch_reference(model, batch, options.thresholds.greedy_tokens))
 
 
-def check_parity(model: Any, prepared: Reference, graphs: dict[str, Path], options: ExportOptions) -> dict[str, Any]:
-    """parity.json's content: per variant the figures, thresholds and verdict; fp32 alone gates."""
-    eval_set, batch, reference = prepared.eval_set, prepared.batch, prepared.figures
-    shape = onnx_graph.CacheShape.of(model.config)
-    variants = {}
-    for variant, path in graphs.items():
-        session = parity.OrtModel(path, shape, threads=None)
-        result = parity.check_variant(variant, session, batch, reference, options.thresholds, gate=variant == "fp32")
-        variants[variant] = result.as_dict()
+def _padded(tokenizer: Any, prompts: parity.EvalSet) -> parity.Batch:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    return parity.left_pad(prompts.prompts, int(pad))
+
+
+def _int8(model: Any, tokenizer: Any, fp32: Path, prepared: Reference, options: ExportOptions, work: Path,
+          say: Any) -> tuple[Path, dict[str, Any]]:
+    """All-int8 first. Under the top-1 target, the matmuls that cost the most agreement stay fp32, one more at a
+    time, until the target is met or `int8_fp32_share` of the weights is spent; the best graph is kept."""
+    out, scratch, target = work / VARIANT_DIRS["int8"], work / "untied", options.thresholds.top1_target
+    path = onnx_graph.quantize_int8(fp32, out, scratch)
+    figures, kept, calibration = _check(model, "int8", path, prepared, options), [], None
+    if figures["top1_agreement"] < target and options.int8_fp32_share > 0:
+        say(f"int8 top-1 agreement {figures['top1_agreement']:.1%} is under {target:.0%}: ranking the matmuls")
+        calibration_set = parity.load_eval_set(options.dataset, tokenizer, options.n_prompts, split="train")
+        calibration = calibration_set.source
+        ranked = mixed_int8.rank_linears(model, _padded(tokenizer, calibration_set))
+        nodes = mixed_int8.matmul_nodes(model, onnx_graph.untied(fp32).graph)
+        tried: list[str] = []
+        for sensitivity in mixed_int8.candidates(ranked, nodes, options.int8_fp32_share):
+            tried.append(sensitivity.module)
+            say(f"int8 with {', '.join(tried)} in fp32")
+            path = onnx_graph.quantize_int8(fp32, out, scratch, tuple(nodes[m] for m in tried))
+            trial = _check(model, "int8", path, prepared, options)
+            if trial["top1_agreement"] > figures["top1_agreement"]:
+                figures, kept = trial, list(tried)
+            if trial["top1_agreement"] >= target:
+                break
+        if kept != tried:  # the folder holds the last trial, not the best one
+            path = onnx_graph.quantize_int8(fp32, out, scratch, tuple(nodes[m] for m in kept))
+    figures.update(fp32_matmuls=kept, calibration=calibration)
+    _copy_side_files(fp32.parent, out, mixed_int8.describe(kept))
+    return path, figures
+
+
+def _check(model: Any, variant: str, path: Path, prepared: Reference, options: ExportOptions) -> dict[str, Any]:
+    session = parity.OrtModel(path, onnx_graph.CacheShape.of(model.config), threads=None)
+    return parity.check_variant(variant, session, prepared.batch, prepared.figures, options.thresholds,
+                                gate=variant == "fp32").as_dict()
+
+
+def check_parity(model: Any, prepared: Reference, graphs: dict[str, Path], options: ExportOptions,
+                 checked: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """parity.json's content: per variant the figures, thresholds and verdict; fp32 alone gates. `checked` holds
+    variants whose figures are already known."""
+    variants = {variant: (checked or {}).get(variant) or _check(model, variant, path, prepared, options)
+                for variant, path in graphs.items()}
+    eval_set = prepared.eval_set
     return {"passed": bool(variants["fp32"]["passed"]), "eval_set": eval_set.source,
             "prompt_tokens": [len(p) for p in eval_set.prompts], "variants": variants,
             # folder names, not local paths, and the build's clock: the same inputs write the same file

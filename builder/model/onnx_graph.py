@@ -346,12 +346,20 @@ def untie_transposed_weights(model: Any) -> int:
     return rewritten
 
 
-def quantize_int8(fp32: Path, out_dir: Path, work: Path) -> Path:
-    """Dynamic int8 quantization of the weights (activations quantized at run time), onnxruntime's own tool."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
+def untied(fp32: Path) -> Any:
+    """The fp32 graph as int8 quantization reads it: the LM head with its own weight (see above)."""
     graph = _load(fp32)
     untie_transposed_weights(graph)
+    return graph
+
+
+def quantize_int8(fp32: Path, out_dir: Path, work: Path, keep_fp32: tuple[str, ...] = ()) -> Path:
+    """Dynamic int8 quantization of the weights (activations quantized at run time), onnxruntime's own tool.
+
+    `keep_fp32` names MatMul nodes left as they are (builder/model/mixed_int8.py chooses them)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = untied(fp32)
     big = _too_big(graph)
     work.mkdir(parents=True, exist_ok=True)
     source = work / "untied.onnx"
@@ -359,7 +367,8 @@ def quantize_int8(fp32: Path, out_dir: Path, work: Path) -> Path:
     del graph
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MODEL_FILE
-    quantize_dynamic(source, path, weight_type=QuantType.QInt8, use_external_data_format=big)
+    quantize_dynamic(source, path, weight_type=QuantType.QInt8, use_external_data_format=big,
+                     nodes_to_exclude=list(keep_fp32))
     shutil.rmtree(work)
     return path
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from builder.model.onnx_graph import CacheShape
 
-# When the dataset has no test split: fixed chat prompts, so every export is checked on the same inputs.
+# When the dataset has no such split: fixed chat prompts, so every export is checked on the same inputs.
 FIXED_PROMPTS = (
     "What is a taxonomy?",
     "Explain in one sentence what photosynthesis does.",
@@ -78,20 +78,21 @@ class VariantResult:
         return dict(self.__dict__)
 
 
-def load_eval_set(dataset_dir: Path | None, tokenizer: Any, n_prompts: int = 8, max_prompt_tokens: int = 48
-                  ) -> EvalSet:
-    """The first prompts of the dataset's test split (the conversation up to its last user turn), else fixed ones."""
+def load_eval_set(dataset_dir: Path | None, tokenizer: Any, n_prompts: int = 8, max_prompt_tokens: int = 48,
+                  split: str = "test") -> EvalSet:
+    """The first prompts of a dataset split (the conversation up to its last user turn), else fixed ones."""
     conversations: list[list[dict[str, str]]] = []
-    test = dataset_dir / "test.jsonl" if dataset_dir else None
-    if test is not None and test.is_file():
-        for line in test.read_text(encoding="utf-8").splitlines():
+    split_file = dataset_dir / f"{split}.jsonl" if dataset_dir else None
+    if split_file is not None and split_file.is_file():
+        for line in split_file.read_text(encoding="utf-8").splitlines():
             messages = json.loads(line).get("messages") or [] if line.strip() else []
             last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
             if last_user >= 0:
                 conversations.append(messages[:last_user + 1])
             if len(conversations) == n_prompts:
                 break
-    source = f"dataset:{test.parent.name}/{test.name}" if test and conversations else "fixed"  # no local path
+    # the folder and file name, not a local path
+    source = f"dataset:{split_file.parent.name}/{split_file.name}" if split_file and conversations else "fixed"
     if not conversations:
         conversations = [[{"role": "user", "content": text}] for text in FIXED_PROMPTS[:n_prompts]]
     prompts = []

@@ -49,6 +49,7 @@ def model_card(manifest: Manifest) -> str:
         "trained for minutes on a CPU, useful to show the pipeline, not to answer questions well.", "",
         "| folder | what | artifact |", "|---|---|---|",
         *(f"| `{a['path']}` | {a['kind']} ({a['format']}) | `{a['artifact_id'][:16]}` |" for a in artifacts), "",
+        *_mixed_int8(manifest.metrics.get("parity") or {}),
         "## Training data", "",
         f"- {manifest.samples.get('total', 0)} samples from {len(manifest.contributions)} contributions "
         f"(`data/`, with its own card and `croissant.json`)",
@@ -76,3 +77,12 @@ def _metrics(parity: dict[str, Any]) -> list[dict[str, Any]]:
                 found.append({"type": f"{variant}_{name}", "value": value, "name": f"{variant} ONNX vs PyTorch: "
                               f"{name.replace('_', ' ')}"})
     return found
+
+
+def _mixed_int8(parity: dict[str, Any]) -> list[str]:
+    kept = ((parity.get("variants") or {}).get("int8") or {}).get("fp32_matmuls") or []
+    if not kept:
+        return []
+    names = ", ".join(f"`{name}`" for name in kept)
+    return [f"The int8 graph keeps {len(kept)} matmul(s) in fp32 ({names}): with every matmul in int8, top-1 "
+            "agreement with PyTorch was under 95% (`parity.json`).", ""]
