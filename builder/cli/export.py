@@ -33,8 +33,8 @@ def export_command(
                                                help="Greedy tokens compared per prompt.")] = 32,
     int8_fp32_share: Annotated[float, typer.Option(
         "--int8-fp32-share", min=0.0, max=1.0,
-        help="When all-int8 misses 95% top-1 agreement, the matmuls that cost the most may stay fp32, up to this "
-             "share of the weights (0: all int8).")] = 0.1,
+        help="When all-int8 misses 95% top-1 agreement, the matmuls that cost the most (at most 8) may stay fp32, "
+             "up to this share of the graph's matmul weights (0: all int8).")] = 0.1,
 ) -> None:
     """Merge the adapter, export ONNX with a KV cache (fp32 + int8), and refuse it unless fp32 matches PyTorch."""
     from builder.model.export import ExportOptions, ParityFailed, export

@@ -267,36 +267,40 @@ def _padded(tokenizer: Any, prompts: parity.EvalSet) -> parity.Batch:
 
 def _int8(model: Any, tokenizer: Any, fp32: Path, prepared: Reference, options: ExportOptions, work: Path,
           say: Any) -> tuple[Path, dict[str, Any]]:
-    """All-int8 first. Under the top-1 target, the matmuls that cost the most agreement stay fp32, one more at a
-    time, until the target is met or `int8_fp32_share` of the weights is spent; the best graph is kept."""
+    """All-int8 first; under the top-1 target, the matmuls that cost the most stay fp32 (builder/model/mixed_int8)."""
     out, scratch, target = work / VARIANT_DIRS["int8"], work / "untied", options.thresholds.top1_target
-    path = onnx_graph.quantize_int8(fp32, out, scratch)
-    figures, kept, calibration = _check(model, "int8", path, prepared, options), [], None
-    if figures["top1_agreement"] < target and options.int8_fp32_share > 0:
-        say(f"int8 top-1 agreement {figures['top1_agreement']:.1%} is under {target:.0%}: ranking the matmuls")
-        calibration_set = parity.load_eval_set(options.dataset, tokenizer, options.n_prompts, split="train")
-        calibration = calibration_set.source
-        ranked = mixed_int8.rank_linears(model, _padded(tokenizer, calibration_set))
+
+    def measure(kept: tuple[str, ...]) -> dict[str, Any]:
+        onnx_graph.quantize_int8(fp32, out, scratch, tuple(nodes[m] for m in kept))
+        return _check(model, "int8", out / onnx_graph.MODEL_FILE, prepared, options)
+
+    nodes: dict[str, str] = {}
+    figures = measure(())
+    all_int8, kept, calibration, share = figures["top1_agreement"], list[str](), None, 0.0
+    if all_int8 < target and options.int8_fp32_share > 0:
+        say(f"int8 top-1 agreement {all_int8:.1%} is under {target:.0%}: ranking the matmuls")
+        prompts = parity.load_eval_set(options.dataset, tokenizer, options.n_prompts, split="train",
+                                       fixed=mixed_int8.CALIBRATION_PROMPTS)
+        calibration = prompts.source if prompts.source != "fixed" else "calibration prompts (builder/model/mixed_int8)"
+        ranked = mixed_int8.rank_linears(model, _padded(tokenizer, prompts))
         nodes = mixed_int8.matmul_nodes(model, onnx_graph.untied(fp32).graph)
-        tried: list[str] = []
-        for sensitivity in mixed_int8.candidates(ranked, nodes, options.int8_fp32_share):
-            tried.append(sensitivity.module)
-            say(f"int8 with {', '.join(tried)} in fp32")
-            path = onnx_graph.quantize_int8(fp32, out, scratch, tuple(nodes[m] for m in tried))
-            trial = _check(model, "int8", path, prepared, options)
-            if trial["top1_agreement"] > figures["top1_agreement"]:
-                figures, kept = trial, list(tried)
-            if trial["top1_agreement"] >= target:
-                break
-        if kept != tried:  # the folder holds the last trial, not the best one
-            path = onnx_graph.quantize_int8(fp32, out, scratch, tuple(nodes[m] for m in kept))
-    figures.update(fp32_matmuls=kept, calibration=calibration)
+        chosen = mixed_int8.candidates(ranked, nodes, options.int8_fp32_share)
+        if not chosen:
+            say(f"no matmul fits --int8-fp32-share {options.int8_fp32_share:g}: the graph stays all-int8")
+        kept, figures = mixed_int8.search(chosen, measure, target, figures)
+        share = mixed_int8.weight_share(ranked, nodes, kept)
+        if kept:
+            say(f"int8 with {', '.join(kept)} in fp32: top-1 agreement {figures['top1_agreement']:.1%}")
+    figures.update(fp32_matmuls=kept, fp32_weight_share=round(share, 4), all_int8_top1_agreement=all_int8,
+                   calibration=calibration)
     _copy_side_files(fp32.parent, out, mixed_int8.describe(kept))
-    return path, figures
+    return out / onnx_graph.MODEL_FILE, figures
 
 
 def _check(model: Any, variant: str, path: Path, prepared: Reference, options: ExportOptions) -> dict[str, Any]:
-    session = parity.OrtModel(path, onnx_graph.CacheShape.of(model.config), threads=None)
+    # int8 on one thread: its figures choose which graph ships, and equal inputs must choose the same one
+    threads = 1 if variant == "int8" else None
+    session = parity.OrtModel(path, onnx_graph.CacheShape.of(model.config), threads=threads)
     return parity.check_variant(variant, session, prepared.batch, prepared.figures, options.thresholds,
                                 gate=variant == "fp32").as_dict()
 
@@ -369,29 +373,34 @@ def _record(options: ExportOptions, run_id: str, started: datetime, report: dict
                                       report["variants"].get(variant))
                  for variant, folder in folders.items()]
     params = {"base_model": str(options.base_model), "adapter": str(options.adapter) if options.adapter else None,
-              "int4": options.int4, "thresholds": options.thresholds.__dict__, "n_prompts": options.n_prompts}
+              "int4": options.int4, "thresholds": options.thresholds.__dict__, "n_prompts": options.n_prompts,
+              "int8_fp32_share": options.int8_fp32_share}
     info = RunInfo(generator="torch.onnx.dynamo", params=params, random_seed=0, prompt_template_sha256=None,
                    stage="export")
     con = open_catalog(options.catalog)
     try:
-        inputs += _dataset_inputs(con, options, parent)
+        calibration = (report["variants"].get("int8") or {}).get("calibration") or ""
+        inputs += _dataset_inputs(con, options, parent, calibrated=calibration.startswith("dataset:"))
         run = models.ModelRun(run_id, info, started, status, report, inputs, artifacts, [base])
         models.record_model_run(con, run, before_commit=swap)
     finally:
         con.close()
 
 
-def _dataset_inputs(con: Any, options: ExportOptions, adapter_id: str) -> list[Any]:
-    """The parity prompts' test split, and the datasets the adapter was trained on (so a takedown of a training
-    sample reaches the ONNX models too: takedown_impact follows run_input rows of kind dataset)."""
+def _dataset_inputs(con: Any, options: ExportOptions, adapter_id: str, calibrated: bool) -> list[Any]:
+    """The parity prompts' test split, the train split when it chose int8's fp32 matmuls, and the datasets the
+    adapter was trained on (so a takedown of a training sample reaches the ONNX models too: takedown_impact
+    follows run_input rows of kind dataset)."""
     from registry.catalog import models
 
     found = []
-    test = options.dataset / "test.jsonl" if options.dataset is not None else None
-    if test is not None and test.is_file():
-        sha = models.file_sha256(test)
-        if sha in models.recorded_datasets(con, [sha]):
-            found.append(models.RunInput("dataset", sha, "eval"))
+    splits = {"eval": "test.jsonl", **({"int8 calibration": "train.jsonl"} if calibrated else {})}
+    for role, name in splits.items():
+        split = options.dataset / name if options.dataset is not None else None
+        if split is not None and split.is_file():
+            sha = models.file_sha256(split)
+            if sha in models.recorded_datasets(con, [sha]):
+                found.append(models.RunInput("dataset", sha, role))
     if options.adapter is not None:
         rows = con.execute("SELECT DISTINCT ri.input_id, ri.role FROM model_artifact ma JOIN run_input ri "
                            "ON ri.run_id = ma.run_id AND ri.input_kind = 'dataset' WHERE ma.artifact_id = ?",

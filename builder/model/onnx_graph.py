@@ -361,6 +361,7 @@ def quantize_int8(fp32: Path, out_dir: Path, work: Path, keep_fp32: tuple[str, .
 
     graph = untied(fp32)
     big = _too_big(graph)
+    shutil.rmtree(out_dir, ignore_errors=True)  # onnx appends external data to an existing .data file
     work.mkdir(parents=True, exist_ok=True)
     source = work / "untied.onnx"
     _save(graph, source)

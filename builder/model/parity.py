@@ -79,8 +79,8 @@ class VariantResult:
 
 
 def load_eval_set(dataset_dir: Path | None, tokenizer: Any, n_prompts: int = 8, max_prompt_tokens: int = 48,
-                  split: str = "test") -> EvalSet:
-    """The first prompts of a dataset split (the conversation up to its last user turn), else fixed ones."""
+                  split: str = "test", fixed: tuple[str, ...] = FIXED_PROMPTS) -> EvalSet:
+    """The first prompts of a dataset split (the conversation up to its last user turn), else `fixed` ones."""
     conversations: list[list[dict[str, str]]] = []
     split_file = dataset_dir / f"{split}.jsonl" if dataset_dir else None
     if split_file is not None and split_file.is_file():
@@ -94,7 +94,7 @@ def load_eval_set(dataset_dir: Path | None, tokenizer: Any, n_prompts: int = 8, 
     # the folder and file name, not a local path
     source = f"dataset:{split_file.parent.name}/{split_file.name}" if split_file and conversations else "fixed"
     if not conversations:
-        conversations = [[{"role": "user", "content": text}] for text in FIXED_PROMPTS[:n_prompts]]
+        conversations = [[{"role": "user", "content": text}] for text in fixed[:n_prompts]]
     prompts = []
     for messages in conversations:
         if getattr(tokenizer, "chat_template", None):

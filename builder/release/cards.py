@@ -49,7 +49,7 @@ def model_card(manifest: Manifest) -> str:
         "trained for minutes on a CPU, useful to show the pipeline, not to answer questions well.", "",
         "| folder | what | artifact |", "|---|---|---|",
         *(f"| `{a['path']}` | {a['kind']} ({a['format']}) | `{a['artifact_id'][:16]}` |" for a in artifacts), "",
-        *_mixed_int8(manifest.metrics.get("parity") or {}),
+        *mixed_int8_note(manifest.metrics.get("parity") or {}),
         "## Training data", "",
         f"- {manifest.samples.get('total', 0)} samples from {len(manifest.contributions)} contributions "
         f"(`data/`, with its own card and `croissant.json`)",
@@ -79,10 +79,16 @@ def _metrics(parity: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _mixed_int8(parity: dict[str, Any]) -> list[str]:
-    kept = ((parity.get("variants") or {}).get("int8") or {}).get("fp32_matmuls") or []
+
+def mixed_int8_note(parity: dict[str, Any]) -> list[str]:
+    """A paragraph when the int8 graph keeps matmuls in fp32 (builder/model/mixed_int8.py), from parity.json."""
+    int8 = (parity.get("variants") or {}).get("int8") or {}
+    kept = int8.get("fp32_matmuls") or []
     if not kept:
         return []
     names = ", ".join(f"`{name}`" for name in kept)
-    return [f"The int8 graph keeps {len(kept)} matmul(s) in fp32 ({names}): with every matmul in int8, top-1 "
-            "agreement with PyTorch was under 95% (`parity.json`).", ""]
+    target = (int8.get("thresholds") or {}).get("top1_agreement", 0.95)
+    return [f"The int8 graph keeps {len(kept)} matmul(s) in fp32 ({names}; "
+            f"{int8.get('fp32_weight_share', 0):.1%} of the matmul weights): all-int8 top-1 agreement was "
+            f"{int8.get('all_int8_top1_agreement', 0):.1%}, under the {target:.0%} target, and is "
+            f"{int8.get('top1_agreement', 0):.1%} with them (`parity.json`).", ""]
