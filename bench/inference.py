@@ -60,6 +60,7 @@ def run_export(base: Path, out: Path) -> dict[str, Any]:
     """`taxreg export` in a child process: wall time, peak RSS (ru_maxrss of the child) and parity figures."""
     command = [str(Path(sys.executable).parent / "taxreg"), "export", "--base-model", str(base), "--no-adapter",
                "--out", str(out), "--catalog", str(out / "catalog.duckdb"), "--dataset", str(out / "no-dataset")]
+    (out / "no-dataset").mkdir(parents=True, exist_ok=True)  # empty: the export's fixed parity prompts
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     _, status, usage = os.wait4(proc.pid, 0)

@@ -44,6 +44,7 @@ def build_demo(root: Path) -> list[Path]:
     """The default demo model, exported for real (fp32 and int8)."""
     subprocess.run([*TAXREG, "model", "init", "--out", str(root / "base"), "--taxonomy", str(REPO / "taxonomy")],
                    check=True, stdout=subprocess.DEVNULL)
+    (root / "none").mkdir(exist_ok=True)  # an empty dataset folder: the export's fixed parity prompts
     subprocess.run([*TAXREG, "export", "--base-model", str(root / "base"), "--no-adapter", "--out", str(root / "m"),
                     "--catalog", str(root / "catalog.duckdb"), "--dataset", str(root / "none")], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -46,6 +46,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                   "--hidden", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--intermediate", "128",
                   "--vocab", "1024", "--context", str(CONTEXT))
     assert init.exit_code == 0, init.output
+    (root / "none").mkdir()  # a dataset folder without a test split: the fixed parity prompts
     export = invoke("export", "--base-model", str(root / "base"), "--no-adapter", "--out", str(root / "model"),
                     "--catalog", str(root / "catalog.duckdb"), "--dataset", str(root / "none"), "--prompts", "2",
                     "--greedy-tokens", "4")

@@ -9,8 +9,10 @@ import typer
 
 from builder import console, settings
 from builder.cli.common import CatalogOpt, app, state
+from registry.errors import RegistryError
 
 MODEL_DIR = settings.DEFAULT_BUILD / "model"
+DEFAULT_DATASET = settings.DEFAULT_BUILD / "datasets" / "default"
 
 
 @app.command("export")
@@ -21,9 +23,10 @@ def export_command(
     no_adapter: Annotated[bool, typer.Option("--no-adapter", help="Export the base model as it is.")] = False,
     out: Annotated[Path, typer.Option("--out", help="Writes onnx/, onnx-int8/ and parity.json here.")] = MODEL_DIR,
     catalog: CatalogOpt = settings.DEFAULT_CATALOG,
+    no_catalog: Annotated[bool, typer.Option("--no-catalog", help="Do not record the run.")] = False,
     dataset: Annotated[Path, typer.Option("--dataset", help="Dataset folder whose test split gives the parity "
                                                             "prompts (fixed prompts when it has none).")]
-    = settings.DEFAULT_BUILD / "datasets" / "default",
+    = DEFAULT_DATASET,
     int4: Annotated[bool, typer.Option("--int4", help="Also build int4 with onnxruntime-genai (when installed).")]
     = False,
     max_diff: Annotated[float, typer.Option("--max-diff", min=0.0, help="fp32 gate: largest |logit difference|.")]
@@ -42,7 +45,11 @@ def export_command(
 
     failure: ParityFailed | None = None
     with console.user_errors(state["debug"]):
-        options = ExportOptions(base_model, None if no_adapter else adapter, out, catalog, dataset, int4,
+        if dataset != DEFAULT_DATASET and not dataset.exists():
+            raise RegistryError(f"no dataset folder at {dataset}",
+                                hint="pass the folder `taxreg dataset build` wrote, or leave out --dataset")
+        options = ExportOptions(base_model, None if no_adapter else adapter, out, None if no_catalog else catalog,
+                                dataset, int4,
                                 Thresholds(max_abs_diff=max_diff, greedy_tokens=greedy_tokens), prompts,
                                 int8_fp32_share)
         try:

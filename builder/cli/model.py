@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,7 +41,7 @@ def init(
     """Build the demo base model: a small random-weight Granite with a tokenizer trained on the taxonomy."""
     from builder.model.demo import DemoSpec, init_demo_model
 
-    with console.user_errors(state["debug"]):
+    with _interrupted(f"{out} is left as it was"), console.user_errors(state["debug"]):
         spec = DemoSpec(hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, intermediate=intermediate,
                         vocab=vocab, context=context, seed=seed)
         config = settings.load().validation(documents)
@@ -70,9 +72,10 @@ def train_command(
     dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.99, help="LoRA dropout.")] = 0.05,
     targets: Annotated[str, typer.Option("--targets", help="Modules to adapt: all-linear, or names such as "
                                                            "q_proj,k_proj,v_proj,o_proj.")] = "all-linear",
-    epochs: Annotated[float, typer.Option("--epochs", min=0.0, help="Passes over the train split.")] = 3.0,
-    max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after this many optimizer steps "
-                                                               "(overrides --epochs; -1: off).")] = -1,
+    epochs: Annotated[float, typer.Option("--epochs", help="Passes over the train split (> 0; fractions "
+                                                           "allowed).")] = 3.0,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=-1, help="Stop after this many optimizer steps "
+                                                                       "(>= 1; overrides --epochs; -1: off).")] = -1,
     lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate (linear decay) "
                                                           "(default: 2e-4; 1e-2 for the demo model).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Examples per step per process.")] = 8,
@@ -91,7 +94,9 @@ def train_command(
     """Fine-tune the base model with LoRA on a built dataset (assistant-only loss); record the run."""
     from builder.model.train import TrainOptions, default_lr, train
 
-    with console.user_errors(state["debug"]):
+    kept = f"{out} and the checkpoints are left as they were; run the same command again to resume from the last " \
+           "checkpoint"
+    with _interrupted(kept), console.user_errors(state["debug"]):
         options = TrainOptions(
             base_model=base_model, dataset=dataset, out=out, catalog=None if no_catalog else catalog,
             checkpoints=checkpoints, rank=rank, alpha=alpha, dropout=dropout,
@@ -110,6 +115,16 @@ def train_command(
         f"{_num(r['train_loss_last'])}, eval loss {_num(r['eval_loss_first'])} -> {_num(r['eval_loss'])}; "
         f"{outcome.seconds:.1f} s, {r['timing'].get('train_tokens_per_second', 0):,.0f} tokens/s, "
         f"peak RSS {outcome.peak_rss_mb:.0f} MB", False)
+
+
+@contextmanager
+def _interrupted(intact: str) -> Iterator[None]:
+    """Ctrl-C: one line saying what was kept, exit 130 (Typer would otherwise exit 130 silently)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.print_summary(f"interrupted: {intact}", True)
+        raise typer.Exit(130) from None
 
 
 def _num(value: float | None) -> str:

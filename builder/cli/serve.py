@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,19 @@ DeviceOpt = Annotated[Device, typer.Option("--device", help="auto (CUDA when onn
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="onnxruntime intra-op threads "
                                                 "(default: serve cores / workers, chat min(4, cores)).")]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+CHAT_TEMPLATE_HINT = ("`taxreg chat` needs a model folder with a working chat template; without one, serve it with "
+                      "`taxreg serve` and send plain prompts to /v1/completions")
+
+
+class LogLevel(StrEnum):
+    """uvicorn's log levels."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+    TRACE = "trace"
 
 
 @app.command("serve")
@@ -37,12 +51,13 @@ def serve_command(
     workers: Annotated[int, typer.Option("--workers", min=1, max=256, help="Requests decoded at once.")] = 4,
     max_waiting: Annotated[int, typer.Option("--max-waiting", min=0, help="Requests queued for a worker "
                                                                           "before 429.")] = 256,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's: warning, info (with access "
-                                                               "log), debug.")] = "warning",
+    log_level: Annotated[LogLevel, typer.Option("--log-level", help="uvicorn's: warning, info (with access "
+                                                                    "log), debug...")] = LogLevel.WARNING,
 ) -> None:
     """Serve the model over HTTP: /v1/models, /v1/chat/completions, /v1/completions (OpenAI-compatible)."""
     from builder.serve.api import Limits, Service, listen, run
     from builder.serve.engine import Engine
+    from builder.serve.text import ModelDirError
 
     with console.user_errors(state["debug"]):
         # Workers decode side by side: by default they share the cores rather than each asking for several.
@@ -58,7 +73,11 @@ def serve_command(
     if host not in LOOPBACK:
         console.print_summary(f"warning: listening on {host}: anyone who can reach it can use the model "
                               "(no authentication)", True)
-    run(service, sock, log_level)
+    try:
+        engine.codec.check_template()
+    except ModelDirError as exc:  # plain prompts still work: serve them, and say what will not
+        console.print_warning(f"{exc}: /v1/chat/completions will refuse requests; /v1/completions works")
+    run(service, sock, log_level.value)
 
 
 @app.command("chat")
@@ -76,11 +95,16 @@ def chat_command(
     """Talk to the model in the terminal: each line is a turn; /reset forgets, /exit ends."""
     from builder.serve.chat import Conversation, converse
     from builder.serve.engine import Engine, Sampling
+    from builder.serve.text import ModelDirError
 
     with console.user_errors(state["debug"]):
         if top_p == 0:
             raise RegistryError("--top-p must be above 0", hint="e.g. --top-p 0.9 (1 keeps every token)")
         engine = Engine(model_dir, device, threads)
+        try:
+            engine.codec.check_template()
+        except ModelDirError as exc:
+            raise ModelDirError(str(exc), hint=CHAT_TEMPLATE_HINT) from None
         sampling = Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
         conversation = Conversation(engine, sampling, system)
         if sys.stdin.isatty():
@@ -94,12 +118,21 @@ def _write(text: str) -> None:
 
 
 def _lines() -> Iterator[str]:
-    """Lines typed at a prompt (with line editing) in a terminal, or read from a pipe."""
+    """Lines typed at a prompt (with line editing) in a terminal, or read from a pipe. A line that is not text in
+    the terminal's encoding is skipped with a one-line warning: guessing at its bytes would put words in the
+    user's mouth."""
     if not sys.stdin.isatty():
-        yield from sys.stdin
+        encoding = sys.stdin.encoding or "utf-8"
+        for number, raw in enumerate(sys.stdin.buffer, 1):
+            try:
+                yield raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                console.print_warning(f"input line {number} is not {encoding} text ({exc.reason}); skipped")
         return
     while True:
         try:
             yield console.out.input("> ")
         except EOFError:
             return
+        except UnicodeDecodeError as exc:
+            console.print_warning(f"that line is not {exc.encoding} text ({exc.reason}); skipped")

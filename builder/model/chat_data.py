@@ -37,6 +37,8 @@ def dataset_files(folder: Path) -> dict[str, SplitFile]:
     for split in ("train", "test"):
         for fmt in ("jsonl", "parquet"):
             path = folder / f"{split}.{fmt}"
+            if path.exists() and not path.is_file():
+                raise RegistryError(f"{path} is not a file", hint="rebuild the dataset with `taxreg dataset build`")
             if path.is_file():
                 found[split] = SplitFile(split, path, file_sha256(path), fmt)
                 break
@@ -46,23 +48,50 @@ def dataset_files(folder: Path) -> dict[str, SplitFile]:
     return found
 
 
+REBUILD = "rebuild the dataset with `taxreg dataset build`, or pass --dataset with a folder it wrote"
+
+
 def read_conversations(file: SplitFile) -> list[Messages]:
     rows = _parquet_rows(file.path) if file.format == "parquet" else _jsonl_rows(file.path)
     return [_messages(row, f"{file.path}:{where}") for where, row in rows]
 
 
+def check_trainable(file: SplitFile, conversations: list[Messages]) -> None:
+    """The train split holds something to learn: rows, and an assistant turn in at least one of them."""
+    if not conversations:
+        raise RegistryError(f"{file.path} is empty: no training rows", hint=REBUILD)
+    if not any(m["role"] == "assistant" for messages in conversations for m in messages):
+        raise RegistryError(f"{file.path} has no assistant turn in any of its {len(conversations)} rows: nothing "
+                            "to learn (the loss is on assistant tokens only)", hint=REBUILD)
+
+
 def _jsonl_rows(path: Path) -> list[tuple[str, Any]]:
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((str(number), json.loads(line)))
-            except ValueError as exc:
-                raise RegistryError(f"{path}:{number}: not a JSON object ({exc})",
-                                    hint="each line must be one JSON object with a `messages` list") from None
+    try:
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                line = _utf8(raw, path, number)
+                if line.strip():
+                    rows.append((str(number), _json(line, path, number)))
+    except OSError as exc:
+        raise RegistryError(f"cannot read {path}: {exc.strerror or exc}", hint=REBUILD) from None
     return rows
+
+
+def _utf8(raw: bytes, path: Path, number: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"{path}:{number}: not UTF-8 text (byte {exc.start + 1} of the line is "
+                            f"0x{raw[exc.start]:02x})", hint=f"save the file as UTF-8, or {REBUILD}") from None
+
+
+def _json(line: str, path: Path, number: int) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise RegistryError(f"{path}:{number}: not a JSON object ({exc})",
+                            hint="each line must be one JSON object with a `messages` list") from None
 
 
 def _parquet_rows(path: Path) -> list[tuple[str, Any]]:

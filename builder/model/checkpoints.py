@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ def fingerprint(options: TrainOptions, inputs: Inputs, threads: int, world_size:
 
 
 def resume_point(args: Any, resume: bool) -> Path | None:
-    """The newest complete checkpoint; rank 0 clears the folder first with --no-resume and drops partial
-    checkpoints (a kill during a save leaves one without trainer_state.json)."""
+    """The newest complete checkpoint; rank 0 clears the folder first with --no-resume and drops partial or
+    damaged checkpoints (a kill during a save leaves one without trainer_state.json; a full disk or a copy cut
+    short, a truncated file), so a run resumes from the newest intact one, or starts over when none is."""
     folder = Path(args.output_dir)
     with args.main_process_first(desc="checkpoint folder"):
         if args.process_index == 0:
@@ -52,5 +54,30 @@ def _complete(checkpoint: Path) -> bool:
         state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(state, dict) and "global_step" in state and (checkpoint / "optimizer.pt").is_file()
+    return (isinstance(state, dict) and "global_step" in state and (checkpoint / "optimizer.pt").is_file()
+            and all(_intact(path) for path in sorted(checkpoint.iterdir())))
+
+
+def _intact(path: Path) -> bool:
+    """torch.save files are zip archives (every member's CRC is checked); safetensors state their own length."""
+    if path.suffix in (".pt", ".pth", ".bin"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return archive.testzip() is None
+        except (OSError, zipfile.BadZipFile, EOFError):
+            return False
+    if path.suffix == ".safetensors":
+        return _safetensors_intact(path)
+    return True
+
+
+def _safetensors_intact(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            header_size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(header_size))
+        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        return path.stat().st_size == 8 + header_size + max(ends, default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return False
 

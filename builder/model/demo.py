@@ -15,13 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from builder.folders import swap_into_place, write_json
+from builder.folders import remove_stale_temps, require_writable, swap_into_place, temp_folder, write_json
 from builder.generators.seed import SYSTEM_PROMPT
 from builder.model import chat_template
 from registry import __version__
@@ -60,6 +59,9 @@ class DemoSpec:
             problems.append(f"--hidden {self.hidden} is not a multiple of --heads {self.heads}")
         elif self.heads % self.kv_heads:
             problems.append(f"--heads {self.heads} is not a multiple of --kv-heads {self.kv_heads}")
+        elif self.head_dim % 2:
+            problems.append(f"--hidden {self.hidden} / --heads {self.heads} gives a head size of {self.head_dim}; "
+                            "rotary position embeddings need an even one")
         if not 300 <= self.vocab <= 262_144:
             problems.append(f"--vocab {self.vocab} must be within 300..262144 (256 bytes + special tokens + merges)")
         if self.seed < 0:
@@ -105,13 +107,14 @@ def init_demo_model(taxonomy: Path, out: Path, spec: DemoSpec, config: Validatio
     """Build the demo model into `out` (written beside it, then renamed into place). With `catalog`, taken-down
     leaves and documents stay out of the tokenizer's text, and the run is recorded with what it read."""
     _check_out(out, force)
+    remove_stale_temps(out)
     started = datetime.now(UTC)
     corpus = taxonomy_corpus(taxonomy, config or ValidationConfig(), _taken_down(catalog))
     if not corpus.texts:
         raise RegistryError(f"the taxonomy {taxonomy} holds no readable text to train a tokenizer on",
                             hint="run `taxreg validate` and fix the leaves, or pass another --taxonomy")
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
+    work = temp_folder(out)
     work.mkdir()
     try:
         tokenizer = build_tokenizer(corpus.texts, spec)
@@ -323,13 +326,15 @@ laptop without a model hub. For real use, pass `--base-model` with a local Huggi
 def _check_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise RegistryError(f"--out {out} is a file", hint="pass a folder path")
-    if not out.is_dir() or force or not any(out.iterdir()):
-        return
-    config = out / "config.json"
-    try:
-        is_demo = json.loads(config.read_text(encoding="utf-8")).get(DEMO_MARK) is True
-    except (OSError, ValueError):
-        is_demo = False
-    if not is_demo:
+    if out.is_dir() and not force and any(out.iterdir()) and not _is_demo(out):
         raise RegistryError(f"{out} exists and is not a taxreg demo model; it is left untouched",
                             hint="pass another --out, or --force to replace it")
+    require_writable(out, "--out")
+
+
+def _is_demo(folder: Path) -> bool:
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get(DEMO_MARK) is True

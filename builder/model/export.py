@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from builder.model import mixed_int8, onnx_graph, parity
+from builder import folders
+from builder.model import base_model, mixed_int8, onnx_graph, parity, train_outputs
 from registry import __version__
 from registry.errors import EnvironmentProblem, RegistryError
 
@@ -66,9 +67,7 @@ def export(options: ExportOptions, progress: Any = None) -> ExportOutcome:
     say = progress or (lambda message: None)
     started, clock = datetime.now(UTC), time.perf_counter()
     _check_inputs(options)
-    options.out.mkdir(parents=True, exist_ok=True)
-    work = options.out / f".export-{uuid.uuid4().hex[:12]}"
-    work.mkdir()
+    work = _work_folder(options.out)
     try:
         with quiet_libraries():
             return _export(options, say, work, started, clock)
@@ -151,38 +150,95 @@ def _export(options: ExportOptions, say: Any, work: Path, started: datetime, clo
 
 
 def _check_inputs(options: ExportOptions) -> None:
-    base = options.base_model
-    if not (base / "config.json").is_file():
-        raise RegistryError(f"no model at {base} (config.json missing)",
-                            hint="run `taxreg model init`, or pass --base-model with a local Hugging Face model folder")
-    if not any(base.glob("*.safetensors")):
-        raise RegistryError(f"{base} has no .safetensors weights; only safetensors are loaded (no pickles)",
-                            hint="convert the weights to safetensors, or pass another --base-model")
-    if options.adapter is not None and not (options.adapter / "adapter_config.json").is_file():
-        raise RegistryError(f"no LoRA adapter at {options.adapter} (adapter_config.json missing)",
-                            hint="run `taxreg train` first, pass --adapter PATH, or --no-adapter to export the base")
+    """Everything that can be wrong with the inputs, before minutes of loading and tracing."""
+    base_model.check(options.base_model)
+    if options.adapter is not None:
+        _check_adapter(options.adapter, options.base_model)
     if options.int4 and not onnx_graph.genai_available():
         raise EnvironmentProblem("--int4 needs onnxruntime-genai, which is not installed",
                                  hint="pip install onnxruntime-genai in this (CPU) environment, or leave out --int4")
     if options.dataset is not None and options.dataset.exists() and not options.dataset.is_dir():
         raise RegistryError(f"--dataset {options.dataset} is not a folder",
                             hint="pass a dataset folder such as build/datasets/default")
+    if options.out.exists() and not options.out.is_dir():
+        raise RegistryError(f"--out {options.out} is a file", hint="pass a folder (it will hold onnx/, onnx-int8/ "
+                                                                   "and parity.json)")
+    if options.catalog is not None:
+        train_outputs.check_catalog(options.catalog)
+
+
+def _check_adapter(adapter: Path, base: Path) -> None:
+    """A peft LoRA folder with safetensors weights, trained on this base when its training_config.json says."""
+    hint = "run `taxreg train` first, pass --adapter PATH, or --no-adapter to export the base"
+    config_path = adapter / "adapter_config.json"
+    if not config_path.is_file():
+        raise RegistryError(f"no LoRA adapter at {adapter} (adapter_config.json missing)", hint=hint)
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"{config_path} is not valid JSON ({exc})", hint=hint) from None
+    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
+        raise RegistryError(f"{config_path} does not describe a LoRA adapter (peft_type LORA)", hint=hint)
+    if not (adapter / "adapter_model.safetensors").is_file():
+        pickles = sorted(p.name for p in adapter.iterdir() if p.suffix in base_model.PICKLE_SUFFIXES)
+        found = f" (found {', '.join(pickles)})" if pickles else ""
+        raise RegistryError(f"{adapter} has no adapter_model.safetensors{found}; pickled weights are never loaded",
+                            hint=hint)
+    trained_on = _trained_on(adapter)
+    if trained_on is not None:
+        from registry.catalog.models import hash_directory
+
+        if hash_directory(base).artifact_id != trained_on.get("artifact_id"):
+            raise RegistryError(f"the adapter at {adapter} was trained on another base model "
+                                f"({trained_on.get('model_ref')}, artifact {str(trained_on.get('artifact_id'))[:16]}), "
+                                f"not on {base}", hint="pass the --base-model it was trained on (its "
+                                                        "training_config.json says which), or train a new adapter")
+
+
+def _trained_on(adapter: Path) -> dict[str, Any] | None:
+    """training_config.json's base_model entry (adapters from `taxreg train`; others have none)."""
+    try:
+        config = json.loads((adapter / "training_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    base = config.get("base_model") if isinstance(config, dict) else None
+    return base if isinstance(base, dict) and base.get("artifact_id") else None
+
+
+def _work_folder(out: Path) -> Path:
+    """A temporary folder beside the outputs, named after this process; those of dead exports are removed."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(".export-*"):
+            pid = stale.name.split("-")[1]
+            if not folders.process_alive(pid if pid.isdigit() else None):
+                shutil.rmtree(stale, ignore_errors=True)
+        work = out / f".export-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        work.mkdir()
+    except OSError as exc:
+        raise RegistryError(f"cannot write to --out {out} ({exc.strerror or exc})",
+                            hint="pass a folder you can write to") from None
+    return work
 
 
 def load_merged(base: Path, adapter: Path | None) -> tuple[Any, Any]:
     """The base in fp32 with the adapter merged into its weights (merge_and_unload), and its tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from safetensors import SafetensorError
+    from transformers import AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, use_safetensors=True,
-                                                 trust_remote_code=False)
+    model, tokenizer = base_model.load(base)
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    tokenizer_dir = adapter if adapter is not None and (adapter / "tokenizer.json").is_file() else base
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=False)
-    model.eval()  # type: ignore[no-untyped-call]
+        try:
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+            if (adapter / "tokenizer.json").is_file():
+                tokenizer = AutoTokenizer.from_pretrained(adapter, trust_remote_code=False)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
+            raise RegistryError(f"cannot load the LoRA adapter at {adapter} onto {base}: {base_model.brief(exc)}",
+                                hint="check adapter_config.json and adapter_model.safetensors (truncated? made for "
+                                     "another base?)") from None
+    model.eval()
     return model, tokenizer
 
 

@@ -8,7 +8,6 @@ Imported lazily (torch, numpy, onnxruntime).
 
 from __future__ import annotations
 
-import json
 import platform
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -80,13 +79,19 @@ class VariantResult:
 
 def load_eval_set(dataset_dir: Path | None, tokenizer: Any, n_prompts: int = 8, max_prompt_tokens: int = 48,
                   split: str = "test", fixed: tuple[str, ...] = FIXED_PROMPTS) -> EvalSet:
-    """The first prompts of a dataset split (the conversation up to its last user turn), else `fixed` ones."""
+    """The first prompts of a dataset split (the conversation up to its last user turn), else `fixed` ones. The
+    split is read (JSONL, else Parquet) and checked as `taxreg train` reads it: a malformed row names its line."""
+    from builder.model import chat_data
+    from registry.catalog.models import file_sha256
+
     conversations: list[list[dict[str, str]]] = []
-    split_file = dataset_dir / f"{split}.jsonl" if dataset_dir else None
-    if split_file is not None and split_file.is_file():
-        for line in split_file.read_text(encoding="utf-8").splitlines():
-            messages = json.loads(line).get("messages") or [] if line.strip() else []
-            last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    files = [dataset_dir / f"{split}.{fmt}" for fmt in ("jsonl", "parquet")] if dataset_dir else []
+    split_file = next((f for f in files if f.is_file()), None)
+    if split_file is not None:
+        rows = chat_data.read_conversations(chat_data.SplitFile(split, split_file, file_sha256(split_file),
+                                                                split_file.suffix[1:]))
+        for messages in rows:
+            last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
             if last_user >= 0:
                 conversations.append(messages[:last_user + 1])
             if len(conversations) == n_prompts:

@@ -11,7 +11,6 @@ Imported lazily by the CLI (torch, transformers, peft).
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import time
@@ -20,10 +19,10 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from builder.model import chat_data, chat_template, checkpoints, train_outputs
+from builder import folders
+from builder.model import base_model, chat_data, chat_template, checkpoints, train_outputs
 from builder.model.train_options import (
     Inputs,
     Progress,
@@ -35,18 +34,20 @@ from builder.model.train_options import (
 from registry.catalog.models import describe_base_model, hash_directory
 from registry.errors import RegistryError
 
-__all__ = ["TrainOptions", "check_base_model", "default_lr", "train"]
-
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+__all__ = ["TrainOptions", "default_lr", "train"]
 
 
 def train(options: TrainOptions, progress: Progress | None = None) -> TrainOutcome:
     started, clock = datetime.now(UTC), time.perf_counter()
-    check_base_model(options.base_model)
+    base_model.check(options.base_model)
     files = chat_data.dataset_files(options.dataset)
     conversations = {split: chat_data.read_conversations(f) for split, f in files.items()}
+    chat_data.check_trainable(files["train"], conversations["train"])
+    train_outputs.check_outputs(options)
     if options.catalog is not None and _rank() == 0:
         train_outputs.check_catalog(options.catalog)
+    if _rank() == 0:
+        folders.remove_stale_temps(options.out)
     base = hash_directory(options.base_model)
     inputs = Inputs(base, describe_base_model(options.base_model, base), files)
     threads = options.threads or max(1, (os.cpu_count() or 1) // _local_world_size())
@@ -63,30 +64,6 @@ def train(options: TrainOptions, progress: Progress | None = None) -> TrainOutco
         raise
 
 
-def check_base_model(folder: Path) -> None:
-    """A local causal-LM folder with safetensors weights; pickled weights are refused (they can run code)."""
-    hint = "run `taxreg model init`, or pass --base-model with a local Hugging Face model folder"
-    if not folder.is_dir():
-        raise RegistryError(f"no base model folder at {folder}", hint=hint)
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except OSError:
-        raise RegistryError(f"{folder} has no config.json: not a Hugging Face model folder", hint=hint) from None
-    except ValueError as exc:
-        raise RegistryError(f"{folder / 'config.json'} is not valid JSON ({exc})", hint=hint) from None
-    if not isinstance(config, dict) or "model_type" not in config:
-        raise RegistryError(f"{folder / 'config.json'} names no model_type", hint=hint)
-    if not any(folder.glob("*.safetensors")):
-        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
-        found = f" (found {', '.join(pickles)})" if pickles else ""
-        raise RegistryError(f"{folder} has no .safetensors weights{found}; pickled weights are never loaded: "
-                            "unpickling can run arbitrary code",
-                            hint="convert the weights to safetensors (e.g. save_pretrained(safe_serialization=True) "
-                                 "in a sandbox), or pass another --base-model")
-    if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").is_file():
-        raise RegistryError(f"{folder} has no tokenizer (tokenizer.json or tokenizer_config.json)", hint=hint)
-
-
 def _train(options: TrainOptions, inputs: Inputs, conversations: dict[str, list[chat_data.Messages]],
            threads: int, progress: Progress, run: tuple[str, datetime, float]) -> TrainOutcome:
     from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, set_seed
@@ -95,8 +72,8 @@ def _train(options: TrainOptions, inputs: Inputs, conversations: dict[str, list[
     model, tokenizer, template_source = _load(options)
     encoded = {split: chat_data.encode(rows, tokenizer, options.max_length) for split, rows in conversations.items()}
     if not encoded["train"].examples:
-        raise RegistryError(f"no training example keeps any answer token within --max-length {options.max_length}",
-                            hint="raise --max-length")
+        raise RegistryError(f"no training example of {inputs.files['train'].path} keeps any answer token within "
+                            f"--max-length {options.max_length}: the prompts fill it", hint="raise --max-length")
     model = _with_lora(model, options)
     fingerprint = checkpoints.fingerprint(options, inputs, threads, _world_size())
     args = _arguments(options, fingerprint, has_eval=bool(encoded.get("test") and encoded["test"].examples))
@@ -135,17 +112,7 @@ def _final_eval(trainer: Any) -> dict[str, Any]:
 
 
 def _load(options: TrainOptions) -> tuple[Any, Any, str]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(options.base_model, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(options.base_model, dtype=torch.float32, use_safetensors=True,
-                                                     trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as exc:
-        raise RegistryError(f"cannot load {options.base_model} as a causal language model: {exc}",
-                            hint="pass a folder with a transformers-supported causal LM (no remote code is run)") \
-            from None
+    model, tokenizer = base_model.load(options.base_model)
     source = "base model"
     if not tokenizer.chat_template:
         tokenizer.chat_template = chat_template.CHAT_TEMPLATE  # base (non-chat) models: the demo's format

@@ -42,7 +42,7 @@ class TrainOptions:
     dropout: float = 0.05
     targets: tuple[str, ...] = ("all-linear",)
     epochs: float = 3.0
-    max_steps: int = -1  # > 0 overrides epochs
+    max_steps: int = -1  # >= 1 overrides epochs; -1: off
     lr: float = 2e-4
     warmup_steps: int = 0
     weight_decay: float = 0.0
@@ -59,7 +59,8 @@ class TrainOptions:
     def __post_init__(self) -> None:
         checks = [(self.rank >= 1, "--rank must be >= 1"), (self.alpha > 0, "--alpha must be > 0"),
                   (0 <= self.dropout < 1, "--dropout must be in [0, 1)"), (bool(self.targets), "--targets is empty"),
-                  (self.epochs > 0, "--epochs must be > 0"), (self.max_steps != 0, "--max-steps must not be 0"),
+                  (self.epochs > 0, "--epochs must be > 0"),
+                  (self.max_steps == -1 or self.max_steps >= 1, "--max-steps must be >= 1, or -1 (off)"),
                   (0 < self.lr < 1, "--lr must be in (0, 1)"), (self.batch_size >= 1, "--batch-size must be >= 1"),
                   (self.grad_accum >= 1, "--grad-accum must be >= 1"),
                   (self.max_length >= 8, "--max-length must be >= 8"), (self.seed >= 0, "--seed must be >= 0"),

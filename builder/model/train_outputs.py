@@ -8,14 +8,13 @@ import json
 import os
 import platform
 import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from builder.folders import swap_into_place, write_json
+from builder.folders import require_writable, swap_into_place, temp_folder, write_json
 from builder.model import chat_data, chat_template
 from builder.model.train_options import Inputs, TrainOptions, TrainOutcome
 from registry import __version__
@@ -33,6 +32,21 @@ from registry.errors import RegistryError
 
 SCHEMA_VERSION = 1
 CONFIG_FILE = "training_config.json"
+ADAPTER_MARK = "adapter_config.json"  # what peft writes into every adapter folder
+
+
+def check_outputs(options: TrainOptions) -> None:
+    """Before any work: --out is new, empty or an earlier adapter (anything else is left untouched), and both it
+    and the checkpoint folder can be written."""
+    out = options.out
+    if out.exists() and not out.is_dir():
+        raise RegistryError(f"--out {out} is a file; it is left untouched", hint="pass a folder path for the adapter")
+    if out.is_dir() and any(out.iterdir()) and not (out / ADAPTER_MARK).is_file():
+        raise RegistryError(f"--out {out} exists and is not a LoRA adapter folder (no {ADAPTER_MARK}); it is left "
+                            "untouched", hint="pass a new or empty folder, or an adapter folder an earlier "
+                                              "`taxreg train` wrote")
+    require_writable(out, "--out")
+    require_writable(options.checkpoint_root, "--checkpoints")
 
 
 def config_file(options: TrainOptions, inputs: Inputs, threads: int, fingerprint: str, template_source: str,
@@ -75,7 +89,7 @@ def versions() -> dict[str, str]:
 def write_adapter(model: Any, tokenizer: Any, options: TrainOptions, inputs: Inputs, config: dict[str, Any],
                   run: tuple[str, datetime], outcome: TrainOutcome) -> None:
     options.out.parent.mkdir(parents=True, exist_ok=True)
-    work = options.out.parent / f".{options.out.name}.tmp-{uuid.uuid4().hex[:12]}"
+    work = temp_folder(options.out)
     try:
         model.save_pretrained(work, safe_serialization=True)
         _portable_adapter_config(work, inputs.base_model.model_ref)

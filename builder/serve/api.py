@@ -1,12 +1,14 @@
 """The OpenAI-compatible HTTP API over an Engine (Starlette; run by uvicorn).
 
 `/v1/models`, `/v1/chat/completions` and `/v1/completions`, streamed (server-sent events ending `data: [DONE]`) or
-not. Requests are validated by pydantic models; every refusal is a 4xx JSON body in OpenAI's error shape
-(`{"error": {"message", "type", "param", "code"}}`), never a 500 or a dropped connection.
+not. Requests are validated by the models of builder/serve/requests.py; every refusal is a 4xx JSON body in
+OpenAI's error shape (`{"error": {"message", "type", "param", "code"}}`), never a dropped connection; a 500 (same
+shape) is reserved for faults of the server or its model folder (a chat template that fails).
 
 Decoding runs in a bounded pool of threads (one request per thread; onnxruntime sessions run concurrently), so the
 event loop only moves bytes. Requests beyond the pool wait in line; beyond `max_waiting` of them, 429 with
-`Retry-After` (the teacher generator and the openai client retry those).
+`Retry-After` (the teacher generator and the openai client retry those), streamed or not: a request is admitted
+before its response starts. Decoding stops when its client goes away and when the server is asked to stop.
 """
 
 from __future__ import annotations
@@ -21,128 +23,29 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from builder.serve.engine import Completion, Delta, Engine, Event, PromptTooLong, Sampling
+from builder.serve.engine import Completion, Delta, EmptyPrompt, Engine, Event, PromptTooLong, Sampling
+from builder.serve.requests import (
+    ApiError,
+    ChatRequest,
+    CompletionRequest,
+    parse,
+    read_json,
+)
+from builder.serve.text import NoChatTemplate, TemplateBroken, TemplateRefused
 from registry.errors import RegistryError
 
-MAX_N = 16  # choices per request
-MAX_STOP = 4  # stop strings per request (OpenAI's limit)
-MAX_PROMPTS = 32  # prompts in one /v1/completions request
-MAX_BODY = 8 * 1024 * 1024  # bytes
-INT64 = 2**63
-
-RequestT = TypeVar("RequestT", bound=BaseModel)
-
-
-class ApiError(Exception):
-    """A refusal: becomes an OpenAI-shaped error body with this status."""
-
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 kind: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
-
-
-# --- request bodies -------------------------------------------------------------------------------------
-
-class StreamOptions(BaseModel):
-    include_usage: bool = False
-
-
-class _Request(BaseModel):
-    # strict: "0.5" is not a temperature; extra fields (user, metadata...) are accepted and not used.
-    model_config = ConfigDict(strict=True, extra="allow")
-
-    model: str
-    max_tokens: Annotated[int, Field(ge=1, lt=INT64)] | None = None
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
-    n: Annotated[int, Field(ge=1, le=MAX_N)] | None = None
-    seed: Annotated[int, Field(ge=-INT64, lt=INT64)] | None = None
-    stop: str | list[str] | None = None
-    stream: bool | None = False
-    stream_options: StreamOptions | None = None
-    logprobs: Any = None
-
-    @field_validator("stop")
-    @classmethod
-    def _stops(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(value) > MAX_STOP:
-            raise ValueError(f"at most {MAX_STOP} stop strings")
-        return value
-
-    @field_validator("logprobs")
-    @classmethod
-    def _no_logprobs(cls, value: Any) -> Any:
-        if value not in (None, False, 0):
-            raise ValueError("logprobs are not supported by this server")
-        return value
-
-    def sampling(self, max_tokens: int | None) -> Sampling:
-        stop = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
-        return Sampling(max_tokens=max_tokens, temperature=1.0 if self.temperature is None else self.temperature,
-                        top_p=1.0 if self.top_p is None else self.top_p, seed=self.seed,
-                        stop=tuple(s for s in stop if s), n=self.n or 1)
-
-    def include_usage(self) -> bool:
-        return bool(self.stream_options and self.stream_options.include_usage)
-
-
-class TextPart(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
-    type: Literal["text"]
-    text: str
-
-
-class Message(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
-
-    def plain(self) -> dict[str, Any]:
-        content = self.content if isinstance(self.content, str) or self.content is None else \
-            "".join(part.text for part in self.content)
-        return {"role": "system" if self.role == "developer" else self.role, "content": content or ""}
-
-
-class ChatRequest(_Request):
-    messages: Annotated[list[Message], Field(min_length=1)]
-    max_completion_tokens: Annotated[int, Field(ge=1, lt=INT64)] | None = None
-
-
-class CompletionRequest(_Request):
-    prompt: str | list[str] | list[int] | list[list[int]]
-    echo: bool = False
-    suffix: str | None = None
-    best_of: int | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompts(cls, value: Any) -> Any:
-        if isinstance(value, list) and not value:
-            raise ValueError("the prompt is empty")
-        if isinstance(value, list) and isinstance(value[0], str | list) and len(value) > MAX_PROMPTS:
-            raise ValueError(f"at most {MAX_PROMPTS} prompts per request")
-        return value
-
-    @field_validator("echo", "suffix", "best_of")
-    @classmethod
-    def _unsupported(cls, value: Any) -> Any:
-        if value not in (None, False, 1):
-            raise ValueError("not supported by this server")
-        return value
-
+if TYPE_CHECKING:
+    import uvicorn
 
 # --- the service ----------------------------------------------------------------------------------------
 
@@ -160,17 +63,31 @@ class Service:
         self.pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="decode")
         self.created = int(time.time())
         self.active = 0  # admitted requests not yet finished (event loop only: no lock needed)
+        self.stopping = threading.Event()  # set when the server is asked to stop: decoding ends early
 
-    @contextmanager
-    def admitted(self) -> Iterator[None]:
+    def admit(self) -> Callable[[], None]:
+        """Takes a slot or refuses with 429; returns what frees the slot (once, however often it is called)."""
         if self.active >= self.limits.workers + self.limits.max_waiting:
             raise ApiError(429, f"the server is busy ({self.active} requests in progress); retry shortly",
                            code="rate_limit_exceeded", kind="rate_limit_error")
         self.active += 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.active -= 1
+
+        return release
+
+    @contextmanager
+    def admitted(self) -> Iterator[None]:
+        release = self.admit()
         try:
             yield
         finally:
-            self.active -= 1
+            release()
 
     def check_model(self, model: str) -> None:
         if model != self.name:
@@ -179,23 +96,41 @@ class Service:
 
     async def prepare(self, make: Callable[[], list[list[int]]], param: str) -> list[list[int]]:
         """Prompt token ids, off the event loop (templates and tokenizing take time on long prompts)."""
-        import jinja2
-
         try:
             return await asyncio.to_thread(make)
         except PromptTooLong as exc:
             raise ApiError(400, f"{exc}: {exc.hint}", param=param, code="context_length_exceeded") from None
-        except jinja2.TemplateError as exc:
+        except EmptyPrompt as exc:
+            raise ApiError(400, str(exc), param=param, code="invalid_value") from None
+        except TemplateRefused as exc:
             raise ApiError(400, f"the chat template refused the messages: {exc}", param=param) from None
+        except TemplateBroken as exc:
+            raise _template_fault(exc) from None
 
-    async def complete(self, prompts: list[list[int]], sampling: Sampling) -> list[Completion]:
+    async def complete(self, request: Request, prompts: list[list[int]], sampling: Sampling) -> list[Completion]:
+        """Decodes every prompt; stops early (and answers nobody) when the client goes away or the server stops."""
         loop = asyncio.get_running_loop()
+        gone = threading.Event()
         with self.admitted():
-            return await loop.run_in_executor(
-                self.pool, lambda: [self.engine.complete(ids, sampling) for ids in prompts])
+            watch = asyncio.create_task(_until_disconnected(request, gone))
+            try:
+                done = await loop.run_in_executor(self.pool, lambda: [
+                    self.engine.complete(ids, sampling, lambda: gone.is_set() or self.stopping.is_set())
+                    for ids in prompts])
+            finally:
+                watch.cancel()
+        self.check_running()
+        return done
+
+    def check_running(self) -> None:
+        """After decoding: answers that stopping cut short are refused rather than passed off as complete."""
+        if self.stopping.is_set():
+            raise ApiError(503, "the server is shutting down; retry on another or after it restarts",
+                           kind="server_error")
 
     async def events(self, prompts: list[list[int]], sampling: Sampling) -> AsyncGenerator[tuple[int, Event], None]:
-        """(prompt index, event) as the worker decodes; the worker stops when the client goes away."""
+        """(prompt index, event) as the worker decodes; the worker stops when the client goes away or the server
+        stops. The caller admits the request (before its response starts, so that a full server can say 429)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[int, Event] | BaseException | None] = asyncio.Queue()
         cancelled = threading.Event()
@@ -209,22 +144,23 @@ class Service:
         def work() -> None:
             try:
                 for p, ids in enumerate(prompts):
-                    for event in self.engine.generate(ids, sampling, cancelled.is_set):
+                    for event in self.engine.generate(ids, sampling,
+                                                      lambda: cancelled.is_set() or self.stopping.is_set()):
                         put((p, event))
             except Exception as exc:
                 put(exc)
             finally:
                 put(None)
 
-        with self.admitted():
-            loop.run_in_executor(self.pool, work)
-            try:
-                while (item := await queue.get()) is not None:
-                    if isinstance(item, BaseException):
-                        raise item
-                    yield item
-            finally:
-                cancelled.set()
+        loop.run_in_executor(self.pool, work)
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancelled.set()
+        self.check_running()
 
     def usage(self, completions: list[Completion]) -> dict[str, int]:
         prompt = sum(c.prompt_tokens for c in completions)
@@ -249,11 +185,21 @@ def listen(host: str, port: int) -> socket.socket:
 
 def run(service: Service, sock: socket.socket, log_level: str) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM end it gracefully)."""
+    server(service, log_level).run(sockets=[sock])
+
+
+def server(service: Service, log_level: str) -> uvicorn.Server:
+    """uvicorn over the app; asked to stop, it first stops decoding, so requests in flight end within a step."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            service.stopping.set()
+            super().handle_exit(sig, frame)
 
     config = uvicorn.Config(create_app(service), log_level=log_level, access_log=log_level in ("info", "debug"),
                             timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    return Server(config)
 
 
 # --- endpoints ------------------------------------------------------------------------------------------
@@ -283,16 +229,17 @@ def create_app(service: Service) -> Starlette:
 
 def _chat_endpoint(service: Service) -> Callable[[Request], Any]:
     async def chat(request: Request) -> Response:
-        body = _parse(ChatRequest, await _json(request))
+        body = parse(ChatRequest, await read_json(request))
         service.check_model(body.model)
+        _check_template(service.engine)
         messages = [m.plain() for m in body.messages]
         prompts = await service.prepare(
             lambda: [service.engine.prompt_ids(service.engine.codec.render_chat(messages))], "messages")
         sampling = body.sampling(body.max_completion_tokens or body.max_tokens)
         shape = _Shape(service.name, "chat.completion", "chatcmpl", sampling.n)
         if body.stream:
-            return _sse(_chat_chunks(service, shape, prompts, sampling, body.include_usage()))
-        completions = await service.complete(prompts, sampling)
+            return _Stream(_chat_chunks(service, shape, prompts, sampling, body.include_usage()), service.admit())
+        completions = await service.complete(request, prompts, sampling)
         choices = [{"index": i, "message": {"role": "assistant", "content": text}, "logprobs": None,
                     "finish_reason": reason}
                    for i, (text, reason) in enumerate(zip(completions[0].texts, completions[0].reasons, strict=True))]
@@ -303,7 +250,7 @@ def _chat_endpoint(service: Service) -> Callable[[Request], Any]:
 
 def _completion_endpoint(service: Service) -> Callable[[Request], Any]:
     async def completions(request: Request) -> Response:
-        body = _parse(CompletionRequest, await _json(request))
+        body = parse(CompletionRequest, await read_json(request))
         service.check_model(body.model)
         prompt = body.prompt
         items: list[Any] = prompt if isinstance(prompt, list) and isinstance(prompt[0], str | list) else [prompt]
@@ -313,8 +260,8 @@ def _completion_endpoint(service: Service) -> Callable[[Request], Any]:
         sampling = body.sampling(body.max_tokens or 16)  # OpenAI's default for completions
         shape = _Shape(service.name, "text_completion", "cmpl", sampling.n)
         if body.stream:
-            return _sse(_text_chunks(service, shape, prompts, sampling, body.include_usage()))
-        done = await service.complete(prompts, sampling)
+            return _Stream(_text_chunks(service, shape, prompts, sampling, body.include_usage()), service.admit())
+        done = await service.complete(request, prompts, sampling)
         choices = [{"index": p * sampling.n + i, "text": text, "logprobs": None, "finish_reason": reason}
                    for p, c in enumerate(done) for i, (text, reason) in enumerate(zip(c.texts, c.reasons, strict=True))]
         return JSONResponse({**shape.head(), "choices": choices, "usage": service.usage(done)})
@@ -370,18 +317,49 @@ async def _text_chunks(service: Service, shape: _Shape, prompts: list[list[int]]
         yield {**head, "choices": [], "usage": _usage(sum(len(ids) for ids in prompts), tokens)}
 
 
-def _sse(chunks: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
-    async def lines() -> AsyncIterator[str]:
-        try:
-            async for chunk in chunks:
-                yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
-        except Exception as exc:  # headers are sent: the error goes in the stream, as OpenAI does
-            error = exc if isinstance(exc, ApiError) else ApiError(500, f"{type(exc).__name__}: {exc}",
-                                                                   kind="server_error")
-            yield f"data: {json.dumps(error.body())}\n\n"
-        yield "data: [DONE]\n\n"
+class _Stream(StreamingResponse):
+    """Server-sent events of an admitted request; its slot is freed when the response ends, however it ends."""
 
-    return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    def __init__(self, chunks: AsyncIterator[dict[str, Any]], release: Callable[[], None]) -> None:
+        super().__init__(_sse_lines(chunks), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+
+
+async def _sse_lines(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    try:
+        async for chunk in chunks:
+            yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+    except Exception as exc:  # headers are sent: the error goes in the stream, as OpenAI does
+        error = exc if isinstance(exc, ApiError) else ApiError(500, f"{type(exc).__name__}: {exc}",
+                                                               kind="server_error")
+        yield f"data: {json.dumps(error.body())}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+async def _until_disconnected(request: Request, gone: threading.Event) -> None:
+    """Sets `gone` when the client hangs up (the body is read, so the next ASGI message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+
+
+def _check_template(engine: Engine) -> None:
+    try:
+        engine.codec.check_template()
+    except NoChatTemplate as exc:
+        raise ApiError(400, f"{exc}: use /v1/completions with a plain prompt", code="chat_template_missing") from None
+    except TemplateBroken as exc:
+        raise _template_fault(exc) from None
+
+
+def _template_fault(exc: TemplateBroken) -> ApiError:
+    return ApiError(500, f"the model folder's chat template is at fault, not the request: {exc}", kind="server_error")
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -391,37 +369,15 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 def _ids(engine: Engine, tokens: list[int]) -> list[int]:
     """A prompt sent as token ids: each must be in the vocabulary, and the whole must fit the context."""
     vocab = engine.codec.tokenizer.get_vocab_size(with_added_tokens=True)
-    if not tokens or any(t < 0 or t >= vocab for t in tokens):
+    if not tokens:
+        raise ApiError(400, "the prompt is empty (no token ids)", param="prompt", code="invalid_value")
+    if any(t < 0 or t >= vocab for t in tokens):
         raise ApiError(400, f"a prompt of token ids must hold ids in 0..{vocab - 1}", param="prompt",
                        code="invalid_value")
     if len(tokens) >= engine.context_window:
         raise PromptTooLong(f"the prompt has {len(tokens)} tokens; this model's context window is "
                             f"{engine.context_window} tokens", hint="shorten the prompt")
     return tokens
-
-
-async def _json(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise ApiError(413, f"the request body is over {MAX_BODY // (1024 * 1024)} MiB")
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise ApiError(400, f"the request body is not valid JSON ({exc}); send a JSON object",
-                       code="invalid_json") from None
-
-
-def _parse(model: type[RequestT], body: Any) -> RequestT:
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise ApiError(400, f"{where}: {first['msg']}" + (f" ({exc.error_count()} problems)"
-                                                          if exc.error_count() > 1 else ""),
-                       param=str(first["loc"][0]) if first["loc"] else None, code="invalid_value") from None
 
 
 def _model_card(service: Service) -> dict[str, Any]:

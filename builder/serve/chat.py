@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from builder.serve.engine import Delta, Engine, PromptTooLong, Sampling
+from builder.serve.text import TemplateRefused
 
 EXIT_COMMANDS = ("/exit", "/quit")
 RESET_COMMAND = "/reset"
@@ -53,7 +54,7 @@ def converse(conversation: Conversation, lines: Iterable[str], write: Callable[[
         try:
             for piece in conversation.reply(text):
                 write(piece)
-        except PromptTooLong as exc:
+        except (PromptTooLong, TemplateRefused) as exc:
             write(f"({exc}; type {RESET_COMMAND} to start over)")
         else:
             replies += 1

@@ -32,6 +32,10 @@ class PromptTooLong(RegistryError):
     """The prompt leaves no room in the model's context window."""
 
 
+class EmptyPrompt(RegistryError):
+    """The prompt holds no tokens."""
+
+
 @dataclass(frozen=True, slots=True)
 class Sampling:
     """How one request samples. temperature 0 is greedy; `seed` makes the choices repeatable."""
@@ -76,10 +80,12 @@ class Engine:
         self.config = _model_config(model_dir)
         self.codec = TextCodec(model_dir)
         self.session, self.provider = _session(model_dir / "model.onnx", device, threads)
-        self.context_window = int(self.config.get("max_position_embeddings") or 0)
-        if self.context_window < 2:
-            raise ModelDirError(f"{model_dir / 'config.json'}: max_position_embeddings is missing",
-                                hint="export the model again with `taxreg export`")
+        self.context_window = _context_window(model_dir, self.config)
+        # No token covers more characters than the vocabulary's longest entry (byte-level vocabularies spell one
+        # byte per character), so longer text cannot fit and is refused before the tokenizer spends time on it.
+        # Four times that leaves room for normalizers that merge characters.
+        longest = max(map(len, self.codec.tokenizer.get_vocab(with_added_tokens=True)), default=1)
+        self.max_prompt_chars = 4 * longest * self.context_window
         self.layers = _layers(self.session)
         past = {i.name: i for i in self.session.get_inputs()}["past_key_values.0.key"]
         self.past_shape = self._past_shape(past.shape)
@@ -87,9 +93,12 @@ class Engine:
         self.eos = self._eos_ids()
 
     def prompt_ids(self, text: str) -> list[int]:
+        if len(text) > self.max_prompt_chars:
+            raise PromptTooLong(f"the prompt has {len(text)} characters, more than this model's context window of "
+                                f"{self.context_window} tokens can hold", hint="shorten the prompt or the conversation")
         ids = self.codec.encode(text)
         if not ids:
-            raise PromptTooLong("the prompt is empty", hint="send some text")
+            raise EmptyPrompt("the prompt is empty", hint="send some text")
         if len(ids) >= self.context_window:
             raise PromptTooLong(
                 f"the prompt has {len(ids)} tokens; this model's context window is {self.context_window} tokens, "
@@ -179,8 +188,12 @@ class Engine:
 def _sample(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> int:
     if sampling.temperature == 0:
         return int(np.argmax(logits))
-    scaled = logits.astype(np.float64) / sampling.temperature
-    probs = np.exp(scaled - scaled.max())
+    with np.errstate(over="ignore"):  # tiny temperatures overflow float64: that case is greedy, below
+        scaled = logits.astype(np.float64) / sampling.temperature
+        top = scaled.max()
+        if not np.isfinite(top):  # the limit of ever smaller temperatures: all the mass on the top token
+            return int(np.argmax(logits))
+        probs = np.exp(scaled - top)
     probs /= probs.sum()
     if sampling.top_p < 1.0:  # the smallest set of most likely tokens whose mass reaches top_p
         order = np.argsort(-probs, kind="stable")
@@ -227,6 +240,15 @@ def _layers(session: Any) -> int:
         raise ModelDirError(f"model.onnx lacks the inputs {', '.join(sorted(missing))}: not a KV-cache export",
                             hint="export it with `taxreg export`")
     return sum(1 for name in names if name.startswith("past_key_values.") and name.endswith(".key"))
+
+
+def _context_window(model_dir: Path, config: dict[str, Any]) -> int:
+    value = config.get("max_position_embeddings")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+        problem = "is missing" if value is None else f"must be a whole number of at least 2, not {value!r}"
+        raise ModelDirError(f"{model_dir / 'config.json'}: max_position_embeddings {problem}",
+                            hint="export the model again with `taxreg export`")
+    return value
 
 
 def _model_config(model_dir: Path) -> dict[str, Any]:

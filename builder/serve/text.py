@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,18 @@ class ModelDirError(RegistryError):
     """The model folder does not follow the ONNX directory contract."""
 
 
+class NoChatTemplate(ModelDirError):
+    """The model folder has no chat template: only plain prompts can be served."""
+
+
+class TemplateBroken(ModelDirError):
+    """The model folder's chat template does not compile, or failed while rendering: the folder's fault."""
+
+
+class TemplateRefused(RegistryError):
+    """The chat template's `raise_exception` refused the conversation (e.g. roles that do not alternate)."""
+
+
 class TextCodec:
     """Tokenizer files of an exported model folder: encode, decode, and render conversations."""
 
@@ -33,10 +44,15 @@ class TextCodec:
         path = model_dir / "tokenizer.json"
         if not path.is_file():
             raise ModelDirError(f"{path} is missing", hint="export the model with `taxreg export`")
-        self.tokenizer = Tokenizer.from_file(str(path))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises untyped errors for files it cannot parse
+            raise ModelDirError(f"{path}: the tokenizer cannot read it ({exc})",
+                                hint="export the model again with `taxreg export`") from None
         self.config = read_json(model_dir / "tokenizer_config.json")
         self.special = {name: _token_text(self.config.get(name)) for name in SPECIAL_TOKEN_NAMES}
-        self.chat_template = _chat_template(model_dir, self.config)
+        self.chat_template, self.template_source = _chat_template(model_dir, self.config)
+        self._template, self._template_error = _compile(self.chat_template)
 
     def encode(self, text: str) -> list[int]:
         # Special tokens come from the template or the prompt itself, as apply_chat_template(tokenize=True) does.
@@ -48,16 +64,27 @@ class TextCodec:
     def token_id(self, text: str | None) -> int | None:
         return None if text is None else self.tokenizer.token_to_id(text)
 
-    def render_chat(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
+    def check_template(self) -> None:
+        """Raises NoChatTemplate or TemplateBroken when conversations cannot be rendered (callers check at startup)."""
         if self.chat_template is None:
-            raise ModelDirError("this model has no chat template", hint="use /v1/completions with a plain prompt")
-        variables = {name: value for name, value in self.special.items() if value is not None}
-        return str(self._compiled.render(messages=messages, add_generation_prompt=add_generation_prompt,
-                                         **variables))
+            raise NoChatTemplate(f"{self.template_source}: this model has no chat template",
+                                 hint="use /v1/completions with a plain prompt")
+        if self._template_error:
+            raise TemplateBroken(f"{self.template_source}: the chat template does not compile "
+                                 f"({self._template_error})", hint="fix the template or export the model again")
 
-    @cached_property
-    def _compiled(self) -> Any:
-        return _environment().from_string(self.chat_template or "")
+    def render_chat(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
+        self.check_template()
+        variables = {name: value for name, value in self.special.items() if value is not None}
+        try:
+            return str(self._template.render(messages=messages, add_generation_prompt=add_generation_prompt,
+                                             **variables))
+        except TemplateRefused:
+            raise
+        except Exception as exc:  # the template is code from the model folder: its failures are the folder's
+            raise TemplateBroken(f"{self.template_source}: the chat template failed while rendering "
+                                 f"({type(exc).__name__}: {exc})",
+                                 hint="fix the template or export the model again") from None
 
 
 class StopText:
@@ -127,16 +154,29 @@ def _token_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _chat_template(model_dir: Path, config: dict[str, Any]) -> str | None:
-    """`chat_template.jinja` first (what transformers 5 reads first), else tokenizer_config's `chat_template`."""
+def _chat_template(model_dir: Path, config: dict[str, Any]) -> tuple[str | None, Path]:
+    """The template and where it came from: `chat_template.jinja` first (what transformers 5 reads first), else
+    tokenizer_config's `chat_template`."""
     file = model_dir / "chat_template.jinja"
     if file.is_file():
-        return file.read_text("utf-8")
+        return file.read_text("utf-8"), file
     template = config.get("chat_template")
     if isinstance(template, list):  # named templates: the default one
         template = next((t.get("template") for t in template if isinstance(t, dict) and t.get("name") == "default"),
                         None)
-    return template if isinstance(template, str) else None
+    return (template if isinstance(template, str) else None), model_dir / "tokenizer_config.json"
+
+
+def _compile(template: str | None) -> tuple[Any, str | None]:
+    """The compiled template, or why it does not compile (said when it is used, so `serve` can still start)."""
+    import jinja2
+
+    if template is None:
+        return None, None
+    try:
+        return _environment().from_string(template), None
+    except jinja2.TemplateSyntaxError as exc:
+        return None, f"line {exc.lineno}: {exc.message}"
 
 
 def _environment() -> Any:
@@ -158,7 +198,7 @@ def _environment() -> Any:
             return str(caller())
 
     def raise_exception(message: str) -> None:
-        raise jinja2.exceptions.TemplateError(message)
+        raise TemplateRefused(message)
 
     def tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None, separators: Any = None,
                sort_keys: bool = False) -> str:

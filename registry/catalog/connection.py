@@ -63,7 +63,9 @@ def _connect(path: Path, read_only: bool) -> Any:
         if "lock" in message.lower():
             raise CatalogError(f"the catalog {path} is in use by another process",
                                hint="wait for the other taxreg command to finish") from None
-        raise CatalogError(f"cannot open the catalog {path}: {message}") from None
+        raise CatalogError(f"cannot open the catalog {path}: {message}",
+                           hint="pass --catalog with a catalog `taxreg index` wrote (or a new path), or move the "
+                                "file away") from None
     except duckdb.Error as exc:
         raise CatalogError(f"{path} is not a readable DuckDB catalog: {exc}",
                            hint="move it away and run `taxreg index` to create a new one") from None

@@ -1,0 +1,101 @@
+"""The base model folder that `taxreg train` and `taxreg export` read: checked, then loaded strictly.
+
+Any local Hugging Face decoder-only causal LM: safetensors only (unpickling can run code), never remote code, and
+every weight of the architecture must come from the files. transformers would otherwise initialise missing
+weights at random and carry on, so a renamed or mismatched checkpoint would train and export noise.
+Imported lazily (torch, transformers) except for `check`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from registry.errors import RegistryError
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+HINT = "run `taxreg model init`, or pass --base-model with a local Hugging Face model folder"
+
+
+def check(folder: Path) -> None:
+    """A local causal-LM folder with safetensors weights and a tokenizer; pickled weights are refused."""
+    if not folder.is_dir():
+        what = "a file, not a folder" if folder.exists() else "not there"
+        raise RegistryError(f"no base model folder at {folder} ({what})", hint=HINT)
+    config = _config(folder)
+    architectures = config.get("architectures") or []
+    if config.get("is_encoder_decoder") or (architectures and not any(
+            str(a).endswith("ForCausalLM") for a in architectures)):
+        described = ", ".join(map(str, architectures)) or "an encoder-decoder"
+        raise RegistryError(f"{folder / 'config.json'} describes {described} ({config['model_type']}), not a "
+                            "decoder-only causal LM", hint="pass a causal language model (Granite, Llama, Mistral...)")
+    if not any(folder.glob("*.safetensors")):
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        found = f" (found {', '.join(pickles)})" if pickles else ""
+        raise RegistryError(f"{folder} has no .safetensors weights{found}; pickled weights are never loaded: "
+                            "unpickling can run arbitrary code",
+                            hint="convert the weights to safetensors (e.g. save_pretrained(safe_serialization=True) "
+                                 "in a sandbox), or pass another --base-model")
+    if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").is_file():
+        raise RegistryError(f"{folder} has no tokenizer (tokenizer.json or tokenizer_config.json)", hint=HINT)
+
+
+def _config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        raise RegistryError(f"{folder} has no config.json: not a Hugging Face model folder", hint=HINT) from None
+    except ValueError as exc:
+        raise RegistryError(f"{path} is not valid JSON ({exc})", hint=HINT) from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise RegistryError(f"{path} names no model_type", hint=HINT)
+    return config
+
+
+def load(folder: Path) -> tuple[Any, Any]:
+    """The model in fp32 and its tokenizer; any weight the files do not provide, or do not fit, is an error."""
+    import torch
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    check(folder)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RegistryError(f"cannot load the tokenizer of {folder}: {brief(exc)}",
+                            hint="check tokenizer.json / tokenizer_config.json (transformers must load them)") \
+            from None
+    model: Any
+    info: dict[str, Any]
+    try:
+        # mismatched shapes are reported in `info` (and refused below) rather than raised without naming them
+        loaded: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True,
+                                                           trust_remote_code=False, output_loading_info=True,
+                                                           ignore_mismatched_sizes=True)
+        model, info = loaded
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        raise RegistryError(f"cannot load {folder} as a causal language model: {brief(exc)}",
+                            hint="check config.json and the .safetensors files (truncated? another model's?); "
+                                 "no remote code is run") from None
+    _refuse_gaps(folder, info)
+    return model, tokenizer
+
+
+def _refuse_gaps(folder: Path, info: dict[str, Any]) -> None:
+    gaps = {"missing from the files": sorted(info.get("missing_keys") or []),
+            "in the files but not in the architecture": sorted(info.get("unexpected_keys") or []),
+            "of the wrong shape": sorted(str(k[0]) if isinstance(k, tuple) else str(k)
+                                         for k in info.get("mismatched_keys") or [])}
+    found = [f"{len(keys)} weight(s) {what} (e.g. {keys[0]})" for what, keys in gaps.items() if keys]
+    if found:
+        raise RegistryError(f"{folder}'s safetensors do not match its config.json: {'; '.join(found)}",
+                            hint="the weights would be initialised at random; pass the folder the weights were "
+                                 "saved with (save_pretrained)")
+
+
+def brief(exc: BaseException) -> str:
+    """transformers' messages run to pages (every known config class): the first line says what went wrong."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:400]
