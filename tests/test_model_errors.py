@@ -193,7 +193,11 @@ def test_damaged_checkpoint_is_dropped_not_resumed(base: Path, dataset: Path, tm
 # 8. Ctrl-C says what was kept and exits 130
 def test_ctrl_c_says_the_outputs_are_intact(base: Path, dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "adapter"
-    process = subprocess.Popen([*TAXREG, *train(base, dataset, out, "--max-steps", "100000")], cwd=tmp_path,
+    # Python leaves SIGINT alone when it starts ignored, as in a shell's background jobs (CI may run us so);
+    # at a terminal, Ctrl-C raises KeyboardInterrupt, which this handler restores
+    interruptible = [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                                           "from builder.cli import main; main()"]
+    process = subprocess.Popen([*interruptible, *train(base, dataset, out, "--max-steps", "100000")], cwd=tmp_path,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
     lines = []
