@@ -196,7 +196,7 @@ def hash_outputs(paths: list[Path]) -> dict[str, str]:
 
 def _pin_source_date(root: Path) -> None:
     """Every timestamp a build writes comes from SOURCE_DATE_EPOCH; unset, the taxonomy's last commit time."""
-    if "SOURCE_DATE_EPOCH" not in os.environ and (when := gitrepo.head_time(root)) is not None:
+    if "SOURCE_DATE_EPOCH" not in os.environ and (when := gitrepo.last_commit_time(root)) is not None:
         os.environ["SOURCE_DATE_EPOCH"] = str(when)
 
 

@@ -57,10 +57,11 @@ def head(root: Path) -> str | None:
         return None
 
 
-def head_time(root: Path) -> int | None:
-    """The committer time of HEAD (seconds since the epoch), or None outside a repository."""
+def last_commit_time(root: Path) -> int | None:
+    """The committer time (seconds since the epoch) of the last commit that touched `root`, as `commits` sees the
+    history; None outside a repository. Not HEAD's: a commit elsewhere in the repository changes no release."""
     try:
-        return int(_git(root, "log", "-1", "--format=%ct", "HEAD").strip() or "x")
+        return int(_git(root, "log", "-1", "--format=%ct", "HEAD", "--", ".").strip() or "x")
     except (GitError, ValueError):
         return None
 

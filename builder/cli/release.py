@@ -13,6 +13,7 @@ import typer
 from builder import console, settings
 from builder.cli.common import app, state
 from builder.console import TableFormat
+from registry.errors import RegistryError
 
 release_app = typer.Typer(no_args_is_help=True, help="Releases anyone can verify: cut, verify, diff, list, show.")
 app.add_typer(release_app, name="release")
@@ -136,7 +137,11 @@ def list_releases(
     from registry.catalog.releases import list_releases as rows_of
 
     with console.user_errors(state["debug"]):
-        con = open_read_only(build_dir / "catalog.duckdb")
+        catalog = build_dir / "catalog.duckdb"
+        if not catalog.is_file():
+            raise RegistryError(f"no releases: {build_dir} holds no catalog ({catalog})",
+                                hint="run `taxreg build --release VERSION`, or pass --build-dir with a build folder")
+        con = open_read_only(catalog)
         try:
             columns, rows = rows_of(con)
         finally:

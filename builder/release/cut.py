@@ -67,7 +67,7 @@ class CutOptions:
     config: dict[str, Any] = field(default_factory=dict)  # the build's own settings, recorded as inputs
 
     def __post_init__(self) -> None:
-        if not VERSION.match(self.version):
+        if not VERSION.fullmatch(self.version):  # match() would let a final newline through
             raise RegistryError(f"release version {self.version!r} must be 1-64 letters, digits, '.', '_', '+' "
                                 "or '-', starting with a letter or digit", hint="e.g. 1.0.0 or 2026.11.22")
 
@@ -93,6 +93,14 @@ class _Shipment:
     time_source: str  # what released_at came from, for the manifest's note
 
 
+def _refuse_case_twin(root: Path, version: str) -> None:
+    """0.1.0-RC1 beside 0.1.0-rc1 would be one folder on macOS and Windows, and one page on the site."""
+    twins = sorted(p.name for p in root.iterdir() if p.name.lower() == version.lower() and p.name != version)
+    if twins:
+        raise RegistryError(f"release {version} differs from the existing release {twins[0]} only in case",
+                            hint="pick another version: case-insensitive file systems would mix them up")
+
+
 def cut_release(options: CutOptions) -> CutOutcome:
     root = options.build_dir / "releases"
     root.mkdir(parents=True, exist_ok=True)
@@ -105,6 +113,7 @@ def cut_release(options: CutOptions) -> CutOutcome:
         if releases.release_exists(con, options.version):
             raise RegistryError(f"release {options.version} is in the catalog but {target} is gone",
                                 hint="restore the folder from a copy, or cut a new version")
+        _refuse_case_twin(root, options.version)
         shipment = _gather(con, options)
         results = sorted([*policy.run_checks(con, policy.PolicyInput(
             tuple(shipment.datasets[n].dataset_id for n in sorted(shipment.datasets)), shipment.license,

@@ -14,6 +14,9 @@ def verify_folder(folder: Path, public_key: Path | None = None) -> tuple[Manifes
 
     manifest, differences = verify_release(folder)
     if not (folder / SIGNATURE).is_file():
+        if public_key is not None:  # a pinned key asks for a signature: stripping one must not pass
+            return manifest, [*differences, Difference(SIGNATURE, "missing", f"--key {public_key} given, but the "
+                                                                             "release is unsigned")], "missing"
         return manifest, differences, "unsigned"
     problem = signing.verify(folder, public_key)
     if problem is not None:

@@ -45,7 +45,8 @@ def read_sums(text: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
     malformed line does not hide the others."""
     entries: dict[str, str] = {}
     bad: list[tuple[int, str]] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    # \n only: splitlines() would also split at \r, \x0b, \u2028... and accept a file taxreg never writes
+    for number, line in enumerate(text.removesuffix("\n").split("\n") if text else [], 1):
         match = LINE.match(line)
         if not match:
             bad.append((number, f"not a sha256sum line: {line[:80]!r}"))

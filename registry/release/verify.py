@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry.errors import RegistryError
-from registry.release.manifest import MANIFEST, SIGNATURE, SUMS, UNLISTED, Manifest, read_manifest
-from registry.release.sums import file_sha256, read_sums
+from registry.release.manifest import MANIFEST, PUBLIC_KEY, SIGNATURE, SUMS, UNLISTED, Manifest, read_manifest
+from registry.release.sums import file_sha256, format_sums, read_sums
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ def verify_release(folder: Path) -> tuple[Manifest | None, list[Difference]]:
             differences.append(Difference(path, "changed", f"sha256 {actual}, {SUMS} says {expected}"))
     manifest = _check_manifest(folder, sums, differences)
     if manifest is not None:
-        _check_signature_presence(manifest, on_disk, differences)
+        _check_signature_presence(folder, manifest, on_disk, differences)
     return manifest, sorted(differences, key=lambda d: (d.path, d.problem))
 
 
@@ -46,12 +46,15 @@ def _read_sums(folder: Path, differences: list[Difference]) -> dict[str, str]:
         differences.append(Difference(SUMS, "missing", "a release lists every file in SHA256SUMS"))
         return {}
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")  # not read_text: it would turn \r\n into \n unseen
     except (OSError, UnicodeDecodeError) as exc:
         differences.append(Difference(SUMS, "unreadable", str(exc)))
         return {}
     sums, bad = read_sums(text)
     differences += [Difference(f"{SUMS}:{number}", "unreadable", problem) for number, problem in bad]
+    if not bad and text != format_sums(sums.items()):  # the cut writes one form: any other is an edit
+        differences.append(Difference(SUMS, "changed", "not in the form the cut writes (sorted `<sha256>  <path>` "
+                                                       "lines, lower-case hex, \\n endings): edited after the cut"))
     return sums
 
 
@@ -67,6 +70,7 @@ def count_phrase(manifest: Manifest) -> str:
 
 
 def _files(folder: Path, differences: list[Difference]) -> set[str]:
+    """The plain files; anything else (a link, a pipe, a device, an empty folder) is reported as extra."""
     found = set()
     for path in folder.rglob("*"):
         rel = path.relative_to(folder).as_posix()
@@ -74,6 +78,11 @@ def _files(folder: Path, differences: list[Difference]) -> set[str]:
             differences.append(Difference(rel, "extra", "a symbolic link: releases hold plain files only"))
         elif path.is_file():
             found.add(rel)
+        elif path.is_dir():
+            if not any(path.iterdir()):
+                differences.append(Difference(rel, "extra", "an empty folder: releases hold plain files only"))
+        else:
+            differences.append(Difference(rel, "extra", "not a plain file (a pipe, socket or device)"))
     return found
 
 
@@ -99,9 +108,15 @@ def _check_manifest(folder: Path, sums: dict[str, str], differences: list[Differ
     return manifest
 
 
-def _check_signature_presence(manifest: Manifest, on_disk: set[str], differences: list[Difference]) -> None:
+def _check_signature_presence(folder: Path, manifest: Manifest, on_disk: set[str],
+                              differences: list[Difference]) -> None:
     if manifest.signature and SIGNATURE not in on_disk:
         differences.append(Difference(SIGNATURE, "missing", "the manifest says this release is signed"))
+    elif manifest.signature and PUBLIC_KEY in on_disk:
+        named, shipped = manifest.signature.get("public_key_sha256"), file_sha256(folder / PUBLIC_KEY)
+        if named != shipped:  # a signature re-made with another key, and that key shipped in place of the first
+            differences.append(Difference(PUBLIC_KEY, "signature", f"sha256 {shipped}, but the manifest names the "
+                                                                   f"signing key {named}"))
     elif not manifest.signature and SIGNATURE in on_disk:
         differences.append(Difference(SIGNATURE, "extra", "a signature, but the manifest says the release is "
                                                           "unsigned"))

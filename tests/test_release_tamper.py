@@ -1,0 +1,129 @@
+"""`release verify` against tampering a reviewer found passing, and version names a cut must refuse.
+
+Real releases (a data-only cut of the example taxonomy), real keys, real files: each tampered copy must fail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from builder.cli import app
+from builder.release.verify import verify_folder
+from registry.errors import RegistryError
+from registry.release.canonical import canonical_bytes
+from registry.release.sums import format_sums, parse_sums
+from tests.releasing import build_data, cut
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    root = tmp_path_factory.mktemp("tamper")
+    build = build_data(root / "build")
+    keys: dict[str, Path] = {}
+    for name in ("first", "second"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        (root / f"{name}.pem").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        (root / f"{name}.pub").write_bytes(key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        keys[name] = root / f"{name}.pem"
+    return {"root": root, "build": build, "plain": cut(build, "1.0.0"),
+            "signed": cut(build, "1.0.0-signed", sign_key=keys["first"]),
+            "other": cut(build, "1.0.0-other", sign_key=keys["second"]),
+            "first.pub": root / "first.pub", "second.pub": root / "second.pub"}
+
+
+def problems(folder: Path, key: Path | None = None) -> list[tuple[str, str]]:
+    return [(d.path, d.problem) for d in verify_folder(folder, key)[1]]
+
+
+def copy(releases: dict[str, Path], name: str, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(releases[name], tmp_path / name))
+
+
+@pytest.mark.parametrize("edit", ["crlf", "upper", "binary-marker", "reversed"])
+def test_an_edited_sha256sums_fails_even_when_every_hash_still_matches(releases: dict[str, Path], tmp_path: Path,
+                                                                       edit: str) -> None:
+    folder = copy(releases, "plain", tmp_path)
+    sums = folder / "SHA256SUMS"
+    lines = sums.read_text().splitlines(keepends=True)
+    edited = {"crlf": "".join(line.replace("\n", "\r\n") for line in lines),
+              "upper": "".join(line[:64].upper() + line[64:] for line in lines),
+              "binary-marker": "".join(line[:65] + "*" + line[66:] for line in lines),
+              "reversed": "".join(reversed(lines))}[edit]
+    sums.write_text(edited, newline="")
+    assert ("SHA256SUMS", "changed") in problems(folder)
+    assert runner.invoke(app, ["release", "verify", str(folder)]).exit_code == 1
+
+
+def test_pipes_and_empty_folders_in_a_release_are_extra(releases: dict[str, Path], tmp_path: Path) -> None:
+    folder = copy(releases, "plain", tmp_path)
+    (folder / "newdir").mkdir()
+    os.mkfifo(folder / "data" / "pipe")
+    assert problems(folder) == [("data/pipe", "extra"), ("newdir", "extra")]
+
+
+def test_a_pinned_key_fails_a_release_whose_signature_was_stripped(releases: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    folder = copy(releases, "signed", tmp_path)
+    # strip it cleanly: signature, shipped key, the manifest's signature entry and the sums, all consistent
+    (folder / "release.sig").unlink()
+    (folder / "release.pub.pem").unlink()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["signature"] = None
+    manifest["files"] = [f for f in manifest["files"] if f["path"] != "release.pub.pem"]
+    (folder / "manifest.json").write_bytes(canonical_bytes(manifest))
+    sums = parse_sums((folder / "SHA256SUMS").read_text())
+    sums.pop("release.pub.pem")
+    sums["manifest.json"] = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
+    (folder / "SHA256SUMS").write_text(format_sums(sums.items()))
+    assert problems(folder) == []  # without a pinned key it is an unsigned release, and says so
+    assert verify_folder(folder)[2] == "unsigned"
+    assert problems(folder, releases["first.pub"]) == [("release.sig", "missing")]
+    cli = runner.invoke(app, ["release", "verify", str(folder), "--key", str(releases["first.pub"])])
+    assert cli.exit_code == 1 and "unsigned" in cli.output
+
+
+def test_a_key_swapped_in_with_a_new_signature_is_caught(releases: dict[str, Path], tmp_path: Path) -> None:
+    from builder.release import signing
+
+    folder = copy(releases, "signed", tmp_path)
+    # ship the second key and re-sign everything with it; the manifest still names the first key
+    shutil.copyfile(releases["other"] / "release.pub.pem", folder / "release.pub.pem")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    digest = hashlib.sha256((folder / "release.pub.pem").read_bytes()).hexdigest()
+    for entry in manifest["files"]:
+        if entry["path"] == "release.pub.pem":
+            entry["sha256"] = digest
+    (folder / "manifest.json").write_bytes(canonical_bytes(manifest))
+    sums = parse_sums((folder / "SHA256SUMS").read_text())
+    sums["release.pub.pem"] = digest
+    sums["manifest.json"] = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
+    (folder / "SHA256SUMS").write_text(format_sums(sums.items()))
+    (folder / "release.sig").unlink()
+    signing.sign(folder, releases["root"] / "second.pem")
+    assert problems(folder) == [("release.pub.pem", "signature")]
+
+
+def test_versions_with_a_final_newline_or_a_case_twin_are_refused(releases: dict[str, Path]) -> None:
+    with pytest.raises(RegistryError, match="release version"):
+        cut(releases["build"], "0.3.0\n")
+    with pytest.raises(RegistryError, match="only in case"):
+        cut(releases["build"], "1.0.0-SIGNED")
+    assert not (releases["build"] / "releases" / "1.0.0-SIGNED").exists()
+
+
+def test_release_list_without_a_catalog_names_the_build_folder(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["release", "list", "--build-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "--build-dir" in result.output and "no releases" in result.output
