@@ -81,3 +81,14 @@ def process_alive(pid: str | None) -> bool:
     except OSError:
         return True  # exists, owned by another user
     return True
+
+
+def remove_stale_prefixed(parent: Path, prefix: str) -> None:
+    """Folders `<prefix><pid>-<random>` in `parent` (or `<prefix><random>`, from versions without the pid) whose
+    process is gone: what a killed run left inside its output folder."""
+    if not parent.is_dir():
+        return
+    for path in parent.glob(f"{prefix}*"):
+        pid = path.name[len(prefix):].split("-")[0]
+        if path.is_dir() and not path.is_symlink() and not process_alive(pid if pid.isdigit() else None):
+            shutil.rmtree(path, ignore_errors=True)

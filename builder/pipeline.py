@@ -91,8 +91,10 @@ def run_build(options: BuildOptions, config: Any, listener: Listener) -> list[St
     from builder import stages_of_build
 
     ctx = BuildContext(options, config)
-    _pin_source_date(options.taxonomy)
     stages = stages_of_build.stages_for(options)
+    _preflight(options, [s.name for s in stages])  # before the catalog is opened: bad options change nothing
+    _pin_source_date(options.taxonomy)
+    _sweep(ctx)
     reports = [StageReport(s.name) for s in stages]
     state = _load_state(options.build_dir)
     con = open_catalog(ctx.catalog)
@@ -192,6 +194,42 @@ def hash_outputs(paths: list[Path]) -> dict[str, str]:
             except OSError:
                 hashes[path.as_posix()] = ""
     return hashes
+
+
+def _preflight(options: BuildOptions, stage_names: list[str]) -> None:
+    """Options that would fail a stage after minutes of work fail now, with nothing written."""
+    from builder import folders
+    from builder.release.cut import VERSION
+    from registry.licenses import normalize
+
+    unknown = sorted(set(options.force) - set(stage_names))
+    if unknown:
+        raise RegistryError(f"--force {', '.join(unknown)}: no such stage", hint=f"stages: {', '.join(stage_names)}")
+    if options.release is not None and not VERSION.fullmatch(options.release):
+        raise RegistryError(f"--release {options.release!r} must be 1-64 letters, digits, '.', '_', '+' or '-', "
+                            "starting with a letter or digit", hint="e.g. 1.0.0 or 2026.11.22")
+    if options.license is not None and normalize(options.license) is None:
+        raise RegistryError(f"--license {options.license!r} is not an SPDX license expression",
+                            hint="e.g. CC-BY-4.0 or Apache-2.0 (https://spdx.org/licenses/)")
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and not epoch.isdigit():
+        raise RegistryError(f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds since 1970",
+                            hint="unset it (the taxonomy's last commit time is used), or set e.g. "
+                                 "SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)")
+    if not options.taxonomy.is_dir():
+        raise RegistryError(f"taxonomy root {options.taxonomy} is not a directory",
+                            hint="pass the taxonomy folder (default: ./taxonomy)")
+    folders.require_writable(options.build_dir, "--build-dir")
+
+
+def _sweep(ctx: BuildContext) -> None:
+    """Temporary folders of killed model stages: a later build may skip those stages, so it clears them itself."""
+    from builder import folders
+    from builder.model.export import WORK_PREFIX
+
+    folders.remove_stale_prefixed(ctx.model, WORK_PREFIX)
+    for output in ("base", "adapter"):
+        folders.remove_stale_temps(ctx.model / output)
 
 
 def _pin_source_date(root: Path) -> None:

@@ -115,7 +115,8 @@ class DocumentResolver:
             matches = self._match(base, pattern)
             if not matches:
                 result.findings.append(finding("TR503", path, f"pattern {pattern!r} matches no .md or .pdf file "
-                                               f"in {base}", line, 1, where))
+                                               f"in {base}; `taxreg documents fetch` fetches the pinned commit",
+                                               line, 1, where))
             for file in matches:
                 loaded = self._load(file, base, ref)
                 if isinstance(loaded, str):

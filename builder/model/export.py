@@ -33,6 +33,7 @@ VARIANT_DIRS = {"fp32": "onnx", "int8": "onnx-int8", "int4": "onnx-int4"}
 # torch.onnx re-arms its registration logger during each export, so that one is named on its own.
 CHATTY_LOGGERS = ("torch.onnx", "torch.onnx._internal.exporter._registration", "torch.export", "onnxscript")
 ARTIFACT_KINDS = {"fp32": "onnx", "int8": "onnx_int8", "int4": "onnx_int4"}
+WORK_PREFIX = ".export-"  # + pid-random: the temporary folder inside --out
 
 
 class ParityFailed(RegistryError):
@@ -209,11 +210,8 @@ def _work_folder(out: Path) -> Path:
     """A temporary folder beside the outputs, named after this process; those of dead exports are removed."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for stale in out.glob(".export-*"):
-            pid = stale.name.split("-")[1]
-            if not folders.process_alive(pid if pid.isdigit() else None):
-                shutil.rmtree(stale, ignore_errors=True)
-        work = out / f".export-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        folders.remove_stale_prefixed(out, WORK_PREFIX)
+        work = out / f"{WORK_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
         work.mkdir()
     except OSError as exc:
         raise RegistryError(f"cannot write to --out {out} ({exc.strerror or exc})",

@@ -1,12 +1,15 @@
 """`taxreg site`: build the whole site into a folder beside the output, then swap it into place.
 
-A failed build (a bad catalog, a warning under --strict) leaves the previous site as it was. The previous
-site also serves as the cache: pages whose inputs did not change are hard-linked from it (render.py).
+A failed build (a bad catalog, a warning under --strict, a swap the filesystem refuses) leaves the previous
+site as it was and removes the new one. The previous site also serves as the cache: pages whose inputs did
+not change are hard-linked from it (render.py). The folders beside the site are named with the process id
+(`.site-new-<pid>-<random>`, `.site-old-<pid>-<ns>`), so a later build removes those a killed run left.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -14,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from builder.folders import process_alive
 from registry.errors import RegistryError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +59,8 @@ def build_site(options: SiteOptions) -> SiteOutcome:
     started = time.perf_counter()
     out = options.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
+    remove_stale_staging(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-{os.getpid()}-", dir=out.parent))
     staging.chmod(0o755)
     previous = out if options.incremental and (out / MANIFEST).is_file() else None
     try:
@@ -64,6 +69,8 @@ def build_site(options: SiteOptions) -> SiteOutcome:
                                   "taxonomy": str(options.taxonomy.resolve()) if options.taxonomy else "",
                                   "previous": str(previous) if previous else "", "audit": options.audit}
         build(config)
+        swapped = time.perf_counter()
+        _swap(staging, out)
     except MkDocsException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise RegistryError(f"the site did not build: {exc}", hint="the previous site is unchanged; run "
@@ -71,8 +78,6 @@ def build_site(options: SiteOptions) -> SiteOutcome:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    swapped = time.perf_counter()
-    _swap(staging, out)
     st = hook.last_state()
     assert st is not None and st.render is not None
     st.timings["swap"] = time.perf_counter() - swapped
@@ -80,15 +85,53 @@ def build_site(options: SiteOptions) -> SiteOutcome:
                        dict(st.timings), list(st.notes))
 
 
+def remove_stale_staging(out: Path) -> list[Path]:
+    """The `.<out>-new-*` / `.<out>-old-*` folders beside `out` whose process is gone (a killed or failed run;
+    named without a pid by earlier versions). Nothing else beside `out` is touched."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}-(?:new|old)-(?:(\d+)-)?\w+", re.ASCII)
+    stale = []
+    for path in sorted(out.parent.iterdir()):
+        match = pattern.fullmatch(path.name)
+        if match and path.is_dir() and not path.is_symlink() and not process_alive(match.group(1)):
+            shutil.rmtree(path, ignore_errors=True)
+            stale.append(path)
+    return stale
+
+
 def _swap(staging: Path, out: Path) -> None:
-    """Two renames; the old tree (tens of thousands of files) is deleted by a background `rm`, not waited for."""
+    """Two renames; the old tree (tens of thousands of files) is deleted by a background `rm`, not waited for.
+    If a rename is refused, the previous site is put back and a RegistryError says why (the caller removes
+    `staging`)."""
     old = out.with_name(f".{out.name}-old-{os.getpid()}-{time.time_ns()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(staging, out)
+    try:
+        if out.exists():
+            os.replace(out, old)
+        os.replace(staging, out)
+    except OSError as exc:
+        _put_back(old, out)
+        raise RegistryError(f"the site was built but could not be put in place at {out}: {exc.strerror or exc}",
+                            hint=f"the previous site is unchanged and the new one was removed; make {out} and "
+                            f"{out.parent} writable and movable (not immutable: see `lsattr -d {out}`; not a "
+                            "mount point) and build again") from None
     if old.exists():
-        try:
-            subprocess.Popen(["rm", "-rf", "--", str(old)], start_new_session=True, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except OSError:
-            shutil.rmtree(old, ignore_errors=True)
+        _remove_in_background(old)
+
+
+def _put_back(old: Path, out: Path) -> None:
+    """After a failed swap: the previous site, if it was moved aside, goes back to `out`."""
+    if not old.exists() or out.exists():
+        return
+    try:
+        os.replace(old, out)
+    except OSError as exc:
+        raise RegistryError(f"the site could not be swapped into {out}, nor the previous site put back: "
+                            f"{exc.strerror or exc}", hint=f"the previous site is in {old}: move it back to {out} "
+                            "now (the next build removes folders named like it)") from None
+
+
+def _remove_in_background(old: Path) -> None:
+    try:
+        subprocess.Popen(["rm", "-rf", "--", str(old)], start_new_session=True, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        shutil.rmtree(old, ignore_errors=True)

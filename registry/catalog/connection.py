@@ -64,8 +64,8 @@ def _connect(path: Path, read_only: bool) -> Any:
             raise CatalogError(f"the catalog {path} is in use by another process",
                                hint="wait for the other taxreg command to finish") from None
         raise CatalogError(f"cannot open the catalog {path}: {message}",
-                           hint="pass --catalog with a catalog `taxreg index` wrote (or a new path), or move the "
-                                "file away") from None
+                           hint="it is not a catalog taxreg can open: move the file away (a new catalog is "
+                                "made in its place) or point the command at another one") from None
     except duckdb.Error as exc:
         raise CatalogError(f"{path} is not a readable DuckDB catalog: {exc}",
                            hint="move it away and run `taxreg index` to create a new one") from None

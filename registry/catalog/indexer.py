@@ -134,7 +134,8 @@ class _Run:
             if report.errors and not allow_errors:
                 raise ValidationFailed(
                     f"validation found {report.errors} error(s) in {len(report.files_with_errors())} file(s); "
-                    "the catalog was not changed", hint="fix them, or pass --allow-errors to index the valid leaves",
+                    "nothing was indexed", hint="fix them; `taxreg index --allow-errors` indexes the valid leaves "
+                                                "and records the others as invalid",
                     findings=report.findings)
             outcome = self._write(report, verdicts.restamped)
             self.con.execute("COMMIT")
