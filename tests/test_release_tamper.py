@@ -127,3 +127,28 @@ def test_versions_with_a_final_newline_or_a_case_twin_are_refused(releases: dict
 def test_release_list_without_a_catalog_names_the_build_folder(tmp_path: Path) -> None:
     result = runner.invoke(app, ["release", "list", "--build-dir", str(tmp_path)])
     assert result.exit_code == 2 and "--build-dir" in result.output and "no releases" in result.output
+
+
+def test_an_unwritable_releases_folder_is_refused_before_the_gates(tmp_path: Path) -> None:
+    import subprocess
+
+    build = build_data(tmp_path / "build")
+    releases = build / "releases"
+    releases.mkdir()
+    if os.geteuid() == 0:  # root ignores permissions: a read-only tmpfs refuses even root
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(releases)], check=False,
+                          capture_output=True).returncode:
+            pytest.skip("cannot mount a read-only tmpfs here")
+    else:
+        releases.chmod(0o555)
+    try:
+        with pytest.raises(RegistryError, match=r"release folder .* cannot be written"):
+            cut(build, "2.0.0")
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(releases)], check=False)
+        else:
+            releases.chmod(0o755)
+    from tests.releasing import rows
+
+    assert rows(build, "SELECT count(*) FROM policy_check") == [(0,)]  # no gate recorded for a cut that never began

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from builder.folders import require_writable
 from builder.release import bom, cards, signing, spdx3
 from registry import __version__
 from registry.catalog import policy, publish, releases
@@ -114,6 +115,7 @@ def cut_release(options: CutOptions) -> CutOutcome:
             raise RegistryError(f"release {options.version} is in the catalog but {target} is gone",
                                 hint="restore the folder from a copy, or cut a new version")
         _refuse_case_twin(root, options.version)
+        require_writable(target, "release folder")  # before the gates are recorded, not at the first write
         shipment = _gather(con, options)
         results = sorted([*policy.run_checks(con, policy.PolicyInput(
             tuple(shipment.datasets[n].dataset_id for n in sorted(shipment.datasets)), shipment.license,
