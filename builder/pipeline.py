@@ -199,18 +199,15 @@ def hash_outputs(paths: list[Path]) -> dict[str, str]:
 def _preflight(options: BuildOptions, stage_names: list[str]) -> None:
     """Options that would fail a stage after minutes of work fail now, with nothing written."""
     from builder import folders
-    from builder.release.cut import VERSION
-    from registry.licenses import normalize
+    from builder.release.cut import check_version, declared_license
 
     unknown = sorted(set(options.force) - set(stage_names))
     if unknown:
         raise RegistryError(f"--force {', '.join(unknown)}: no such stage", hint=f"stages: {', '.join(stage_names)}")
-    if options.release is not None and not VERSION.fullmatch(options.release):
-        raise RegistryError(f"--release {options.release!r} must be 1-64 letters, digits, '.', '_', '+' or '-', "
-                            "starting with a letter or digit", hint="e.g. 1.0.0 or 2026.11.22")
-    if options.license is not None and normalize(options.license) is None:
-        raise RegistryError(f"--license {options.license!r} is not an SPDX license expression",
-                            hint="e.g. CC-BY-4.0 or Apache-2.0 (https://spdx.org/licenses/)")
+    if options.release is not None:
+        check_version(options.release, "--release")
+    if options.license is not None:
+        declared_license(options.license)
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch is not None and not epoch.isdigit():
         raise RegistryError(f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds since 1970",

@@ -54,6 +54,12 @@ DECLARED_RULE = "license.declared"  # a warning row when no release license was 
 PAUSE_ENV = "TAXREG_TEST_PAUSE_AT"  # tests: "<checkpoint>:<marker file>" makes a cut stop there, to be killed
 
 
+def check_version(version: str, what: str = "release version") -> None:
+    if not VERSION.fullmatch(version):  # match() would let a final newline through
+        raise RegistryError(f"{what} {version!r} must be 1-64 letters, digits, '.', '_', '+' or '-', starting "
+                            "with a letter or digit", hint="e.g. 1.0.0 or 2026.11.22")
+
+
 @dataclass(frozen=True, slots=True)
 class CutOptions:
     version: str
@@ -68,9 +74,7 @@ class CutOptions:
     config: dict[str, Any] = field(default_factory=dict)  # the build's own settings, recorded as inputs
 
     def __post_init__(self) -> None:
-        if not VERSION.fullmatch(self.version):  # match() would let a final newline through
-            raise RegistryError(f"release version {self.version!r} must be 1-64 letters, digits, '.', '_', '+' "
-                                "or '-', starting with a letter or digit", hint="e.g. 1.0.0 or 2026.11.22")
+        check_version(self.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +205,18 @@ def _parity(folder: Path) -> dict[str, Any]:
     return loaded
 
 
+def declared_license(declared: str) -> str:
+    """The SPDX expression of a --license value, or a clear error."""
+    spdx = normalize(declared)
+    if spdx is None:
+        raise RegistryError(f"--license {declared!r} is not an SPDX license expression",
+                            hint="e.g. CC-BY-4.0 or 'CC-BY-4.0 AND Apache-2.0'")
+    return spdx
+
+
 def _release_license(declared: str | None, datasets: dict[str, releases.DatasetFile]) -> str:
     if declared is not None:
-        spdx = normalize(declared)
-        if spdx is None:
-            raise RegistryError(f"--license {declared!r} is not an SPDX license expression",
-                                hint="e.g. CC-BY-4.0 or 'CC-BY-4.0 AND Apache-2.0'")
-        return spdx
+        return declared_license(declared)
     rolled = {d.license_expression or "UNKNOWN" for d in datasets.values()}
     return " AND ".join(sorted(rolled))
 
