@@ -9,6 +9,7 @@ import re
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +51,34 @@ def require_writable(path: Path, option: str) -> None:
                             hint=f"pass another {option}, or make {where} writable") from None
 
 
+def check_output_folder(path: Path, option: str, ours: Callable[[Path], bool], what: str, hint: str) -> None:
+    """`path` may be created or replaced: it is new, empty, or a folder `ours` recognises as `what` (anything else
+    is left untouched), and it can be written. Checked before any work."""
+    if path.exists() and not path.is_dir():
+        raise RegistryError(f"{option} {path} is a file; it is left untouched", hint=f"pass a folder path for {option}")
+    if path.is_dir() and any(path.iterdir()) and not ours(path):
+        raise RegistryError(f"{option} {path} exists and is not {what}; it is left untouched", hint=hint)
+    require_writable(path, option)
+
+
 def temp_folder(out: Path) -> Path:
     """Where `out` is built before it is renamed into place; the process id tells later runs if it is stale."""
     return out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
 
 def remove_stale_temps(out: Path) -> list[Path]:
-    """The temp folders of `out` (named by `temp_folder`, or without a pid by earlier versions) that a killed run
-    left behind: their process is gone. Nothing else beside `out` is touched."""
-    pattern = re.compile(rf"\.{re.escape(out.name)}\.tmp-(?:(\d+)-)?[0-9a-f]{{12}}")
-    if not out.parent.is_dir():
+    """The temp folders of `out` (named by `temp_folder`) that a killed run left beside it."""
+    return remove_stale(out.parent, re.compile(rf"\.{re.escape(out.name)}\.tmp-(?:(\d+)-)?[0-9a-f]{{12}}"))
+
+
+def remove_stale(parent: Path, pattern: re.Pattern[str]) -> list[Path]:
+    """The folders in `parent` named by `pattern` whose process is gone: what killed runs left behind. The
+    pattern's group 1 is the process id (names from versions without one count as stale). Nothing else is
+    touched."""
+    if not parent.is_dir():
         return []
     stale = []
-    for path in sorted(out.parent.iterdir()):
+    for path in sorted(parent.iterdir()):
         match = pattern.fullmatch(path.name)
         if match and path.is_dir() and not path.is_symlink() and not process_alive(match.group(1)):
             shutil.rmtree(path, ignore_errors=True)
@@ -81,14 +97,3 @@ def process_alive(pid: str | None) -> bool:
     except OSError:
         return True  # exists, owned by another user
     return True
-
-
-def remove_stale_prefixed(parent: Path, prefix: str) -> None:
-    """Folders `<prefix><pid>-<random>` in `parent` (or `<prefix><random>`, from versions without the pid) whose
-    process is gone: what a killed run left inside its output folder."""
-    if not parent.is_dir():
-        return
-    for path in parent.glob(f"{prefix}*"):
-        pid = path.name[len(prefix):].split("-")[0]
-        if path.is_dir() and not path.is_symlink() and not process_alive(pid if pid.isdigit() else None):
-            shutil.rmtree(path, ignore_errors=True)

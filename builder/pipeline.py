@@ -222,9 +222,9 @@ def _preflight(options: BuildOptions, stage_names: list[str]) -> None:
 def _sweep(ctx: BuildContext) -> None:
     """Temporary folders of killed model stages: a later build may skip those stages, so it clears them itself."""
     from builder import folders
-    from builder.model.export import WORK_PREFIX
+    from builder.model.export import remove_stale_work
 
-    folders.remove_stale_prefixed(ctx.model, WORK_PREFIX)
+    remove_stale_work(ctx.model)
     for output in ("base", "adapter"):
         folders.remove_stale_temps(ctx.model / output)
 

@@ -31,14 +31,18 @@ def check(folder: Path) -> None:
         raise RegistryError(f"{folder / 'config.json'} describes {described} ({config['model_type']}), not a "
                             "decoder-only causal LM", hint="pass a causal language model (Granite, Llama, Mistral...)")
     if not any(folder.glob("*.safetensors")):
-        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
-        found = f" (found {', '.join(pickles)})" if pickles else ""
-        raise RegistryError(f"{folder} has no .safetensors weights{found}; pickled weights are never loaded: "
-                            "unpickling can run arbitrary code",
+        raise RegistryError(f"{folder} has no .safetensors weights{pickles_found(folder)}; pickled weights are "
+                            "never loaded: unpickling can run arbitrary code",
                             hint="convert the weights to safetensors (e.g. save_pretrained(safe_serialization=True) "
                                  "in a sandbox), or pass another --base-model")
     if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").is_file():
         raise RegistryError(f"{folder} has no tokenizer (tokenizer.json or tokenizer_config.json)", hint=HINT)
+
+
+def pickles_found(folder: Path) -> str:
+    """` (found a.bin, b.pt)` when `folder` holds pickled weights, else an empty string: for refusals."""
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    return f" (found {', '.join(pickles)})" if pickles else ""
 
 
 def _config(folder: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from builder.folders import remove_stale_temps, require_writable, swap_into_place, temp_folder, write_json
+from builder.folders import check_output_folder, remove_stale_temps, swap_into_place, temp_folder, write_json
 from builder.generators.seed import SYSTEM_PROMPT
 from builder.model import chat_template
 from registry import __version__
@@ -324,12 +324,8 @@ laptop without a model hub. For real use, pass `--base-model` with a local Huggi
 
 
 def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise RegistryError(f"--out {out} is a file", hint="pass a folder path")
-    if out.is_dir() and not force and any(out.iterdir()) and not _is_demo(out):
-        raise RegistryError(f"{out} exists and is not a taxreg demo model; it is left untouched",
-                            hint="pass another --out, or --force to replace it")
-    require_writable(out, "--out")
+    check_output_folder(out, "--out", lambda folder: force or _is_demo(folder), "a taxreg demo model",
+                        "pass another --out, or --force to replace it")
 
 
 def _is_demo(folder: Path) -> bool:

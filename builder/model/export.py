@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import resource
 import shutil
 import time
@@ -33,7 +34,6 @@ VARIANT_DIRS = {"fp32": "onnx", "int8": "onnx-int8", "int4": "onnx-int4"}
 # torch.onnx re-arms its registration logger during each export, so that one is named on its own.
 CHATTY_LOGGERS = ("torch.onnx", "torch.onnx._internal.exporter._registration", "torch.export", "onnxscript")
 ARTIFACT_KINDS = {"fp32": "onnx", "int8": "onnx_int8", "int4": "onnx_int4"}
-WORK_PREFIX = ".export-"  # + pid-random: the temporary folder inside --out
 
 
 class ParityFailed(RegistryError):
@@ -161,9 +161,7 @@ def _check_inputs(options: ExportOptions) -> None:
     if options.dataset is not None and options.dataset.exists() and not options.dataset.is_dir():
         raise RegistryError(f"--dataset {options.dataset} is not a folder",
                             hint="pass a dataset folder such as build/datasets/default")
-    if options.out.exists() and not options.out.is_dir():
-        raise RegistryError(f"--out {options.out} is a file", hint="pass a folder (it will hold onnx/, onnx-int8/ "
-                                                                   "and parity.json)")
+    folders.require_writable(options.out, "--out")
     if options.catalog is not None:
         train_outputs.check_catalog(options.catalog)
 
@@ -181,10 +179,8 @@ def _check_adapter(adapter: Path, base: Path) -> None:
     if not isinstance(config, dict) or config.get("peft_type") != "LORA":
         raise RegistryError(f"{config_path} does not describe a LoRA adapter (peft_type LORA)", hint=hint)
     if not (adapter / "adapter_model.safetensors").is_file():
-        pickles = sorted(p.name for p in adapter.iterdir() if p.suffix in base_model.PICKLE_SUFFIXES)
-        found = f" (found {', '.join(pickles)})" if pickles else ""
-        raise RegistryError(f"{adapter} has no adapter_model.safetensors{found}; pickled weights are never loaded",
-                            hint=hint)
+        raise RegistryError(f"{adapter} has no adapter_model.safetensors{base_model.pickles_found(adapter)}; "
+                            "pickled weights are never loaded", hint=hint)
     trained_on = _trained_on(adapter)
     if trained_on is not None:
         from registry.catalog.models import hash_directory
@@ -207,16 +203,17 @@ def _trained_on(adapter: Path) -> dict[str, Any] | None:
 
 
 def _work_folder(out: Path) -> Path:
-    """A temporary folder beside the outputs, named after this process; those of dead exports are removed."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        folders.remove_stale_prefixed(out, WORK_PREFIX)
-        work = out / f"{WORK_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        work.mkdir()
-    except OSError as exc:
-        raise RegistryError(f"cannot write to --out {out} ({exc.strerror or exc})",
-                            hint="pass a folder you can write to") from None
+    """A temporary folder inside --out, named after this process; those of dead exports are removed first."""
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_work(out)
+    work = out / f".export-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    work.mkdir()
     return work
+
+
+def remove_stale_work(out: Path) -> None:
+    """The temporary folders killed exports left in `out` (`.export-<pid>-<random>`, or without the pid)."""
+    folders.remove_stale(out, re.compile(r"\.export-(?:(\d+)-)?\w+", re.ASCII))
 
 
 def load_merged(base: Path, adapter: Path | None) -> tuple[Any, Any]:

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from builder.folders import require_writable, swap_into_place, temp_folder, write_json
+from builder.folders import check_output_folder, require_writable, swap_into_place, temp_folder, write_json
 from builder.model import chat_data, chat_template
 from builder.model.train_options import Inputs, TrainOptions, TrainOutcome
 from registry import __version__
@@ -36,16 +36,11 @@ ADAPTER_MARK = "adapter_config.json"  # what peft writes into every adapter fold
 
 
 def check_outputs(options: TrainOptions) -> None:
-    """Before any work: --out is new, empty or an earlier adapter (anything else is left untouched), and both it
-    and the checkpoint folder can be written."""
-    out = options.out
-    if out.exists() and not out.is_dir():
-        raise RegistryError(f"--out {out} is a file; it is left untouched", hint="pass a folder path for the adapter")
-    if out.is_dir() and any(out.iterdir()) and not (out / ADAPTER_MARK).is_file():
-        raise RegistryError(f"--out {out} exists and is not a LoRA adapter folder (no {ADAPTER_MARK}); it is left "
-                            "untouched", hint="pass a new or empty folder, or an adapter folder an earlier "
-                                              "`taxreg train` wrote")
-    require_writable(out, "--out")
+    """Before any work: --out is new, empty or an earlier adapter, and it and the checkpoint folder can be
+    written."""
+    check_output_folder(options.out, "--out", lambda folder: (folder / ADAPTER_MARK).is_file(),
+                        f"a LoRA adapter folder (no {ADAPTER_MARK})",
+                        "pass a new or empty folder, or an adapter folder an earlier `taxreg train` wrote")
     require_writable(options.checkpoint_root, "--checkpoints")
 
 

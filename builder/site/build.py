@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.folders import process_alive
+from builder.folders import remove_stale
 from registry.errors import RegistryError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,16 +86,8 @@ def build_site(options: SiteOptions) -> SiteOutcome:
 
 
 def remove_stale_staging(out: Path) -> list[Path]:
-    """The `.<out>-new-*` / `.<out>-old-*` folders beside `out` whose process is gone (a killed or failed run;
-    named without a pid by earlier versions). Nothing else beside `out` is touched."""
-    pattern = re.compile(rf"\.{re.escape(out.name)}-(?:new|old)-(?:(\d+)-)?\w+", re.ASCII)
-    stale = []
-    for path in sorted(out.parent.iterdir()):
-        match = pattern.fullmatch(path.name)
-        if match and path.is_dir() and not path.is_symlink() and not process_alive(match.group(1)):
-            shutil.rmtree(path, ignore_errors=True)
-            stale.append(path)
-    return stale
+    """The `.<out>-new-*` / `.<out>-old-*` folders beside `out` that a killed or failed run left."""
+    return remove_stale(out.parent, re.compile(rf"\.{re.escape(out.name)}-(?:new|old)-(?:(\d+)-)?\w+", re.ASCII))
 
 
 def _swap(staging: Path, out: Path) -> None:
