@@ -28,3 +28,17 @@ def cut(build: Path, version: str, **kwargs: object) -> Path:
 
 def rows(build: Path, sql: str) -> list[tuple[object, ...]]:
     return run_query(build / "catalog.duckdb", sql).rows
+
+
+def make_key(folder: Path, name: str) -> tuple[Path, Path]:
+    """A fresh ECDSA P-256 signing key as `<name>.pem` (private, PKCS8) and `<name>.pub` (public) in `folder`."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = folder / f"{name}.pem", folder / f"{name}.pub"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public

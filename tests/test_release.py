@@ -33,7 +33,7 @@ from registry.release.manifest import SCHEMA_VERSION, from_dict, read_manifest, 
 from registry.release.sums import format_sums, parse_sums
 from registry.release.verify import verify_release
 from tests.conftest import EXAMPLE_TAXONOMY, REPO, TaxonomyMaker, skill_yaml
-from tests.releasing import build_data, cut, rows
+from tests.releasing import build_data, cut, make_key, rows
 
 runner = CliRunner()
 LEAF = "compositional_skills/linguistics/antonyms"
@@ -125,17 +125,7 @@ def test_verify_catches_an_edited_manifest(released: Path, tmp_path: Path) -> No
 
 
 def test_signed_release_verifies_only_with_its_key(released: Path, tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    keys = []
-    for name in ("key", "other"):
-        key = ec.generate_private_key(ec.SECP256R1())
-        (tmp_path / f"{name}.pem").write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-        (tmp_path / f"{name}.pub").write_bytes(key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-        keys.append(tmp_path / f"{name}.pub")
+    keys = [make_key(tmp_path, name)[1] for name in ("key", "other")]
     folder = cut(released, "1.0.0-signed", sign_key=tmp_path / "key.pem")
     assert verify_folder(folder, keys[0])[1] == [] and verify_folder(folder)[2].startswith("valid")
     with pytest.MonkeyPatch.context() as mp:  # a relative path, as in the README's `release verify build/releases/X`

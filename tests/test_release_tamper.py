@@ -18,26 +18,16 @@ from builder.release.verify import verify_folder
 from registry.errors import RegistryError
 from registry.release.canonical import canonical_bytes
 from registry.release.sums import format_sums, parse_sums
-from tests.releasing import build_data, cut
+from tests.releasing import build_data, cut, make_key, rows
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     root = tmp_path_factory.mktemp("tamper")
     build = build_data(root / "build")
-    keys: dict[str, Path] = {}
-    for name in ("first", "second"):
-        key = ec.generate_private_key(ec.SECP256R1())
-        (root / f"{name}.pem").write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-        (root / f"{name}.pub").write_bytes(key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-        keys[name] = root / f"{name}.pem"
+    keys = {name: make_key(root, name)[0] for name in ("first", "second")}
     return {"root": root, "build": build, "plain": cut(build, "1.0.0"),
             "signed": cut(build, "1.0.0-signed", sign_key=keys["first"]),
             "other": cut(build, "1.0.0-other", sign_key=keys["second"]),
@@ -149,6 +139,4 @@ def test_an_unwritable_releases_folder_is_refused_before_the_gates(tmp_path: Pat
             subprocess.run(["umount", str(releases)], check=False)
         else:
             releases.chmod(0o755)
-    from tests.releasing import rows
-
     assert rows(build, "SELECT count(*) FROM policy_check") == [(0,)]  # no gate recorded for a cut that never began
