@@ -211,12 +211,9 @@ def _content(path: str, seeds: _Seeds, parsed: ParsedYaml, config: ValidationCon
     return out
 
 
-def question_digest(question: str, context: str | None) -> str:
-    """Identity of a question for duplicate checks: case and spacing ignored; grounded ones with their context."""
-    return _digest(" ".join(question.lower().split()), " ".join((context or "").split()))
-
-
 def _digest(normal_question: str, normal_context: str) -> str:
+    """Identity of a question for duplicate checks (case and spacing already normalised; grounded ones with their
+    context)."""
     return hashlib.blake2b(f"{normal_question}\x00{normal_context}".encode(), digest_size=8).hexdigest()
 
 
