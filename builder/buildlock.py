@@ -17,10 +17,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from builder.layout import BuildLayout
+from registry import folders
 from registry.errors import RegistryError
-
-LOCK = ".taxreg/build.lock"
-HOLDER = ".taxreg/build.lock.holder"
 
 
 class BuildDirBusy(RegistryError):
@@ -30,9 +29,9 @@ class BuildDirBusy(RegistryError):
 @contextmanager
 def build_lock(build_dir: Path, wait: float = 0.0, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold the build directory's lock; wait up to `wait` seconds for another holder, then give up."""
-    path = build_dir / LOCK
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(path, thread_local=False)
+    layout = BuildLayout(build_dir)
+    layout.lock.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(layout.lock, thread_local=False)
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -48,25 +47,23 @@ def build_lock(build_dir: Path, wait: float = 0.0, on_wait: Callable[[str], None
             raise BuildDirBusy(f"{build_dir} is still being written by {holder(build_dir)} after {wait:g}s",
                                hint="try again later, or pass a longer --wait") from None
     try:
-        _write_holder(build_dir)
+        _write_holder(layout)
         yield
     finally:
-        (build_dir / HOLDER).unlink(missing_ok=True)
+        layout.lock_holder.unlink(missing_ok=True)
         lock.release()
 
 
 def holder(build_dir: Path) -> str:
     """'pid N (taxreg ...), since HH:MM:SS' from the note, or a plain phrase when there is none."""
     try:
-        note = json.loads((build_dir / HOLDER).read_text(encoding="utf-8"))
+        note = json.loads(BuildLayout(build_dir).lock_holder.read_text(encoding="utf-8"))
         since = time.strftime("%H:%M:%S", time.localtime(note["since"]))
         return f"pid {note['pid']} ({note['command']}), since {since}"
     except (OSError, ValueError, KeyError, TypeError):
         return "another taxreg process"
 
 
-def _write_holder(build_dir: Path) -> None:
-    note = {"pid": os.getpid(), "command": " ".join(["taxreg", *sys.argv[1:]])[:200], "since": time.time()}
-    tmp = build_dir / f"{HOLDER}.{os.getpid()}"
-    tmp.write_text(json.dumps(note), encoding="utf-8")
-    os.replace(tmp, build_dir / HOLDER)
+def _write_holder(layout: BuildLayout) -> None:
+    folders.write_json(layout.lock_holder, {"pid": os.getpid(), "command": " ".join(["taxreg", *sys.argv[1:]])[:200],
+                                            "since": time.time()})

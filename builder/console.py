@@ -181,3 +181,50 @@ class StageBoard:
             time = f"{r.seconds:.1f}s" if r.status not in ("pending", "running") else ""
             table.add_row(STAGE_MARKS[r.status], escape(r.name), r.status, time, escape(r.detail))
         return table
+
+
+class TrainingDisplay:
+    """A live progress bar on a terminal; one line per logged loss, evaluation and checkpoint otherwise."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                            TimeRemainingColumn(), console=err, transient=True) \
+            if err.is_terminal else None
+        self.task: Any = None
+        self.loss = self.eval_loss = ""
+
+    def __enter__(self) -> TrainingDisplay:
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.__exit__(None, None, None)
+
+    def update(self, event: Any) -> None:
+        if event.kind == "log":
+            self._log(event)
+        if self.bar is None:
+            return
+        if self.task is None:
+            self.task = self.bar.add_task("", total=event.total or None, completed=event.step)
+        self.bar.update(self.task, completed=event.step, total=event.total or None,
+                        description=" ".join(x for x in (self.loss, self.eval_loss) if x))
+
+    def _log(self, event: Any) -> None:
+        logs, where = event.logs, f"step {event.step}/{event.total}"
+        if "loss" in logs:
+            self.loss = f"loss {logs['loss']:.4f}"
+            self._line(f"{where}: loss {logs['loss']:.4f}, lr {logs.get('learning_rate', 0):.2e}")
+        if "eval_loss" in logs:
+            self.eval_loss = f"eval {logs['eval_loss']:.4f}"
+            self._line(f"{where}: eval loss {logs['eval_loss']:.4f}")
+
+    def _line(self, text: str) -> None:
+        if self.bar is None:
+            err.print(f"train {text}", markup=False, highlight=False)
+        else:
+            self.bar.console.print(text, highlight=False, markup=False)

@@ -19,7 +19,7 @@ from registry.catalog.datasets import DatasetSample, WrittenFile
 from registry.errors import RegistryError
 
 if TYPE_CHECKING:
-    from builder.stages.dataset import DatasetOptions
+    from builder.datasets import DatasetOptions
 
 FORMATS = {"jsonl": "application/jsonlines", "parquet": "application/x-parquet"}
 CROISSANT_1_1 = "http://mlcommons.org/croissant/1.1"

@@ -7,14 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder import layout
 from registry.config import ValidationConfig, WordLimits
 from registry.errors import RegistryError
 from registry.licenses import DEFAULT_ALLOWED, LicensePolicy, normalize
 
 SETTINGS_FILE = "taxreg.toml"
 DEFAULT_TAXONOMY = Path("taxonomy")
-DEFAULT_BUILD = Path("build")
-DEFAULT_CATALOG = DEFAULT_BUILD / "catalog.duckdb"
+DEFAULT_BUILD = layout.DEFAULT.root
+DEFAULT_CATALOG = layout.DEFAULT.catalog
 
 
 @dataclass(frozen=True, slots=True)

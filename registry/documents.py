@@ -11,13 +11,13 @@ import re
 import shutil
 import stat
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 from urllib.parse import urlparse
 
+from registry import folders
 from registry.errors import GitError
 from registry.findings import Finding, finding
 from registry.records import ContributionVersion, DocumentRef, SourceDocument, sha256_bytes
@@ -251,18 +251,16 @@ def fetch(documents_root: Path, refs: Iterable[DocumentRef], git: str = "git") -
         target = commit_dir(documents_root, ref)
         if target.is_dir():
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            work = Path(tmp) / "checkout"
+        with folders.building(target) as work:  # the cache never holds half a checkout
             _clone_at(git, repo, commit, work)
             shutil.rmtree(work / ".git")
-            work.rename(target)  # atomic: the cache never holds half a checkout
+            folders.swap_into_place((work, target))
         written.append(target)
     return written
 
 
 def _clone_at(git: str, repo: str, commit: str, work: Path) -> None:
-    work.mkdir()
+    work.mkdir(exist_ok=True)
     steps = [[git, "init", "-q"], [git, "fetch", "-q", "--depth", "1", repo, commit],
              [git, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"], [git, "rev-parse", "HEAD"]]
     try:

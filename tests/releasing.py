@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from builder.datasets import DatasetOptions, build_dataset
+from builder.generators.run import GenerateOptions, generate
 from builder.release.cut import CutOptions, cut_release
-from builder.stages.dataset import DatasetOptions, build_dataset
-from builder.stages.generate import GenerateOptions, generate
 from registry.catalog.indexer import index
 from registry.catalog.query import run_query
 from registry.config import ValidationConfig

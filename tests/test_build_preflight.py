@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from builder import settings
 from builder.cli import app
-from builder.pipeline import BuildOptions, run_build
+from builder.pipeline import run_build
+from builder.stage import BuildOptions
 from registry.catalog.indexer import index
 from tests.conftest import EXAMPLE_TAXONOMY
 

@@ -10,9 +10,11 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from builder import settings, stages_of_build
+from builder import settings
 from builder.cli import app
-from builder.pipeline import BuildContext, BuildOptions, StageReport, run_build
+from builder.pipeline import StageReport, run_build
+from builder.stage import BuildContext, BuildOptions
+from builder.stages import base_model
 from registry.catalog.indexer import index
 from registry.catalog.policy import GateFailed
 from registry.errors import RegistryError, ValidationFailed
@@ -169,7 +171,7 @@ def test_the_demo_base_model_leaves_out_taken_down_text_and_records_what_it_read
     catalog = build / "catalog.duckdb"
     index(taxonomy, catalog, config)
     ctx = BuildContext(BuildOptions(taxonomy, build), config)
-    key_before = stages_of_build._base_key(ctx)
+    key_before = base_model.STAGE.key(ctx)
     leaf = "compositional_skills/linguistics/antonyms"
     con = duckdb.connect(str(catalog), read_only=True)
     [(doc,)] = con.execute("SELECT doc_sha256 FROM source_document ORDER BY 1 LIMIT 1").fetchall()
@@ -177,7 +179,7 @@ def test_the_demo_base_model_leaves_out_taken_down_text_and_records_what_it_read
     for subject in (leaf, doc):
         done = CliRunner().invoke(app, ["takedown", subject, "--build-dir", str(build), "--reason", "test"])
         assert done.exit_code == 0, done.output
-    assert stages_of_build._base_key(ctx) != key_before  # a takedown makes a new base model
+    assert base_model.STAGE.key(ctx) != key_before  # a takedown makes a new base model
 
     full = taxonomy_corpus(taxonomy, config)
     assert leaf in full.contributions and doc in full.documents

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.stages.dataset import DatasetOptions, build_dataset, split_of
-from builder.stages.generate import GenerateOptions, generate
+from builder.datasets import DatasetOptions, build_dataset, split_of
+from builder.generators.run import GenerateOptions, generate
 from registry.catalog.indexer import index
 from registry.catalog.query import run_query
 from registry.errors import RegistryError

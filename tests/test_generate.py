@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.stages.generate import GenerateOptions, generate
+from builder.generators.run import GenerateOptions, generate
 from registry.catalog.indexer import index
 from registry.catalog.query import run_query
 from registry.chunking import ChunkingConfig

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from builder.cli import app
-from builder.stages.import_sdg import ImportOptions, ImportOutcome, import_sdg
+from builder.imports.sdg import ImportOptions, ImportOutcome, import_sdg
 from registry.catalog.indexer import index
 from registry.catalog.query import run_query
 from registry.config import ValidationConfig

@@ -16,9 +16,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from builder.datasets import DatasetOptions, build_dataset
+from builder.generators.run import GenerateOptions, generate
 from builder.site.audit import REQUIRE_ENGINE, audit_pages, canned_queries, engine_note, write_audit
-from builder.stages.dataset import DatasetOptions, build_dataset
-from builder.stages.generate import GenerateOptions, generate
 from registry.catalog.connection import open_catalog
 from registry.catalog.indexer import index
 from registry.catalog.publish import (

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from builder.buildlock import BuildDirBusy, build_lock
 from builder.cli import app
+from builder.datasets import DatasetOptions, build_dataset
 from builder.release.compare import diff_folders
 from builder.release.cut import CutOptions, cut_release
 from builder.release.verify import verify_folder
-from builder.stages.dataset import DatasetOptions, build_dataset
 from registry.catalog.connection import open_catalog
 from registry.catalog.indexer import index
 from registry.catalog.policy import GateFailed, incompatibility
@@ -302,13 +302,13 @@ def test_kill_9_during_a_cut_leaves_no_partial_release(released: Path, tmp_path:
             process.wait(timeout=30)
         assert rows(build, f"SELECT count(*) FROM release WHERE release_id = '{version}'") == [(0,)]
         if point == "assembled":  # killed before the rename: only a temporary folder, cleaned by the next cut
-            assert not (build / "releases" / version).exists() and list((build / "releases").glob(".tmp-*"))
+            assert not (build / "releases" / version).exists() and list((build / "releases").glob(".*-new-*"))
     assert not (build / "releases" / "3.0.0").exists()
     assert (build / "releases" / "3.0.1").is_dir()  # renamed, never recorded: adopted once it verifies
     outcome = cut_release(CutOptions("3.0.1", build, with_model=False))
     assert outcome.recovered and rows(build, "SELECT count(*) FROM release WHERE release_id = '3.0.1'") == [(1,)]
     cut(build, "3.0.0")
-    assert not list((build / "releases").glob(".tmp-*"))  # stale temporary folders are cleaned
+    assert not list((build / "releases").glob(".*-new-*"))  # stale temporary folders are cleaned
     assert verify_release(build / "releases" / "3.0.0")[1] == []
 
 

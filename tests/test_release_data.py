@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from builder.cli import app
+from builder.datasets import DatasetOptions, build_dataset
 from builder.release.compare import diff_folders
 from builder.site.build import SiteOptions, build_site
 from builder.site.data import load
-from builder.stages.dataset import DatasetOptions, build_dataset
 from registry.catalog.connection import MIGRATIONS, SCHEMA_VERSION, open_catalog
 from registry.catalog.policy import GateFailed
 from registry.config import ValidationConfig
@@ -201,7 +201,8 @@ def test_schema_3_catalogs_get_attempts_from_their_check_times(tmp_path: Path) -
 
 
 def test_a_build_reruns_the_dataset_when_only_a_license_changed(make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
-    from builder.pipeline import BuildOptions, run_build
+    from builder.pipeline import run_build
+    from builder.stage import BuildOptions
 
     root = make_taxonomy({"compositional_skills/a/ok/qna.yaml": skill_yaml(prefix="Fine"),
                           "compositional_skills/a/borrowed/qna.yaml": skill_yaml(prefix="Borrowed"),

@@ -24,8 +24,8 @@ from urllib.parse import urlencode, urlsplit
 import duckdb
 import pytest
 
-from builder.stages.dataset import DatasetOptions, build_dataset
-from builder.stages.generate import GenerateOptions, generate
+from builder.datasets import DatasetOptions, build_dataset
+from builder.generators.run import GenerateOptions, generate
 from registry.catalog.indexer import index
 from tests.conftest import EXAMPLE_TAXONOMY, REPO
 

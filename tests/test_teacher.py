@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 
 from builder.cli import app
 from builder.generators.base import GeneratorInput
+from builder.generators.run import GenerateOptions, generate
 from builder.generators.teacher import (
     TEMPLATES_SHA256,
     Planner,
@@ -35,7 +36,6 @@ from builder.generators.teacher import (
     request_sha256,
     retry_after,
 )
-from builder.stages.generate import GenerateOptions, generate
 from registry.catalog.generation import LeafInput, SeedRow
 from registry.catalog.indexer import index
 from registry.catalog.query import run_query

@@ -30,7 +30,8 @@ def build(
 ) -> None:
     """Validate, index, generate, build the dataset, train, export, (release) and publish the site."""
     from builder.buildlock import build_lock
-    from builder.pipeline import BuildOptions, run_build
+    from builder.pipeline import run_build
+    from builder.stage import BuildOptions
 
     with console.user_errors(state["debug"], root=taxonomy):
         loaded = settings.load()
@@ -40,7 +41,7 @@ def build(
         with build_lock(build_dir, wait), console.StageBoard() as board:
             reports = run_build(options, config, board.update)
     ran = sum(r.status == "ran" for r in reports)
-    for note in (r.stats.get("warning") for r in reports):
+    for note in (r.warning for r in reports):
         if note:
             console.print_warning(note)
     console.print_summary(f"build finished in {sum(r.seconds for r in reports):.1f}s: {ran} stage(s) ran, "

@@ -7,26 +7,25 @@ from typing import Annotated
 
 import typer
 
-from builder import console, settings
+from builder import console, layout, settings
 from builder.cli.common import CatalogOpt, app, state
-from registry.errors import RegistryError
 
-MODEL_DIR = settings.DEFAULT_BUILD / "model"
-DEFAULT_DATASET = settings.DEFAULT_BUILD / "datasets" / "default"
+MODEL = layout.DEFAULT.model
+DATASET = layout.DEFAULT.dataset()
 
 
 @app.command("export")
 def export_command(
     base_model: Annotated[Path, typer.Option("--base-model", help="Local Hugging Face causal-LM folder.")]
-    = MODEL_DIR / "base",
-    adapter: Annotated[Path, typer.Option("--adapter", help="LoRA adapter folder to merge.")] = MODEL_DIR / "adapter",
+    = MODEL.base,
+    adapter: Annotated[Path, typer.Option("--adapter", help="LoRA adapter folder to merge.")] = MODEL.adapter,
     no_adapter: Annotated[bool, typer.Option("--no-adapter", help="Export the base model as it is.")] = False,
-    out: Annotated[Path, typer.Option("--out", help="Writes onnx/, onnx-int8/ and parity.json here.")] = MODEL_DIR,
+    out: Annotated[Path, typer.Option("--out", help="Writes onnx/, onnx-int8/ and parity.json here.")] = MODEL.root,
     catalog: CatalogOpt = settings.DEFAULT_CATALOG,
     no_catalog: Annotated[bool, typer.Option("--no-catalog", help="Do not record the run.")] = False,
-    dataset: Annotated[Path, typer.Option("--dataset", help="Dataset folder whose test split gives the parity "
-                                                            "prompts (fixed prompts when it has none).")]
-    = DEFAULT_DATASET,
+    dataset: Annotated[Path | None, typer.Option(
+        "--dataset", help=f"Dataset folder whose test split gives the parity prompts [default: {DATASET}; fixed "
+                          "prompts when it has none].", show_default=False)] = None,
     int4: Annotated[bool, typer.Option("--int4", help="Also build int4 with onnxruntime-genai (when installed).")]
     = False,
     max_diff: Annotated[float, typer.Option("--max-diff", min=0.0, help="fp32 gate: largest |logit difference|.")]
@@ -45,13 +44,10 @@ def export_command(
 
     failure: ParityFailed | None = None
     with console.user_errors(state["debug"]):
-        if dataset != DEFAULT_DATASET and not dataset.exists():
-            raise RegistryError(f"no dataset folder at {dataset}",
-                                hint="pass the folder `taxreg dataset build` wrote, or leave out --dataset")
         options = ExportOptions(base_model, None if no_adapter else adapter, out, None if no_catalog else catalog,
-                                dataset, int4,
+                                dataset or DATASET, int4,
                                 Thresholds(max_abs_diff=max_diff, greedy_tokens=greedy_tokens), prompts,
-                                int8_fp32_share)
+                                int8_fp32_share, require_dataset=dataset is not None)
         try:
             outcome = export(options, progress=lambda message: console.print_summary(f"export: {message}", False))
         except ParityFailed as exc:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from builder import console, settings
+from builder import console, layout, settings
 from builder.cli.common import DocumentsOpt, app, state
 
-MODEL_DIR = settings.DEFAULT_BUILD / "model"
+MODEL = layout.DEFAULT.model
+DATASET = layout.DEFAULT.dataset()
 
 model_app = typer.Typer(no_args_is_help=True, help="Base models: the embedded demo model.")
 app.add_typer(model_app, name="model")
@@ -20,7 +21,7 @@ app.add_typer(model_app, name="model")
 
 @model_app.command("init")
 def init(
-    out: Annotated[Path, typer.Option("--out", help="Folder that receives the model.")] = MODEL_DIR / "base",
+    out: Annotated[Path, typer.Option("--out", help="Folder that receives the model.")] = MODEL.base,
     taxonomy: Annotated[Path, typer.Option("--taxonomy", help="Taxonomy whose text trains the tokenizer.")]
     = settings.DEFAULT_TAXONOMY,
     documents: DocumentsOpt = None,
@@ -58,11 +59,11 @@ def init(
 def train_command(
     base_model: Annotated[Path, typer.Option("--base-model", help="Local Hugging Face causal-LM folder "
                                                                   "(safetensors only; no remote code).")]
-    = MODEL_DIR / "base",
+    = MODEL.base,
     dataset: Annotated[Path, typer.Option("--dataset", help="Folder from `taxreg dataset build` (train/test "
                                                             "JSONL or Parquet).")]
-    = settings.DEFAULT_BUILD / "datasets" / "default",
-    out: Annotated[Path, typer.Option("--out", help="Folder that receives the LoRA adapter.")] = MODEL_DIR / "adapter",
+    = DATASET,
+    out: Annotated[Path, typer.Option("--out", help="Folder that receives the LoRA adapter.")] = MODEL.adapter,
     catalog: Annotated[Path, typer.Option("--catalog", help="The DuckDB catalog file.")] = settings.DEFAULT_CATALOG,
     no_catalog: Annotated[bool, typer.Option("--no-catalog", help="Do not record the run.")] = False,
     checkpoints: Annotated[Path | None, typer.Option("--checkpoints", help="Checkpoint folder "
@@ -104,7 +105,7 @@ def train_command(
             lr=lr if lr is not None else default_lr(base_model), batch_size=batch_size, grad_accum=grad_accum,
             max_length=max_length, seed=seed, threads=threads, resume=resume, eval_steps=eval_steps,
             save_steps=save_steps, logging_steps=logging_steps)
-        with TrainingDisplay() as display:
+        with console.TrainingDisplay() as display:
             outcome = train(options, progress=display.update)
     if outcome.rank != 0:
         return
@@ -129,50 +130,3 @@ def _interrupted(intact: str) -> Iterator[None]:
 
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
-
-
-class TrainingDisplay:
-    """A live progress bar on a terminal; one line per logged loss, evaluation and checkpoint otherwise."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                            TimeRemainingColumn(), console=console.err, transient=True) \
-            if console.err.is_terminal else None
-        self.task: Any = None
-        self.loss = self.eval_loss = ""
-
-    def __enter__(self) -> TrainingDisplay:
-        if self.bar:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar:
-            self.bar.__exit__(None, None, None)
-
-    def update(self, event: Any) -> None:
-        if event.kind == "log":
-            self._log(event)
-        if self.bar is None:
-            return
-        if self.task is None:
-            self.task = self.bar.add_task("", total=event.total or None, completed=event.step)
-        self.bar.update(self.task, completed=event.step, total=event.total or None,
-                        description=" ".join(x for x in (self.loss, self.eval_loss) if x))
-
-    def _log(self, event: Any) -> None:
-        logs, where = event.logs, f"step {event.step}/{event.total}"
-        if "loss" in logs:
-            self.loss = f"loss {logs['loss']:.4f}"
-            self._line(f"{where}: loss {logs['loss']:.4f}, lr {logs.get('learning_rate', 0):.2e}")
-        if "eval_loss" in logs:
-            self.eval_loss = f"eval {logs['eval_loss']:.4f}"
-            self._line(f"{where}: eval loss {logs['eval_loss']:.4f}")
-
-    def _line(self, text: str) -> None:
-        if self.bar is None:
-            console.err.print(f"train {text}", markup=False, highlight=False)
-        else:
-            self.bar.console.print(text, highlight=False, markup=False)

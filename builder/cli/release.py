@@ -13,6 +13,7 @@ import typer
 from builder import console, settings
 from builder.cli.common import app, state
 from builder.console import TableFormat
+from builder.layout import BuildLayout
 from registry.errors import RegistryError
 
 release_app = typer.Typer(no_args_is_help=True, help="Releases anyone can verify: cut, verify, diff, list, show.")
@@ -137,18 +138,12 @@ def list_releases(
     from registry.catalog.releases import list_releases as rows_of
 
     with console.user_errors(state["debug"]):
-        catalog = build_dir / "catalog.duckdb"
+        catalog = BuildLayout(build_dir).catalog
         if not catalog.is_file():
             raise RegistryError(f"no releases: {build_dir} holds no catalog ({catalog})",
                                 hint="run `taxreg build --release VERSION`, or pass --build-dir with a build folder")
-        con = open_read_only(catalog)
-        try:
+        with open_read_only(catalog) as con:
             columns, rows = rows_of(con)
-        finally:
-            con.close()
-    if "files" in columns:  # the catalog counts the manifest's files; SHA256SUMS lists manifest.json too
-        at = columns.index("files")
-        rows = [(*r[:at], r[at] + 1, *r[at + 1:]) for r in rows]
     console.print_rows(columns, rows, fmt)
 
 
@@ -203,15 +198,12 @@ def takedown(
     from builder.release.takedown import takedown as run_takedown
 
     with console.user_errors(state["debug"]):
-        if not dry_run and not reason.strip():
-            from registry.errors import RegistryError
-
-            raise RegistryError("a takedown needs a reason", hint="pass --reason 'why it must go' (or --dry-run)")
+        catalog = BuildLayout(build_dir).catalog
         if dry_run:  # only reads (the catalog opened read-only): no need to wait for a build
-            impact, new = run_takedown(build_dir / "catalog.duckdb", subject, reason, by, dry_run)
+            impact, new = run_takedown(catalog, subject, reason, by, dry_run)
         else:
             with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
-                impact, new = run_takedown(build_dir / "catalog.duckdb", subject, reason, by, dry_run)
+                impact, new = run_takedown(catalog, subject, reason, by, dry_run)
     counts = {what: len(impact.ids(what)) for what in ("sample", "run", "dataset", "model", "release")}
     if fmt is OutputFormat.JSON:
         _json({"subject": impact.subject, "kind": impact.subject_kind, "taken_down": not dry_run, "counts": counts,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from builder import console, settings
+from builder import console, layout, settings
 from builder.cli.common import CatalogOpt, app, state
 
 
@@ -15,7 +15,7 @@ from builder.cli.common import CatalogOpt, app, state
 def site(
     catalog: CatalogOpt = settings.DEFAULT_CATALOG,
     out: Annotated[Path, typer.Option("--out", help="Folder of the built site (replaced whole, atomically).")]
-    = settings.DEFAULT_BUILD / "site",
+    = layout.DEFAULT.site,
     taxonomy: Annotated[Path, typer.Option("--taxonomy", help="Taxonomy whose README the home page shows.")]
     = settings.DEFAULT_TAXONOMY,
     full: Annotated[bool, typer.Option("--full", help="Render every page again (no reuse of unchanged pages).")]
@@ -29,7 +29,7 @@ def site(
 
     with console.user_errors(state["debug"]):
         outcome = build_site(SiteOptions(catalog, out, taxonomy if taxonomy.is_dir() else None,
-                                         settings.DEFAULT_BUILD / "vendor", incremental=not full, audit=not no_audit))
+                                         layout.DEFAULT.vendor, incremental=not full, audit=not no_audit))
     for note in outcome.notes:
         console.print_line(f"warning: {note}")
     steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in outcome.timings.items())

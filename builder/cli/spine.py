@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from builder import console, settings
+from builder import console, layout, settings
 from builder.cli.common import (
     CatalogOpt,
     DocumentsOpt,
@@ -111,9 +111,9 @@ def generate(
     teacher_terms: Annotated[str | None, typer.Option(help="teacher: terms that apply to its outputs.")] = None,
 ) -> None:
     """Turn seeds and document chunks into training samples with lineage; record the run."""
+    from builder.generators.run import GenerateOptions
+    from builder.generators.run import generate as run_generate
     from builder.generators.teacher import TeacherConfig, api_key_from_environment
-    from builder.stages.generate import GenerateOptions
-    from builder.stages.generate import generate as run_generate
     from registry.chunking import ChunkingConfig
     from registry.samples import FilterConfig
 
@@ -147,8 +147,8 @@ def import_sdg(
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when a record cannot be placed.")] = False,
 ) -> None:
     """Record InstructLab SDG output as one run, recovering each record's leaf, seeds and document chunks."""
-    from builder.stages.import_sdg import ImportOptions
-    from builder.stages.import_sdg import import_sdg as run_import
+    from builder.imports.sdg import ImportOptions
+    from builder.imports.sdg import import_sdg as run_import
     from registry.chunking import ChunkingConfig
     from registry.samples import FilterConfig
 
@@ -217,14 +217,14 @@ def rules(
 def dataset_build(
     catalog: CatalogOpt = settings.DEFAULT_CATALOG,
     name: Annotated[str, typer.Option(help="Dataset name: the folder under --out.")] = "default",
-    out: Annotated[Path, typer.Option(help="Folder that holds the datasets.")] = settings.DEFAULT_BUILD / "datasets",
+    out: Annotated[Path, typer.Option(help="Folder that holds the datasets.")] = layout.DEFAULT.datasets,
     test_fraction: Annotated[float, typer.Option(help="Share of samples in the test split.")] = 0.1,
     mix: Annotated[list[str] | None, typer.Option(help="Ratio per kind: knowledge=1.0, skills=0.5 (repeat).")]
     = None,
     run: Annotated[str | None, typer.Option(help="Only samples of this generation run.")] = None,
 ) -> None:
     """Write train/test JSONL and Parquet, a dataset card and croissant.json (byte-identical for the same inputs)."""
-    from builder.stages.dataset import DatasetOptions, build_dataset
+    from builder.datasets import DatasetOptions, build_dataset
 
     with console.user_errors(state["debug"]):
         ratios = {"knowledge": 1.0, "skills": 1.0} | _ratios(mix or [])
@@ -253,7 +253,7 @@ def documents_fetch(
     documents: DocumentsOpt = None,
 ) -> None:
     """Clone every referenced document repository at its pinned commit into the cache (needs network)."""
-    from builder.stages.documents import fetch_documents
+    from builder.imports.documents import fetch_documents
 
     with console.user_errors(state["debug"]):
         outcome = fetch_documents(taxonomy, settings.load().validation(documents))

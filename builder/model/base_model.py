@@ -8,11 +8,12 @@ Imported lazily (torch, transformers) except for `check`.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from registry.errors import RegistryError
+from registry.model_folder import CONFIG, ModelFolder
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 HINT = "run `taxreg model init`, or pass --base-model with a local Hugging Face model folder"
@@ -45,17 +46,11 @@ def pickles_found(folder: Path) -> str:
     return f" (found {', '.join(pickles)})" if pickles else ""
 
 
-def _config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except OSError:
-        raise RegistryError(f"{folder} has no config.json: not a Hugging Face model folder", hint=HINT) from None
-    except ValueError as exc:
-        raise RegistryError(f"{path} is not valid JSON ({exc})", hint=HINT) from None
-    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
-        raise RegistryError(f"{path} names no model_type", hint=HINT)
-    return config
+def _config(folder: Path) -> Mapping[str, Any]:
+    model = ModelFolder.read(folder, HINT)
+    if model.model_type is None:
+        raise RegistryError(f"{folder / CONFIG} names no model_type", hint=HINT)
+    return model.config
 
 
 def load(folder: Path) -> tuple[Any, Any]:

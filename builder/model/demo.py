@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from builder.folders import check_output_folder, remove_stale_temps, swap_into_place, temp_folder, write_json
 from builder.generators.seed import SYSTEM_PROMPT
 from builder.model import chat_template
 from registry import __version__
@@ -28,10 +26,10 @@ from registry.config import ValidationConfig
 from registry.discovery import discover, require_taxonomy
 from registry.documents import DocumentResolver
 from registry.errors import RegistryError
+from registry.folders import building, check_output_folder, swap_into_place, write_json
 from registry.leaf import read_leaf
+from registry.model_folder import CONFIG, DEMO_MARK, DEMO_NAME, ModelFolder
 
-DEMO_MARK = "taxreg_demo_model"
-MODEL_NAME = "taxreg-demo-granite"
 EMBEDDING_STD = 0.25
 EOS_ID = chat_template.SPECIAL_TOKENS.index(chat_template.END_OF_TEXT)  # the BPE trainer numbers them first, in order
 PAD_ID = chat_template.SPECIAL_TOKENS.index(chat_template.PAD)
@@ -107,26 +105,20 @@ def init_demo_model(taxonomy: Path, out: Path, spec: DemoSpec, config: Validatio
     """Build the demo model into `out` (written beside it, then renamed into place). With `catalog`, taken-down
     leaves and documents stay out of the tokenizer's text, and the run is recorded with what it read."""
     _check_out(out, force)
-    remove_stale_temps(out)
     started = datetime.now(UTC)
     corpus = taxonomy_corpus(taxonomy, config or ValidationConfig(), _taken_down(catalog))
     if not corpus.texts:
         raise RegistryError(f"the taxonomy {taxonomy} holds no readable text to train a tokenizer on",
                             hint="run `taxreg validate` and fix the leaves, or pass another --taxonomy")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = temp_folder(out)
-    work.mkdir()
-    try:
+    with building(out) as work:
         tokenizer = build_tokenizer(corpus.texts, spec)
         parameters = _write_model(work, tokenizer, spec)
         _write_tokenizer(work, tokenizer, spec)
         _write_card(work, spec, parameters, len(tokenizer), corpus, taxonomy)
         if catalog is None:
-            swap_into_place(work, out)
+            swap_into_place((work, out))
         else:
             _record_run(catalog, work, out, spec, corpus, (started, build_id))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     weights = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
     return InitOutcome(out, parameters, len(tokenizer), len(corpus.texts), corpus.sha256, corpus.skipped_leaves,
                        weights)
@@ -172,11 +164,8 @@ def _taken_down(catalog: Path | None) -> frozenset[str]:
     from registry.catalog.builds import takedown_subjects
     from registry.catalog.connection import open_read_only
 
-    con = open_read_only(catalog)
-    try:
+    with open_read_only(catalog) as con:
         return frozenset(takedown_subjects(con))
-    finally:
-        con.close()
 
 
 def _record_run(catalog: Path, work: Path, out: Path, spec: DemoSpec, corpus: Corpus,
@@ -205,11 +194,8 @@ def _record_run(catalog: Path, work: Path, out: Path, spec: DemoSpec, corpus: Co
                    {"corpus_texts": len(corpus.texts), "corpus_sha256": corpus.sha256,
                     "skipped_leaves": corpus.skipped_leaves, "taken_down_left_out": corpus.taken_down},
                    inputs, [ModelArtifact("base", out, artifact, base.model_ref, None, "safetensors")], [base])
-    con = open_catalog(catalog)
-    try:
-        record_model_run(con, run, before_commit=lambda: swap_into_place(work, out))
-    finally:
-        con.close()
+    with open_catalog(catalog) as con:
+        record_model_run(con, run, before_commit=lambda: swap_into_place((work, out)))
 
 
 def build_tokenizer(texts: list[str], spec: DemoSpec) -> Any:
@@ -273,7 +259,7 @@ def _write_model(work: Path, tokenizer: Any, spec: DemoSpec) -> int:
         if bars:
             hf_logging.enable_progress_bar()
     (work / "model.safetensors").chmod(0o644)  # written as a private temp file; a model folder is for sharing
-    config_path = work / "config.json"
+    config_path = work / CONFIG
     saved = json.loads(config_path.read_text(encoding="utf-8"))
     saved["rope_theta"] = spec.rope_theta  # transformers 5 keeps it in rope_parameters only; older readers need it
     write_json(config_path, saved)
@@ -306,7 +292,7 @@ pipeline_tag: text-generation
 tags: [taxreg, demo, granite, random-weights]
 ---
 
-# {MODEL_NAME} (DEMO MODEL)
+# {DEMO_NAME} (DEMO MODEL)
 
 **This is a demo model.** Its weights are random (seed {spec.seed}); training moves its loss, but its answers
 carry no meaning. It exists so that `taxreg train`, `taxreg export` and `taxreg serve` run end to end on any
@@ -324,13 +310,5 @@ laptop without a model hub. For real use, pass `--base-model` with a local Huggi
 
 
 def _check_out(out: Path, force: bool) -> None:
-    check_output_folder(out, "--out", lambda folder: force or _is_demo(folder), "a taxreg demo model",
-                        "pass another --out, or --force to replace it")
-
-
-def _is_demo(folder: Path) -> bool:
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and config.get(DEMO_MARK) is True
+    check_output_folder(out, "--out", lambda folder: force or ModelFolder.lenient(folder).is_demo,
+                        "a taxreg demo model", "pass another --out, or --force to replace it")

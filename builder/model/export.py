@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import resource
 import shutil
@@ -23,14 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from builder import folders
+from builder.layout import ModelLayout
 from builder.model import base_model, mixed_int8, onnx_graph, parity, train_outputs
-from registry import __version__
+from registry import __version__, folders, source_date
 from registry.errors import EnvironmentProblem, RegistryError
+from registry.model_folder import CONFIG, ModelFolder
 
 SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
               "special_tokens_map.json", "chat_template.jinja")
-VARIANT_DIRS = {"fp32": "onnx", "int8": "onnx-int8", "int4": "onnx-int4"}
 # torch.onnx re-arms its registration logger during each export, so that one is named on its own.
 CHATTY_LOGGERS = ("torch.onnx", "torch.onnx._internal.exporter._registration", "torch.export", "onnxscript")
 ARTIFACT_KINDS = {"fp32": "onnx", "int8": "onnx_int8", "int4": "onnx_int4"}
@@ -52,6 +51,7 @@ class ExportOptions:
     n_prompts: int = 8
     # when all-int8 misses the top-1 target: at most this share of the matmul weights may stay fp32 (0: never)
     int8_fp32_share: float = 0.1
+    require_dataset: bool = False  # True: `dataset` was asked for, so a missing one is an error, not fixed prompts
 
 
 @dataclass
@@ -68,12 +68,9 @@ def export(options: ExportOptions, progress: Any = None) -> ExportOutcome:
     say = progress or (lambda message: None)
     started, clock = datetime.now(UTC), time.perf_counter()
     _check_inputs(options)
-    work = _work_folder(options.out)
-    try:
-        with quiet_libraries():
-            return _export(options, say, work, started, clock)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    remove_stale_work(options.out)
+    with folders.building(ModelLayout(options.out).export_work) as work, quiet_libraries():
+        return _export(options, say, ModelLayout(work), started, clock)
 
 
 @contextmanager
@@ -103,24 +100,24 @@ def quiet_libraries() -> Iterator[None]:
             logging.getLogger(name).setLevel(old)
 
 
-def _export(options: ExportOptions, say: Any, work: Path, started: datetime, clock: float) -> ExportOutcome:
+def _export(options: ExportOptions, say: Any, work: ModelLayout, started: datetime, clock: float) -> ExportOutcome:
     say("loading and merging the model")
     model, tokenizer = load_merged(options.base_model, options.adapter)
     # PyTorch's figures come first, on the model as loaded, before the dynamo export has traced it.
     say("running the evaluation prompts through PyTorch")
     reference = torch_reference(model, tokenizer, options)
     say("exporting the fp32 graph")
-    fp32 = onnx_graph.export_fp32(model, work / VARIANT_DIRS["fp32"])
+    fp32 = onnx_graph.export_fp32(model, work.onnx)
     write_side_files(model, tokenizer, options.base_model, fp32.parent)
     say("quantizing to int8")
     int8, int8_figures = _int8(model, tokenizer, fp32, reference, options, work, say)
     graphs = {"fp32": fp32, "int8": int8}
     if options.int4:
         say("building int4 with onnxruntime-genai")
-        merged_dir = work / "merged"
+        merged_dir = work.root / "merged"
         model.save_pretrained(merged_dir, safe_serialization=True)
         tokenizer.save_pretrained(merged_dir)
-        graphs["int4"] = onnx_graph.build_int4(merged_dir, work / VARIANT_DIRS["int4"], work)
+        graphs["int4"] = onnx_graph.build_int4(merged_dir, work.variant("int4"), work.root)
         shutil.rmtree(merged_dir)
         _copy_side_files(fp32.parent, graphs["int4"].parent, "int4 (onnxruntime-genai builder; no position_ids "
                                                              "input: positions come from attention_mask)")
@@ -130,23 +127,25 @@ def _export(options: ExportOptions, say: Any, work: Path, started: datetime, clo
     # timings go to the catalog run's stats, not parity.json: equal inputs must write an equal file
     timing = {"seconds": round(time.perf_counter() - clock, 2), "peak_rss_mb": round(peak, 1)}
     run_id = uuid.uuid4().hex
+    out = ModelLayout(options.out)
     if not report["passed"]:
-        _write_json(options.out / "parity.failed.json", report)
+        folders.write_json(out.parity_failed, report)
         _record(options, run_id, started, {**report, "export": timing}, {}, status="failed")
         fp = report["variants"]["fp32"]
         raise ParityFailed(
             f"the fp32 graph failed the parity gate: max |logit diff| {fp['max_abs_diff']:.3g} "
             f"(limit {options.thresholds.max_abs_diff:g}), greedy identical on "
             f"{fp['greedy_identical_prompts']}/{fp['n_prompts']} prompts; the previous export is untouched",
-            hint=f"see {options.out / 'parity.failed.json'}; run with --debug and report it if the model is "
+            hint=f"see {out.parity_failed}; run with --debug and report it if the model is "
                  "a supported architecture")
-    _write_json(work / "parity.json", report)
-    names = [VARIANT_DIRS[v] for v in ("fp32", "int8", "int4") if (work / VARIANT_DIRS[v]).is_dir()]
-    written = {name: options.out / name for name in [*names, "parity.json"]}
-    _record(options, run_id, started, {**report, "export": timing}, {v: work / VARIANT_DIRS[v] for v in VARIANT_DIRS
-                                               if (work / VARIANT_DIRS[v]).is_dir()}, status="succeeded",
-            swap=lambda: _swap_into_place(work, options.out, [*names, "parity.json"]))
-    (options.out / "parity.failed.json").unlink(missing_ok=True)
+    folders.write_json(work.parity, report)
+    built = {v: work.variant(v) for v in ModelLayout.VARIANTS if work.variant(v).is_dir()}
+    written = {out.variant(v).name: out.variant(v) for v in built} | {out.parity.name: out.parity}
+    # A variant this export did not build (onnx-int4 without --int4) goes too: it belonged to another model.
+    moves = [(built.get(v), out.variant(v)) for v in ModelLayout.VARIANTS] + [(work.parity, out.parity),
+                                                                              (None, out.parity_failed)]
+    _record(options, run_id, started, {**report, "export": timing}, built, status="succeeded",
+            swap=lambda: folders.swap_into_place(*moves))
     return ExportOutcome(run_id, report, written, time.perf_counter() - clock, peak)
 
 
@@ -158,6 +157,9 @@ def _check_inputs(options: ExportOptions) -> None:
     if options.int4 and not onnx_graph.genai_available():
         raise EnvironmentProblem("--int4 needs onnxruntime-genai, which is not installed",
                                  hint="pip install onnxruntime-genai in this (CPU) environment, or leave out --int4")
+    if options.require_dataset and options.dataset is not None and not options.dataset.exists():
+        raise RegistryError(f"no dataset folder at {options.dataset}",
+                            hint="pass the folder `taxreg dataset build` wrote, or leave out --dataset")
     if options.dataset is not None and options.dataset.exists() and not options.dataset.is_dir():
         raise RegistryError(f"--dataset {options.dataset} is not a folder",
                             hint="pass a dataset folder such as build/datasets/default")
@@ -202,17 +204,10 @@ def _trained_on(adapter: Path) -> dict[str, Any] | None:
     return base if isinstance(base, dict) and base.get("artifact_id") else None
 
 
-def _work_folder(out: Path) -> Path:
-    """A temporary folder inside --out, named after this process; those of dead exports are removed first."""
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_work(out)
-    work = out / f".export-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-    work.mkdir()
-    return work
-
-
 def remove_stale_work(out: Path) -> None:
-    """The temporary folders killed exports left in `out` (`.export-<pid>-<random>`, or without the pid)."""
+    """The temporary folders killed exports left in `out`: `folders.building`'s, and `.export-<pid>-<random>` (or
+    without the pid) from earlier versions."""
+    folders.remove_stale_temps(ModelLayout(out).export_work)
     folders.remove_stale(out, re.compile(r"\.export-(?:(\d+)-)?\w+", re.ASCII))
 
 
@@ -247,19 +242,18 @@ def write_side_files(model: Any, tokenizer: Any, base: Path, folder: Path) -> No
     config.update(num_hidden_layers=shape.layers, num_key_value_heads=shape.kv_heads, head_dim=shape.head_dim,
                   torch_dtype="float32")
     config.pop("_name_or_path", None)  # a local path: it would differ between two identical builds
-    base_config = json.loads((base / "config.json").read_text(encoding="utf-8"))
-    for key, value in base_config.items():
+    for key, value in ModelFolder.read(base).config.items():
         if key.startswith("taxreg_"):
             config.setdefault(key, value)
     config["taxreg_onnx"] = {"exported_by": f"taxreg {__version__}", "inputs": shape.input_names(),
                              "outputs": shape.output_names(), "kv_cache": True}
-    _write_json(folder / "config.json", config)
+    folders.write_json(folder / CONFIG, config)
     generation = model.generation_config.to_diff_dict() if model.generation_config is not None else {}
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         if generation.get(key) is None and getattr(tokenizer, key, None) is not None:
             generation[key] = getattr(tokenizer, key)
     generation.pop("transformers_version", None)
-    _write_json(folder / "generation_config.json", generation)
+    folders.write_json(folder / "generation_config.json", generation)
     _write_tokenizer(tokenizer, folder, int(model.config.max_position_embeddings))
 
 
@@ -277,10 +271,10 @@ def _write_tokenizer(tokenizer: Any, folder: Path, context: int) -> None:
     for name, token in tokenizer.special_tokens_map.items():
         if isinstance(token, str):
             tok_config.setdefault(name, token)
-    _write_json(path, tok_config)
+    folders.write_json(path, tok_config)
     special = folder / "special_tokens_map.json"
     if not special.is_file():
-        _write_json(special, {k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)})
+        folders.write_json(special, {k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)})
     for extra in folder.iterdir():  # keep the directory to the contract: no stray files the writer chose
         if extra.name not in SIDE_FILES and extra.suffix != ".onnx" and not extra.name.endswith(".data"):
             extra.unlink()
@@ -290,10 +284,10 @@ def _copy_side_files(src: Path, dst: Path, quantization: str) -> None:
     for name in SIDE_FILES:
         if (src / name).is_file():
             shutil.copy2(src / name, dst / name)
-    config = json.loads((dst / "config.json").read_text(encoding="utf-8"))
+    config = dict(ModelFolder.read(dst).config)
     config["taxreg_onnx"]["quantization"] = quantization
     config["taxreg_onnx"]["inputs"], config["taxreg_onnx"]["outputs"] = onnx_graph.io_names(dst / onnx_graph.MODEL_FILE)
-    _write_json(dst / "config.json", config)
+    folders.write_json(dst / CONFIG, config)
 
 
 @dataclass(frozen=True)
@@ -316,10 +310,10 @@ def _padded(tokenizer: Any, prompts: parity.EvalSet) -> parity.Batch:
     return parity.left_pad(prompts.prompts, int(pad))
 
 
-def _int8(model: Any, tokenizer: Any, fp32: Path, prepared: Reference, options: ExportOptions, work: Path,
+def _int8(model: Any, tokenizer: Any, fp32: Path, prepared: Reference, options: ExportOptions, work: ModelLayout,
           say: Any) -> tuple[Path, dict[str, Any]]:
     """All-int8 first; under the top-1 target, the matmuls that cost the most stay fp32 (builder/model/mixed_int8)."""
-    out, scratch, target = work / VARIANT_DIRS["int8"], work / "untied", options.thresholds.top1_target
+    out, scratch, target = work.onnx_int8, work.root / "untied", options.thresholds.top1_target
 
     def measure(kept: tuple[str, ...]) -> dict[str, Any]:
         onnx_graph.quantize_int8(fp32, out, scratch, tuple(nodes[m] for m in kept))
@@ -371,37 +365,11 @@ def check_parity(model: Any, prepared: Reference, graphs: dict[str, Path], optio
 
 
 def _checked_at() -> str:
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit() else datetime.now(UTC)
-    return when.isoformat(timespec="seconds")
-
-
-def _swap_into_place(work: Path, out: Path, names: list[str]) -> None:
-    """Rename each new output over the old one; the old ones wait in `work` until all are in place. A variant
-    this export did not build (onnx-int4 without --int4) is moved away too: it belonged to another model."""
-    old = work / "previous"
-    old.mkdir()
-    stale = [name for name in VARIANT_DIRS.values() if name not in names and (out / name).exists()]
-    moved: list[str] = []
-    try:
-        for name in stale:
-            (out / name).rename(old / name)
-        for name in names:
-            if (out / name).exists():
-                (out / name).rename(old / name)
-            (work / name).rename(out / name)
-            moved.append(name)
-    except BaseException:
-        for name in moved:
-            (out / name).rename(work / name)
-        for name in [*names, *stale]:
-            if (old / name).exists():
-                (old / name).rename(out / name)
-        raise
+    return source_date.stamp()[0].isoformat(timespec="seconds")
 
 
 def _record(options: ExportOptions, run_id: str, started: datetime, report: dict[str, Any],
-            folders: dict[str, Path], status: str, swap: Any = None) -> None:
+            built: dict[str, Path], status: str, swap: Any = None) -> None:
     """The export run, what it read, and one model_artifact (+ files) per variant, committed with the swap."""
     if options.catalog is None:
         if swap is not None:
@@ -419,23 +387,20 @@ def _record(options: ExportOptions, run_id: str, started: datetime, report: dict
     if options.adapter is not None:
         parent = models.hash_directory(options.adapter).artifact_id
         inputs.append(models.RunInput("model_artifact", parent, "adapter"))
-    artifacts = [models.ModelArtifact(ARTIFACT_KINDS[variant], options.out / VARIANT_DIRS[variant],
+    artifacts = [models.ModelArtifact(ARTIFACT_KINDS[variant], ModelLayout(options.out).variant(variant),
                                       models.hash_directory(folder), base.model_ref, parent, "onnx",
                                       report["variants"].get(variant))
-                 for variant, folder in folders.items()]
+                 for variant, folder in built.items()]
     params = {"base_model": str(options.base_model), "adapter": str(options.adapter) if options.adapter else None,
               "int4": options.int4, "thresholds": options.thresholds.__dict__, "n_prompts": options.n_prompts,
               "int8_fp32_share": options.int8_fp32_share}
     info = RunInfo(generator="torch.onnx.dynamo", params=params, random_seed=0, prompt_template_sha256=None,
                    stage="export")
-    con = open_catalog(options.catalog)
-    try:
+    with open_catalog(options.catalog) as con:
         calibration = (report["variants"].get("int8") or {}).get("calibration") or ""
         inputs += _dataset_inputs(con, options, parent, calibrated=calibration.startswith("dataset:"))
         run = models.ModelRun(run_id, info, started, status, report, inputs, artifacts, [base])
         models.record_model_run(con, run, before_commit=swap)
-    finally:
-        con.close()
 
 
 def _dataset_inputs(con: Any, options: ExportOptions, adapter_id: str, calibrated: bool) -> list[Any]:
@@ -463,9 +428,3 @@ def _dataset_inputs(con: Any, options: ExportOptions, adapter_id: str, calibrate
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)

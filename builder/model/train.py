@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from builder import folders
 from builder.model import base_model, chat_data, chat_template, checkpoints, train_outputs
 from builder.model.train_options import (
     Inputs,
@@ -33,6 +32,7 @@ from builder.model.train_options import (
 )
 from registry.catalog.models import describe_base_model, hash_directory
 from registry.errors import RegistryError
+from registry.folders import remove_stale_temps
 
 __all__ = ["TrainOptions", "default_lr", "train"]
 
@@ -47,7 +47,7 @@ def train(options: TrainOptions, progress: Progress | None = None) -> TrainOutco
     if options.catalog is not None and _rank() == 0:
         train_outputs.check_catalog(options.catalog)
     if _rank() == 0:
-        folders.remove_stale_temps(options.out)
+        remove_stale_temps(options.out)
     base = hash_directory(options.base_model)
     inputs = Inputs(base, describe_base_model(options.base_model, base), files)
     threads = options.threads or max(1, (os.cpu_count() or 1) // _local_world_size())

@@ -3,15 +3,16 @@ and the hashed inputs. No heavy imports: the CLI builds these before anything lo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.layout import ModelLayout
 from builder.model.chat_data import SplitFile
-from registry.catalog.models import DEMO_MARK, Artifact, ExternalModel
+from registry.catalog.models import Artifact, ExternalModel
 from registry.errors import RegistryError
+from registry.model_folder import ModelFolder
 
 # what shapes the adapter's bytes: the checkpoint folder is keyed by these (and the inputs' hashes)
 RESULT_KEYS = ("rank", "alpha", "dropout", "targets", "epochs", "max_steps", "lr", "warmup_steps", "weight_decay",
@@ -23,11 +24,7 @@ DEMO_LR = 1e-2  # the demo model's weights are random: LoRA needs a large step t
 
 
 def default_lr(base_model: Path) -> float:
-    try:
-        config = json.loads((base_model / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return DEFAULT_LR
-    return DEMO_LR if isinstance(config, dict) and config.get(DEMO_MARK) is True else DEFAULT_LR
+    return DEMO_LR if ModelFolder.lenient(base_model).is_demo else DEFAULT_LR
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +71,7 @@ class TrainOptions:
 
     @property
     def checkpoint_root(self) -> Path:
-        return self.checkpoints or self.out.parent / "checkpoints"
+        return self.checkpoints or ModelLayout(self.out.parent).checkpoints
 
     def params(self, threads: int) -> dict[str, Any]:
         values = {k: v for k, v in asdict(self).items() if k in RESULT_KEYS or k.endswith("_steps")}

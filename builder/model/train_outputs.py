@@ -7,17 +7,14 @@ import hashlib
 import json
 import os
 import platform
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from builder.folders import check_output_folder, require_writable, swap_into_place, temp_folder, write_json
 from builder.model import chat_data, chat_template
 from builder.model.train_options import Inputs, TrainOptions, TrainOutcome
 from registry import __version__
+from registry.catalog.connection import open_catalog
 from registry.catalog.generation import RunInfo
 from registry.catalog.models import (
     Artifact,
@@ -29,6 +26,7 @@ from registry.catalog.models import (
     recorded_datasets,
 )
 from registry.errors import RegistryError
+from registry.folders import building, check_output_folder, require_writable, swap_into_place, write_json
 
 SCHEMA_VERSION = 1
 CONFIG_FILE = "training_config.json"
@@ -83,9 +81,7 @@ def versions() -> dict[str, str]:
 
 def write_adapter(model: Any, tokenizer: Any, options: TrainOptions, inputs: Inputs, config: dict[str, Any],
                   run: tuple[str, datetime], outcome: TrainOutcome) -> None:
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    work = temp_folder(options.out)
-    try:
+    with building(options.out) as work:
         model.save_pretrained(work, safe_serialization=True)
         _portable_adapter_config(work, inputs.base_model.model_ref)
         _save_tokenizer(tokenizer, work)
@@ -94,14 +90,12 @@ def write_adapter(model: Any, tokenizer: Any, options: TrainOptions, inputs: Inp
         for path in work.iterdir():
             path.chmod(0o644)
         if options.catalog is None:
-            swap_into_place(work, options.out)
+            swap_into_place((work, options.out))
             return
         adapter = hash_directory(work)
-        with _catalog(options.catalog) as con:
+        with open_catalog(options.catalog) as con:
             rows = _model_run(con, options, inputs, config, run, outcome, adapter)
-            record_model_run(con, rows, before_commit=lambda: swap_into_place(work, options.out))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            record_model_run(con, rows, before_commit=lambda: swap_into_place((work, options.out)))
 
 
 def _model_run(con: Any, options: TrainOptions, inputs: Inputs, config: dict[str, Any], run: tuple[str, datetime],
@@ -128,21 +122,9 @@ def _model_run(con: Any, options: TrainOptions, inputs: Inputs, config: dict[str
     return ModelRun(run_id, info, started, "succeeded", stats, run_inputs, artifacts, [inputs.base_model])
 
 
-@contextmanager
-def _catalog(path: Path | None) -> Iterator[Any]:
-    from registry.catalog.connection import open_catalog
-
-    assert path is not None
-    con = open_catalog(path)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
 def check_catalog(path: Path) -> None:
     """Fail before training, not after it, when the catalog cannot be opened (locked, too new, a folder)."""
-    with _catalog(path):
+    with open_catalog(path):
         pass
 
 
@@ -155,7 +137,8 @@ def record_failure(options: TrainOptions, inputs: Inputs, run_id: str, started: 
                    random_seed=options.seed, prompt_template_sha256=None, stage="train",
                    build_id=os.environ.get("TAXREG_BUILD_ID"))
     try:
-        with _catalog(options.catalog) as con:
+        assert options.catalog is not None
+        with open_catalog(options.catalog) as con:
             record_failed_run(con, run_id, info, started, f"{type(exc).__name__}: {exc}")
     except RegistryError:
         pass  # the training error is the one to report

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 
+from builder.layout import BuildLayout
 from registry.errors import RegistryError
 from registry.release.diff import ReleaseDiff, SampleMap, diff_releases
 from registry.release.manifest import Manifest, read_manifest
@@ -17,7 +18,7 @@ def locate(build_dir: Path, release: str) -> Path:
     path = Path(release)
     if (path / "manifest.json").is_file():
         return path
-    under = build_dir / "releases" / release
+    under = BuildLayout(build_dir).release(release)
     if (under / "manifest.json").is_file():
         return under
     raise RegistryError(f"no release {release!r}: neither a release folder nor a version in {build_dir / 'releases'}",
@@ -36,14 +37,11 @@ def samples_by_contribution(folder: Path, manifest: Manifest) -> SampleMap:
     if not (lineage.is_file() and members.is_file()):
         return {}
     ids = [d["dataset_id"] for d in manifest.inputs["datasets"]]
-    con = duckdb.connect()
-    try:
+    with duckdb.connect() as con:
         rows = con.execute("""
             SELECT l.contribution_id, list(DISTINCT l.sample_id ORDER BY l.sample_id)
             FROM read_parquet(?) l
             WHERE l.contribution_id IS NOT NULL AND l.sample_id IN (
                 SELECT sample_id FROM read_parquet(?) WHERE dataset_id IN (SELECT unnest(?::VARCHAR[])))
             GROUP BY 1""", [str(lineage), str(members), ids]).fetchall()
-    finally:
-        con.close()
     return {cid: frozenset(samples) for cid, samples in rows}

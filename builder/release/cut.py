@@ -15,22 +15,22 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from builder.folders import require_writable
+from builder.layout import BuildLayout, ModelLayout
 from builder.release import bom, cards, signing, spdx3
-from registry import __version__
+from registry import __version__, folders, source_date
 from registry.catalog import policy, publish, releases
-from registry.catalog.connection import open_catalog
-from registry.catalog.datasets import source_date
+from registry.catalog.connection import open_catalog, transaction
 from registry.catalog.steady import Steady
 from registry.errors import RegistryError
 from registry.licenses import LicensePolicy, normalize
+from registry.model_folder import DEMO_NAME, ModelFolder
+from registry.release import versions
 from registry.release.canonical import canonical_sha256
 from registry.release.manifest import (
     MANIFEST,
@@ -45,19 +45,11 @@ from registry.release.manifest import (
 from registry.release.sums import file_sha256, format_sums
 from registry.release.verify import verify_release
 
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 DATA_FILES = ("train.parquet", "test.parquet", "train.jsonl", "test.jsonl")
 DATA_DOCS = ("README.md", "croissant.json")
-MODEL_DIRS = {"adapter": "adapter", "onnx": "onnx", "onnx_int8": "onnx-int8"}  # catalog kind -> folder
-DEMO_BASE = "taxonomy-registry/demo-granite"  # the base model `taxreg model init` builds
+MODEL_KINDS = ("adapter", "onnx", "onnx_int8")  # what a release ships of the model, as the catalog names kinds
 DECLARED_RULE = "license.declared"  # a warning row when no release license was declared (the union stands in)
 PAUSE_ENV = "TAXREG_TEST_PAUSE_AT"  # tests: "<checkpoint>:<marker file>" makes a cut stop there, to be killed
-
-
-def check_version(version: str, what: str = "release version") -> None:
-    if not VERSION.fullmatch(version):  # match() would let a final newline through
-        raise RegistryError(f"{what} {version!r} must be 1-64 letters, digits, '.', '_', '+' or '-', starting "
-                            "with a letter or digit", hint="e.g. 1.0.0 or 2026.11.22")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +66,7 @@ class CutOptions:
     config: dict[str, Any] = field(default_factory=dict)  # the build's own settings, recorded as inputs
 
     def __post_init__(self) -> None:
-        check_version(self.version)
+        versions.check_version(self.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,28 +90,19 @@ class _Shipment:
     time_source: str  # what released_at came from, for the manifest's note
 
 
-def _refuse_case_twin(root: Path, version: str) -> None:
-    """0.1.0-RC1 beside 0.1.0-rc1 would be one folder on macOS and Windows, and one page on the site."""
-    twins = sorted(p.name for p in root.iterdir() if p.name.lower() == version.lower() and p.name != version)
-    if twins:
-        raise RegistryError(f"release {version} differs from the existing release {twins[0]} only in case",
-                            hint="pick another version: case-insensitive file systems would mix them up")
-
-
 def cut_release(options: CutOptions) -> CutOutcome:
-    root = options.build_dir / "releases"
+    layout = BuildLayout(options.build_dir)
+    root, target = layout.releases, layout.release(options.version)
     root.mkdir(parents=True, exist_ok=True)
     remove_stale(root)
-    target = root / options.version
-    con = open_catalog(options.build_dir / "catalog.duckdb")
-    try:
+    with open_catalog(layout.catalog) as con:
         if target.exists():
             return _adopt(con, target, options)
         if releases.release_exists(con, options.version):
-            raise RegistryError(f"release {options.version} is in the catalog but {target} is gone",
-                                hint="restore the folder from a copy, or cut a new version")
-        _refuse_case_twin(root, options.version)
-        require_writable(target, "release folder")  # before the gates are recorded, not at the first write
+            raise versions.taken(options.version, options.build_dir, f" (in the catalog, but {target} is gone)",
+                                 hint="restore the folder from a copy, or cut a new version")
+        versions.refuse_case_twin(root, options.version)
+        folders.require_writable(target, "release folder")  # before the gates are recorded, not at the first write
         shipment = _gather(con, options)
         results = sorted([*policy.run_checks(con, policy.PolicyInput(
             tuple(shipment.datasets[n].dataset_id for n in sorted(shipment.datasets)), shipment.license,
@@ -128,32 +111,32 @@ def cut_release(options: CutOptions) -> CutOutcome:
         if policy.blocking(results):
             policy.record_checks(con, results, options.build_id, options.version, datetime.now(UTC))
             raise policy.refusal(options.version, results)
-        with tempfile.TemporaryDirectory(dir=root, prefix=f".tmp-{options.version}-") as tmp:
-            staging = Path(tmp) / options.version
+        with folders.building(target) as staging:
             manifest = _assemble(con, staging, options, shipment, results)
             _checkpoint("assembled")
             digest = file_sha256(staging / MANIFEST)
+            releases.mark_pending(con, options.version, digest)  # what an interrupted cut may adopt: this, only
             _commit(con, staging, target, options, shipment, manifest, digest, results)
         return CutOutcome(target, manifest, digest)
-    finally:
-        con.close()
 
 
 def remove_stale(root: Path) -> list[Path]:
-    """Temporary folders of cuts that were killed (the caller holds the lock, so none is in use)."""
+    """Temporary folders of cuts that were killed (the caller holds the lock, so none is in use): `.tmp-*` from
+    earlier versions, and `folders.building`'s."""
     stale = sorted(root.glob(".tmp-*"))
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
-    return stale
+    return stale + folders.remove_stale(root, re.compile(r"\..+-(?:new|old)-(\d+)-[0-9a-f]{12}", re.ASCII))
 
 
 def _gather(con: Any, options: CutOptions) -> _Shipment:
-    data_dir = options.build_dir / "datasets" / options.dataset
+    layout = BuildLayout(options.build_dir)
+    data_dir = layout.dataset(options.dataset)
     datasets = _datasets(con, data_dir)
-    model = _model(con, options.build_dir / "model") if options.with_model else None
-    parity = _parity(options.build_dir / "model") if options.with_model else None
+    model = _model(con, layout.model) if options.with_model else None
+    parity = _parity(layout.model.parity) if options.with_model else None
     license = _release_license(options.license, datasets)
-    released_at, time_source = _released_at(con)
+    released_at, time_source = source_date.stamp(con)
     return _Shipment(datasets, data_dir, model, parity, license, options.license is not None, released_at,
                      time_source)
 
@@ -171,9 +154,9 @@ def _datasets(con: Any, folder: Path) -> dict[str, releases.DatasetFile]:
     return {name: rows[sha] for name, sha in hashes.items()}
 
 
-def _model(con: Any, folder: Path) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
+def _model(con: Any, folder: ModelLayout) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
     """The exported model (fp32 + int8) and, when the export merged it, the LoRA adapter; checked against disk."""
-    found = releases.model_artifacts(con, tuple(MODEL_DIRS))
+    found = releases.model_artifacts(con, MODEL_KINDS)
     lacking = [kind for kind in ("onnx", "onnx_int8") if kind not in found]
     if lacking:
         raise RegistryError(f"no {' or '.join(lacking)} model artifact in the catalog",
@@ -185,7 +168,7 @@ def _model(con: Any, folder: Path) -> dict[str, tuple[dict[str, Any], dict[str, 
     if "adapter" in found and found["adapter"][0]["artifact_id"] != parent:
         del found["adapter"]  # an older training run's adapter: not what the ONNX model was merged from
     for kind, (_, files) in found.items():
-        directory = folder / MODEL_DIRS[kind]
+        directory = folder.artifact(kind)
         for relpath, sha in files.items():
             path = directory / relpath
             if not path.is_file() or file_sha256(path) != sha:
@@ -194,8 +177,7 @@ def _model(con: Any, folder: Path) -> dict[str, tuple[dict[str, Any], dict[str, 
     return found
 
 
-def _parity(folder: Path) -> dict[str, Any]:
-    path = folder / "parity.json"
+def _parity(path: Path) -> dict[str, Any]:
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -241,29 +223,13 @@ def undeclared_note(union: str) -> str:
             "it): declare one with --license or [release] license in taxreg.toml")
 
 
-def _released_at(con: Any) -> tuple[datetime, str]:
-    """(time, where it came from): SOURCE_DATE_EPOCH; else the last taxonomy commit's time; else the newest
-    run's end (a wall-clock time: two builds then differ)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.isdigit():
-        return datetime.fromtimestamp(int(epoch), UTC), "SOURCE_DATE_EPOCH"
-    [(newest,)] = con.execute("SELECT epoch(max(committed_at)) FROM taxonomy_commit").fetchall()
-    if newest is not None:  # the last commit that changed the taxonomy
-        return datetime.fromtimestamp(int(newest), UTC), "the taxonomy's last commit time (SOURCE_DATE_EPOCH unset)"
-    ended = source_date(con)
-    if ended is not None:
-        return ended, ("the newest catalog run's end, a wall-clock time (SOURCE_DATE_EPOCH unset and the taxonomy "
-                       "is not a git repository): set SOURCE_DATE_EPOCH for reproducible timestamps")
-    return datetime(1970, 1, 1, tzinfo=UTC), "the epoch 1970-01-01 (no SOURCE_DATE_EPOCH, commit or run time)"
-
-
 def _assemble(con: Any, staging: Path, options: CutOptions, shipment: _Shipment,
               results: list[PolicyResult]) -> Manifest:
     (staging / "data").mkdir(parents=True)
     for name in (*DATA_FILES, *DATA_DOCS):
         shutil.copyfile(shipment.data_dir / name, staging / "data" / name)
     if shipment.model is not None:
-        _copy_model(options.build_dir / "model", staging, shipment)
+        _copy_model(BuildLayout(options.build_dir).model, staging, shipment)
     # The public copy the site publishes, reproducible from the same inputs (registry.catalog.steady)
     audit = publish.write_release_audit(con, staging / "audit",
                                         Steady(shipment.released_at, options.build_dir.resolve()))
@@ -284,15 +250,15 @@ def _assemble(con: Any, staging: Path, options: CutOptions, shipment: _Shipment,
     return manifest
 
 
-def _copy_model(model_dir: Path, staging: Path, shipment: _Shipment) -> None:
+def _copy_model(model: ModelLayout, staging: Path, shipment: _Shipment) -> None:
     assert shipment.model is not None
+    shipped = ModelLayout(staging / "model")  # a release holds its model in the layout of a model folder
     for kind, (_, files) in sorted(shipment.model.items()):
-        folder = MODEL_DIRS[kind]
         for relpath in sorted(files):
-            target = staging / "model" / folder / relpath
+            target = shipped.artifact(kind) / relpath
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(model_dir / folder / relpath, target)
-    shutil.copyfile(model_dir / "parity.json", staging / "parity.json")
+            shutil.copyfile(model.artifact(kind) / relpath, target)
+    shutil.copyfile(model.parity, staging / "parity.json")
 
 
 def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[PolicyResult],
@@ -306,7 +272,7 @@ def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[
         builder_version=__version__, license=shipment.license,
         inputs={"taxonomy_commit": _taxonomy_commit(con), "config": config, "config_sha256": canonical_sha256(config),
                 "seeds": {"generation": releases.generation_seeds(con, ids),
-                          "training": _training_seed(options.build_dir / "model")},
+                          "training": _training_seed(BuildLayout(options.build_dir).model)},
                 "base_model": base, "teacher_models": releases.teachers(con, ids),
                 "datasets": [{"dataset_id": d.dataset_id, "name": d.name, "split": d.split, "format": d.format,
                               "rows": d.rows, "path": f"data/{name}"}
@@ -334,7 +300,7 @@ def _model_entry(shipment: _Shipment, base: dict[str, Any] | None) -> dict[str, 
     relation = "finetune" if "adapter" in shipment.model else "quantized"  # no adapter: the base, converted
     return {"base_model": (base or {}).get("model_ref"), "base_model_relation": relation,
             "artifacts": [{"kind": i["kind"], "artifact_id": i["artifact_id"], "format": i["format"],
-                           "path": f"model/{MODEL_DIRS[i['kind']]}", "derived_from": i["derived_from"],
+                           "path": f"model/{ModelLayout.KINDS[i['kind']]}", "derived_from": i["derived_from"],
                            "files": len(shipment.model[i["kind"]][1])} for i in sorted(infos, key=lambda i: i["kind"])]}
 
 
@@ -349,10 +315,9 @@ def _base_model(con: Any, shipment: _Shipment) -> dict[str, Any] | None:
     folder = Path(ref)
     if not folder.is_dir():
         return {"model_ref": ref}
-    config = _json_file(folder / "config.json")
+    demo = ModelFolder.lenient(folder).is_demo
     weights = folder / "model.safetensors"
-    return {"model_ref": DEMO_BASE if config.get("taxreg_demo_model") else folder.name,
-            "demo": bool(config.get("taxreg_demo_model")), "revision": None, "license": None,
+    return {"model_ref": DEMO_NAME if demo else folder.name, "demo": demo, "revision": None, "license": None,
             "output_terms": None, "weights_sha256": file_sha256(weights) if weights.is_file() else None}
 
 
@@ -364,8 +329,8 @@ def _json_file(path: Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def _training_seed(model_dir: Path) -> Any:
-    config = _json_file(model_dir / "adapter" / "training_config.json")
+def _training_seed(model: ModelLayout) -> Any:
+    config = _json_file(model.adapter / "training_config.json")
     params = config.get("params")
     return params.get("seed") if isinstance(params, dict) else config.get("seed")
 
@@ -376,9 +341,8 @@ def _taxonomy_commit(con: Any) -> str | None:
 
 
 def _determinism(shipment: _Shipment, unsteady: list[str]) -> dict[str, Any]:
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
     return {
-        "source_date_epoch": int(epoch) if epoch and epoch.isdigit() else None,
+        "source_date_epoch": source_date.from_environment(),
         "not_reproducible": unsteady,  # empty unless DuckDB wrote a header of a layout publish does not know
         "notes": [
             f"Timestamps come from {shipment.time_source}; files are written sorted.",
@@ -406,17 +370,13 @@ def _entry(staging: Path, relpath: str, reproducible: bool) -> FileEntry:
 
 def _commit(con: Any, staging: Path, target: Path, options: CutOptions, shipment: _Shipment, manifest: Manifest,
             digest: str, results: list[PolicyResult]) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         policy.record_checks(con, results, options.build_id, options.version, datetime.now(UTC))
         releases.record_release(con, manifest, str(target), digest, options.build_id, _artifacts(manifest),
                                 shipment.released_at)
-        staging.rename(target)
+        releases.clear_pending(con, options.version)
+        folders.swap_into_place((staging, target))
         _checkpoint("renamed")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _artifacts(manifest: Manifest) -> list[releases.ReleaseArtifact]:
@@ -435,22 +395,21 @@ def _artifacts(manifest: Manifest) -> list[releases.ReleaseArtifact]:
 def _adopt(con: Any, target: Path, options: CutOptions) -> CutOutcome:
     """The folder exists: refuse (versions are never overwritten) unless a killed cut left it unrecorded."""
     if releases.release_exists(con, options.version):
-        raise RegistryError(f"release {options.version} already exists at {target}; a version is never overwritten",
-                            hint="cut a new version")
+        raise versions.taken(options.version, options.build_dir)
     manifest, differences = verify_release(target)
     if manifest is None or differences or manifest.version != options.version:
         raise RegistryError(f"{target} exists but is not a complete release of {options.version}",
                             hint="move it away (it is not in the catalog) and cut again")
     digest = file_sha256(target / MANIFEST)
+    if releases.pending(con, options.version) != digest:  # hand-made, or another catalog's: never adopted
+        raise RegistryError(f"{target} exists but no interrupted cut of {options.version} in this catalog wrote it; "
+                            "it is not adopted as a release", hint="move it away (it is not in the catalog) and cut "
+                                                                   "again")
     released = datetime.strptime(manifest.released_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
+        releases.clear_pending(con, options.version)
         policy.record_checks(con, list(manifest.policy), options.build_id, options.version, datetime.now(UTC))
         releases.record_release(con, manifest, str(target), digest, options.build_id, _artifacts(manifest), released)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return CutOutcome(target, read_manifest(target)[0], digest, recovered=True)
 
 

@@ -3,7 +3,8 @@
 A failed build (a bad catalog, a warning under --strict, a swap the filesystem refuses) leaves the previous
 site as it was and removes the new one. The previous site also serves as the cache: pages whose inputs did
 not change are hard-linked from it (render.py). The folders beside the site are named with the process id
-(`.site-new-<pid>-<random>`, `.site-old-<pid>-<ns>`), so a later build removes those a killed run left.
+(`registry.folders`: `.site-new-<pid>-<random>`, `.site-old-<pid>-<random>`), so a later build removes those a
+killed run left.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.folders import remove_stale
+from builder.layout import DEFAULT
+from registry import folders
 from registry.errors import RegistryError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +31,7 @@ class SiteOptions:
     catalog: Path
     out: Path
     taxonomy: Path | None = None
-    vendor: Path = Path("build") / "vendor"
+    vendor: Path = DEFAULT.vendor
     incremental: bool = True  # reuse unchanged pages of the site in `out`
     audit: bool = True  # False: a quicker preview that keeps the previous site's audit files as they were
 
@@ -58,26 +60,20 @@ def build_site(options: SiteOptions) -> SiteOutcome:
         raise RegistryError(f"no catalog at {options.catalog}", hint="run `taxreg index` first, or pass --catalog")
     started = time.perf_counter()
     out = options.out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(out)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-{os.getpid()}-", dir=out.parent))
-    staging.chmod(0o755)
     previous = out if options.incremental and (out / MANIFEST).is_file() else None
-    try:
-        config = load_config(str(CONFIG), site_dir=str(staging), strict=True)
-        config.extra["taxreg"] = {"catalog": str(options.catalog.resolve()), "vendor": str(options.vendor.resolve()),
-                                  "taxonomy": str(options.taxonomy.resolve()) if options.taxonomy else "",
-                                  "previous": str(previous) if previous else "", "audit": options.audit}
-        build(config)
+    with folders.building(out) as staging:
+        try:
+            config = load_config(str(CONFIG), site_dir=str(staging), strict=True)
+            config.extra["taxreg"] = {"catalog": str(options.catalog.resolve()),
+                                      "vendor": str(options.vendor.resolve()),
+                                      "taxonomy": str(options.taxonomy.resolve()) if options.taxonomy else "",
+                                      "previous": str(previous) if previous else "", "audit": options.audit}
+            build(config)
+        except MkDocsException as exc:
+            raise RegistryError(f"the site did not build: {exc}", hint="the previous site is unchanged; run "
+                                "`taxreg --debug site` for details") from None
         swapped = time.perf_counter()
         _swap(staging, out)
-    except MkDocsException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise RegistryError(f"the site did not build: {exc}", hint="the previous site is unchanged; run "
-                            "`taxreg --debug site` for details") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     st = hook.last_state()
     assert st is not None and st.render is not None
     st.timings["swap"] = time.perf_counter() - swapped
@@ -87,43 +83,16 @@ def build_site(options: SiteOptions) -> SiteOutcome:
 
 def remove_stale_staging(out: Path) -> list[Path]:
     """The `.<out>-new-*` / `.<out>-old-*` folders beside `out` that a killed or failed run left."""
-    return remove_stale(out.parent, re.compile(rf"\.{re.escape(out.name)}-(?:new|old)-(?:(\d+)-)?\w+", re.ASCII))
+    return folders.remove_stale_temps(out)
 
 
 def _swap(staging: Path, out: Path) -> None:
-    """Two renames; the old tree (tens of thousands of files) is deleted by a background `rm`, not waited for.
-    If a rename is refused, the previous site is put back and a RegistryError says why (the caller removes
-    `staging`)."""
-    old = out.with_name(f".{out.name}-old-{os.getpid()}-{time.time_ns()}")
+    """The old tree (tens of thousands of files) is deleted by a background `rm`, not waited for. If a rename is
+    refused, the previous site stays (or is put back) and a RegistryError says why; the caller removes `staging`."""
     try:
-        if out.exists():
-            os.replace(out, old)
-        os.replace(staging, out)
+        folders.swap_into_place((staging, out), background=True)
     except OSError as exc:
-        _put_back(old, out)
         raise RegistryError(f"the site was built but could not be put in place at {out}: {exc.strerror or exc}",
                             hint=f"the previous site is unchanged and the new one was removed; make {out} and "
                             f"{out.parent} writable and movable (not immutable: see `lsattr -d {out}`; not a "
                             "mount point) and build again") from None
-    if old.exists():
-        _remove_in_background(old)
-
-
-def _put_back(old: Path, out: Path) -> None:
-    """After a failed swap: the previous site, if it was moved aside, goes back to `out`."""
-    if not old.exists() or out.exists():
-        return
-    try:
-        os.replace(old, out)
-    except OSError as exc:
-        raise RegistryError(f"the site could not be swapped into {out}, nor the previous site put back: "
-                            f"{exc.strerror or exc}", hint=f"the previous site is in {old}: move it back to {out} "
-                            "now (the next build removes folders named like it)") from None
-
-
-def _remove_in_background(old: Path) -> None:
-    try:
-        subprocess.Popen(["rm", "-rf", "--", str(old)], start_new_session=True, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except OSError:
-        shutil.rmtree(old, ignore_errors=True)

@@ -1,159 +1,42 @@
-"""`taxreg dataset build`: a training dataset from the catalog, byte-identical for identical inputs.
-
-Split and mix are decided by each sample's id (a content hash), not by a random draw, so a sample
-stays on its side of the split when leaves are added. Files are written into a temporary folder and
-swapped into place: a failed build leaves the previous dataset as it was.
-"""
+"""dataset: train/test splits, card and croissant.json from the catalog's kept samples."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from builder import dataset_card
-from registry.catalog.connection import open_catalog
-from registry.catalog.datasets import DatasetSample, WrittenFile, eligible_samples, record_dataset, source_date
-from registry.errors import RegistryError
-from registry.records import sha256_bytes
+from builder.layout import DEFAULT_DATASET
+from builder.stage import BuildContext, BuildStage, StageResult, files_digest
 
-SPLITS = ("train", "test")
+SPLIT_FILES = ("train.jsonl", "test.jsonl", "train.parquet", "test.parquet")
 
 
-@dataclass(frozen=True, slots=True)
-class DatasetOptions:
-    name: str = "default"
-    test_fraction: float = 0.1
-    mix: dict[str, float] = field(default_factory=lambda: {"knowledge": 1.0, "skills": 1.0})
-    run_id: str | None = None
+class DatasetStage(BuildStage):
+    name = "dataset"
+    needs = ("generate",)
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.test_fraction < 1:
-            raise RegistryError(f"test fraction {self.test_fraction} must be in [0, 1)")
-        unknown = set(self.mix) - {"knowledge", "skills"}
-        if unknown or any(v < 0 for v in self.mix.values()):
-            raise RegistryError(f"invalid mix {self.mix}", hint="use knowledge=RATIO and skills=RATIO, ratios >= 0")
-        if not self.name.replace("-", "").replace("_", "").isalnum():
-            raise RegistryError(f"dataset name {self.name!r} must be letters, digits, '-' or '_'")
+    def key(self, ctx: BuildContext) -> Any:
+        from registry.catalog import builds
+        from registry.catalog.connection import open_catalog
+        from registry.catalog.datasets import license_inputs
 
+        with open_catalog(ctx.layout.catalog) as con:
+            # licenses too: a changed attribution license keeps the samples but changes the dataset's license
+            return {"takedowns": builds.takedown_subjects(con), "licenses": license_inputs(con),
+                    "name": DEFAULT_DATASET}
 
-@dataclass(frozen=True, slots=True)
-class DatasetOutcome:
-    folder: Path
-    files: list[WrittenFile]
-    license_expression: str
+    def outputs(self, ctx: BuildContext) -> list[Path]:
+        return [ctx.layout.dataset()]
 
+    def run(self, ctx: BuildContext) -> StageResult:
+        from builder.datasets import DatasetOptions, build_dataset
 
-def build_dataset(catalog: Path, out_root: Path, options: DatasetOptions) -> DatasetOutcome:
-    con = open_catalog(catalog)
-    try:
-        samples = eligible_samples(con, options.run_id)
-        if not samples:
-            raise RegistryError("no kept samples from active contributions in the catalog",
-                                hint="run `taxreg index` and `taxreg generate` first")
-        created = _created_at(con)
-        rows = {split: _rows(samples, split, options) for split in SPLITS}
-        license_expression = _license_expression(samples)
-        target = out_root / options.name
-        with tempfile.TemporaryDirectory(dir=_ensure(out_root), prefix=f".{options.name}-") as tmp:
-            staging = Path(tmp) / options.name
-            staging.mkdir()
-            files = [f for split in SPLITS for f in _write_split(con, staging, split, rows[split], target)]
-            dataset_card.write(staging, options, samples, files, license_expression, created)
-            _swap(staging, target)
-        record_dataset(con, options.name, files, license_expression, _params(options), created)
-        return DatasetOutcome(target, files, license_expression)
-    finally:
-        con.close()
+        outcome = build_dataset(ctx.layout.catalog, ctx.layout.datasets, DatasetOptions(DEFAULT_DATASET))
+        rows = {f"{f.split}_rows": f.rows for f in outcome.files if f.format == "parquet"}
+        # the splits, not the card or croissant.json: their dates change nothing a model learns
+        splits = [ctx.layout.dataset() / name for name in SPLIT_FILES]
+        return StageResult(f"{outcome.folder}: " + ", ".join(f"{k.removesuffix('_rows')} {v}" for k, v in rows.items()),
+                           rows, digest=files_digest(splits, ctx.layout.root))
 
 
-def split_of(sample_id: str, test_fraction: float) -> str:
-    return "test" if int(sample_id[:8], 16) % 10_000 < test_fraction * 10_000 else "train"
-
-
-def copies_of(sample: DatasetSample, mix: dict[str, float]) -> int:
-    """Whole copies of the ratio, plus one more for a hash-chosen share of the fractional part."""
-    ratio = mix.get("knowledge" if sample.kind == "knowledge" else "skills", 1.0)
-    whole = int(ratio)
-    share = int(sample.sample_id[8:16], 16) / 16**8
-    return whole + (1 if share < ratio - whole else 0)
-
-
-def _rows(samples: list[DatasetSample], split: str, options: DatasetOptions) -> list[tuple[DatasetSample, int]]:
-    chosen = [(s, copies_of(s, options.mix)) for s in samples if split_of(s.sample_id, options.test_fraction) == split]
-    return [(s, n) for s, n in chosen if n > 0]
-
-
-def _write_split(con: Any, folder: Path, split: str, rows: list[tuple[DatasetSample, int]],
-                 target: Path) -> list[WrittenFile]:
-    members = {s.sample_id: n for s, n in rows}
-    jsonl, parquet = folder / f"{split}.jsonl", folder / f"{split}.parquet"
-    _copy_out(con, members, jsonl, "FORMAT json")
-    _copy_out(con, members, parquet, "FORMAT parquet, COMPRESSION zstd")
-    count = sum(members.values())
-    return [_written(jsonl, split, "jsonl", count, members, target),
-            _written(parquet, split, "parquet", count, members, target)]
-
-
-def _copy_out(con: Any, members: dict[str, int], path: Path, options: str) -> None:
-    """DuckDB writes the stored messages as a list of {role, content}; ORDER BY makes the bytes reproducible."""
-    import pyarrow as pa
-
-    con.register("_members", pa.table({"sample_id": pa.array(list(members), pa.string()),
-                                       "copies": pa.array(list(members.values()), pa.int64())}))
-    try:
-        con.execute(f"""
-            COPY (SELECT s.sample_id AS id, s.kind,
-                         from_json(s.messages, '[{{"role": "VARCHAR", "content": "VARCHAR"}}]') AS messages
-                  FROM sample s JOIN _members m USING (sample_id), range(m.copies)
-                  ORDER BY s.sample_id)
-            TO '{_sql_path(path)}' ({options})""").fetchall()
-    finally:
-        con.unregister("_members")
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
-def _written(path: Path, split: str, fmt: str, rows: int, members: dict[str, int], target: Path) -> WrittenFile:
-    data = path.read_bytes()
-    return WrittenFile(split, fmt, str(target / path.name), sha256_bytes(data), len(data), rows, members)
-
-
-def _license_expression(samples: list[DatasetSample]) -> str:
-    licenses = sorted({lic for s in samples for lic in s.licenses})
-    return " AND ".join(licenses)
-
-
-def _created_at(con: Any) -> datetime:
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch:
-        return datetime.fromtimestamp(int(epoch), UTC)
-    return source_date(con) or datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _params(options: DatasetOptions) -> dict[str, Any]:
-    return {"name": options.name, "test_fraction": options.test_fraction, "mix": options.mix,
-            "run_id": options.run_id}
-
-
-def _ensure(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _swap(staging: Path, target: Path) -> None:
-    """Replace the target folder by the staged one; the old one disappears only once the new one is in place."""
-    old = target.with_name(f".{target.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    if old.exists():
-        shutil.rmtree(old)
+STAGE = DatasetStage()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def open_catalog(path: Path) -> Any:
-    """A read-write connection, the schema migrated to SCHEMA_VERSION (in one transaction)."""
+    """A read-write connection, the schema migrated to SCHEMA_VERSION (in one transaction). Use it as
+    `with open_catalog(path) as con:` (the connection closes at the end of the block)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -78,13 +81,30 @@ def _migrate(con: Any, path: Path) -> None:
                            hint="upgrade taxonomy-registry")
     if current == SCHEMA_VERSION:
         return
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for script in MIGRATIONS[current:]:
             con.execute(files("registry.catalog").joinpath(script).read_text(encoding="utf-8"))
         con.execute("INSERT OR REPLACE INTO catalog_meta VALUES ('schema_version', ?), ('written_by', ?)",
                     [str(SCHEMA_VERSION), f"taxonomy-registry {__version__}"])
-        con.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def transaction(con: Any) -> Iterator[None]:
+    """`with transaction(con):` commits what the block wrote, or rolls all of it back if the block raises. A COMMIT
+    that fails (a full disk, a conflict) is reported as itself: DuckDB has already rolled back by then, and a
+    second ROLLBACK would only say "no transaction is active"."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
     except BaseException:
-        con.execute("ROLLBACK")
+        with contextlib.suppress(duckdb.Error):  # the block's error is the one to report
+            con.execute("ROLLBACK")
         raise
+    try:
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise CatalogError(f"the catalog could not save this run: {exc}",
+                           hint="nothing of it was written and the previous catalog is intact; fix the cause "
+                                "(e.g. free disk space) and run the command again") from exc

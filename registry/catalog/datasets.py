@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from registry.catalog.columns import insert, upsert
+from registry.catalog.connection import transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +84,6 @@ def license_inputs(con: Any) -> list[tuple[str, str, str | None]]:
     return [(kind, subject, lic) for kind, subject, lic in rows]
 
 
-def source_date(con: Any) -> datetime | None:
-    """The end of the newest successful run: a date that depends only on the catalog (reproducible)."""
-    [(epoch,)] = con.execute("SELECT epoch(max(ended_at)) FROM run WHERE status = 'succeeded'").fetchall()
-    return datetime.fromtimestamp(int(epoch), UTC) if epoch is not None else None
-
-
 @dataclass(frozen=True, slots=True)
 class WrittenFile:
     split: str
@@ -99,10 +95,11 @@ class WrittenFile:
     members: dict[str, int]  # sample_id -> copies
 
 
-def record_dataset(con: Any, name: str, files: list[WrittenFile], license_expression: str,
-                   params: dict[str, Any], created_at: datetime) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
+def record_dataset(con: Any, name: str, files: list[WrittenFile], license_expression: str, params: dict[str, Any],
+                   created_at: datetime, before_commit: Callable[[], None] | None = None) -> None:
+    """The dataset's files and members in one transaction; `before_commit` runs inside it (renaming the files into
+    place), so the catalog never names files that are not there."""
+    with transaction(con):
         # Same bytes, new inputs (an attribution's license changed): the row follows the current inputs
         upsert(con, "dataset", {
             "dataset_id": [f.sha256 for f in files], "name": [name] * len(files), "split": [f.split for f in files],
@@ -114,7 +111,5 @@ def record_dataset(con: Any, name: str, files: list[WrittenFile], license_expres
         members = [(f.sha256, sid, copies) for f in files for sid, copies in sorted(f.members.items())]
         insert(con, "dataset_member", {"dataset_id": [m[0] for m in members], "sample_id": [m[1] for m in members],
                                        "copies": [m[2] for m in members]})
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        if before_commit is not None:
+            before_commit()

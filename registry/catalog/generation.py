@@ -11,6 +11,7 @@ from typing import Any
 
 from registry import __version__
 from registry.catalog.columns import insert
+from registry.catalog.connection import transaction
 from registry.chunking import Chunk
 from registry.samples import FilterStats, Verdict
 
@@ -91,8 +92,7 @@ def new_run_id() -> str:
 def write_run(con: Any, run_id: str, info: RunInfo, started: datetime, chunks: list[tuple[str, Chunk]],
               verdicts: list[Verdict], stats: FilterStats) -> None:
     """The run, its chunks, samples, per-run verdicts and lineage, in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         _insert_run(con, run_id, info, started, "succeeded", stats.as_dict())
         insert(con, "source_chunk", {
             "chunk_sha256": [c.chunk_sha256 for _, c in chunks], "doc_sha256": [c.doc_sha256 for _, c in chunks],
@@ -115,10 +115,6 @@ def write_run(con: Any, run_id: str, info: RunInfo, started: datetime, chunks: l
             "contribution_id": [e.contribution_id for _, e in edges], "version_id": [e.version_id for _, e in edges],
             "doc_sha256": [e.doc_sha256 for _, e in edges], "run_id": [run_id] * len(edges),
             "method": [e.method for _, e in edges]}, keyed=False)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def record_failed_run(con: Any, run_id: str, info: RunInfo, started: datetime, error: str) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from registry import __version__, gitrepo
 from registry.catalog.columns import insert, register, upsert
-from registry.catalog.connection import open_catalog
+from registry.catalog.connection import open_catalog, transaction
 from registry.config import ValidationConfig
 from registry.discovery import Discovery, discover, require_taxonomy
 from registry.errors import ValidationFailed
@@ -63,8 +63,7 @@ def index(root: Path, catalog: Path, config: ValidationConfig | None = None, all
     head = gitrepo.head(root) if in_git else None
     found = discover(root, config.documents(root))
     fingerprint = input_fingerprint(root, config, found, extra=f"{head}|{__version__}")
-    con = open_catalog(catalog)
-    try:
+    with open_catalog(catalog) as con:
         unchanged = _unchanged(con, fingerprint, root, started, allow_errors)
         if unchanged is not None:
             return unchanged
@@ -76,8 +75,6 @@ def index(root: Path, catalog: Path, config: ValidationConfig | None = None, all
             verdicts = CatalogVerdicts(con, config.file_rules_key())
             return _Run(con, root, config, fingerprint, head, started, in_git).run(found, verdicts, workers,
                                                                                     allow_errors)
-    finally:
-        con.close()
 
 
 def _last_findings(con: Any) -> list[Finding]:
@@ -122,27 +119,22 @@ class _Run:
         from registry.validation import validate
 
         self.con.execute("SET enable_progress_bar = false")  # a long COMMIT would draw one on stdout
-        self.con.execute("BEGIN TRANSACTION")
         # Seed text is most of the catalog: zstd stores strings in ~70% of the bytes of DuckDB's default
         # compression for ~2/3 of its CPU time (other types keep their usual compression).
         self.con.execute("SET force_compression = 'zstd'")
         try:
-            self.known = set(self.con.execute("SELECT contribution_id, version_id FROM contribution_version")
-                             .fetchall())
-            report = validate(self.root, self.config, cache=verdicts, workers=workers, found=found,
-                              on_checked=self._versions)
-            if report.errors and not allow_errors:
-                raise ValidationFailed(
-                    f"validation found {report.errors} error(s) in {len(report.files_with_errors())} file(s); "
-                    "nothing was indexed", hint="fix them; `taxreg index --allow-errors` indexes the valid leaves "
-                                                "and records the others as invalid",
-                    findings=report.findings)
-            outcome = self._write(report, verdicts.restamped)
-            self.con.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(Exception):  # a failed COMMIT has already rolled back
-                self.con.execute("ROLLBACK")
-            raise
+            with transaction(self.con):
+                self.known = set(self.con.execute("SELECT contribution_id, version_id FROM contribution_version")
+                                 .fetchall())
+                report = validate(self.root, self.config, cache=verdicts, workers=workers, found=found,
+                                  on_checked=self._versions)
+                if report.errors and not allow_errors:
+                    raise ValidationFailed(
+                        f"validation found {report.errors} error(s) in {len(report.files_with_errors())} file(s); "
+                        "nothing was indexed", hint="fix them; `taxreg index --allow-errors` indexes the valid "
+                                                    "leaves and records the others as invalid",
+                        findings=report.findings)
+                outcome = self._write(report, verdicts.restamped)
         finally:
             with contextlib.suppress(Exception):
                 self.con.execute("RESET force_compression")

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from registry.catalog.columns import insert
+from registry.catalog.connection import transaction
 from registry.catalog.generation import RunInfo, _insert_run
 from registry.licenses import normalize
+from registry.model_folder import DEMO_NAME, ModelFolder
 
-DEMO_MARK = "taxreg_demo_model"
-DEMO_NAME = "taxreg-demo-granite"
 _BLOCK = 1 << 20
 
 
@@ -81,18 +81,18 @@ class ExternalModel:
 def describe_base_model(folder: Path, artifact: Artifact) -> ExternalModel:
     """Name and license of a local model folder: the demo model by its mark, a hub snapshot by its path,
     anything else by its folder name; the license from the card's front matter when it has one."""
-    config = _json(folder / "config.json")
+    model = ModelFolder.lenient(folder)
     revision = artifact.artifact_id
     tensors = [f for f in artifact.files if f.relpath.endswith(".safetensors")]
     weights = tensors[0].sha256 if len(tensors) == 1 else artifact_id(tensors)  # sharded: over the shard list
-    if config.get(DEMO_MARK) is True:
+    if model.is_demo:
         return ExternalModel(f"{DEMO_NAME}@{revision[:16]}", revision, "Apache-2.0", weights, demo=True)
     resolved = folder.resolve()
     snapshot = re.fullmatch(r"models--([^/]+)--([^/]+)/snapshots/([0-9a-f]{7,64})", "/".join(resolved.parts[-3:]))
     if snapshot:
         name, revision = f"{snapshot[1]}/{snapshot[2]}", snapshot[3]
     else:
-        name = str(config.get("_name_or_path") or "") or resolved.name
+        name = str(model.config.get("_name_or_path") or "") or resolved.name
         name = f"{name}@{revision[:16]}"
     return ExternalModel(name, revision, _card_license(folder / "README.md"), weights)
 
@@ -105,14 +105,6 @@ def _card_license(card: Path) -> str | None:
     front = re.match(r"---\n(.*?)\n---", text, re.DOTALL)
     found = re.search(r"^license:\s*['\"]?([^'\"\n]+)", front[1], re.MULTILINE) if front else None
     return normalize(found[1]) if found else None
-
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +142,7 @@ class ModelRun:
 def record_model_run(con: Any, run: ModelRun, before_commit: Callable[[], None] | None = None) -> None:
     """The run and its rows in one transaction. `before_commit` runs inside it (e.g. renaming outputs into place),
     so the catalog never names files that are not there. Artifact rows are append-only (first writer wins)."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         _insert_run(con, run.run_id, run.info, run.started, run.status, run.stats)
         _insert_external(con, run.external)
         insert(con, "run_input", {"run_id": [run.run_id] * len(run.inputs),
@@ -160,10 +151,6 @@ def record_model_run(con: Any, run: ModelRun, before_commit: Callable[[], None] 
         _insert_artifacts(con, run.run_id, run.artifacts)
         if before_commit is not None:
             before_commit()
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _insert_external(con: Any, models: list[ExternalModel]) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 
 import duckdb
 
+from registry import folders
 from registry.catalog import dbheader
 from registry.catalog.connection import SCHEMA_VERSION
 from registry.catalog.sqltext import ident, literal
@@ -101,12 +102,8 @@ def publish(catalog: Path, out_dir: Path, previous: Path | None = None) -> list[
     """Write the public copy of the catalog file into out_dir (audit.duckdb + <table>.parquet). `previous`: a
     folder holding an earlier copy (the site being replaced); a Parquet file there whose table did not change
     (FINGERPRINT_KEY) is hard-linked instead of written again."""
-    with tempfile.TemporaryDirectory(prefix="taxreg-publish-") as spill:
-        con = _open_source(catalog, spill)
-        try:
-            return write_public(con, out_dir, previous=previous)
-        finally:
-            con.close()
+    with tempfile.TemporaryDirectory(prefix="taxreg-publish-") as spill, _open_source(catalog, spill) as con:
+        return write_public(con, out_dir, previous=previous)
 
 
 def write_release_audit(con: Any, folder: Path, steady: Steady) -> list[PublishedFile]:
@@ -117,21 +114,14 @@ def write_release_audit(con: Any, folder: Path, steady: Steady) -> list[Publishe
 
 def write_public(con: Any, out_dir: Path, steady: Steady | None = None,
                  previous: Path | None = None) -> list[PublishedFile]:
-    """Write into a temporary folder inside out_dir, then move the files in: a failure leaves out_dir as it was."""
+    """Written beside out_dir's files, then swapped in all together: a failure leaves out_dir as it was."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".publish-", dir=out_dir))
-    try:
+    with folders.building(out_dir / "publish") as staging:
         tables, settled = _write(con, staging, steady, previous)
-        for stale in out_dir.glob("*.parquet"):  # tables that no longer exist
-            if stale.stem not in tables:
-                stale.unlink()
-        files = []
-        for path in sorted(staging.iterdir()):
-            os.replace(path, out_dir / path.name)
-            files.append(_described(out_dir / path.name, tables, settled))
-        return files
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        written = sorted(staging.iterdir())
+        gone = [p for p in out_dir.glob("*.parquet") if p.stem not in tables]  # tables that no longer exist
+        folders.swap_into_place(*[(p, out_dir / p.name) for p in written], *[(None, p) for p in gone])
+        return [_described(out_dir / p.name, tables, settled) for p in written]
 
 
 def audit_views(con: Any, database: str | None = None) -> list[AuditView]:

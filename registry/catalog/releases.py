@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from registry.catalog.columns import insert
+from registry.catalog.connection import transaction
 from registry.errors import RegistryError
 from registry.release.manifest import ContributionEntry, Manifest
 
@@ -134,6 +135,24 @@ def release_exists(con: Any, version: str) -> bool:
     return bool(con.execute("SELECT count(*) FROM release WHERE release_id = ?", [version]).fetchall()[0][0])
 
 
+PENDING = "pending_release:"  # catalog_meta key of a cut's folder, written before it is renamed into place
+
+
+def mark_pending(con: Any, version: str, manifest_sha256: str) -> None:
+    """Before a cut renames its folder into place (and commits): the folder a kill would leave is this one. Only a
+    folder with this manifest is adopted by the next cut; a hand-made one, however consistent, is not."""
+    con.execute("INSERT OR REPLACE INTO catalog_meta VALUES (?, ?)", [PENDING + version, manifest_sha256])
+
+
+def pending(con: Any, version: str) -> str | None:
+    rows = con.execute("SELECT value FROM catalog_meta WHERE key = ?", [PENDING + version]).fetchall()
+    return str(rows[0][0]) if rows else None
+
+
+def clear_pending(con: Any, version: str) -> None:
+    con.execute("DELETE FROM catalog_meta WHERE key = ?", [PENDING + version])
+
+
 def record_release(con: Any, manifest: Manifest, path: str, manifest_sha256: str, build_id: str | None,
                    artifacts: list[ReleaseArtifact], released_at: datetime) -> None:
     """The release row and one release_artifact row per shipped file (the caller holds the transaction)."""
@@ -148,11 +167,13 @@ def record_release(con: Any, manifest: Manifest, path: str, manifest_sha256: str
 
 
 def list_releases(con: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """One row per release; `files` counts what its SHA256SUMS lists, as cut and verify count (the manifest's
+    files and manifest.json itself)."""
     columns = ["release_id", "status", "released_at", "license_expression", "taxonomy_commit", "files", "samples",
                "path"]
     rows = con.execute("""
         SELECT r.release_id, r.status, CAST(r.released_at AS VARCHAR), r.license_expression, r.taxonomy_commit,
-               (SELECT count(*) FROM release_artifact ra WHERE ra.release_id = r.release_id),
+               (SELECT count(*) FROM release_artifact ra WHERE ra.release_id = r.release_id) + 1,
                (SELECT count(*) FROM v_release_samples rs WHERE rs.release_id = r.release_id), r.path
         FROM release r ORDER BY r.released_at, r.release_id""").fetchall()
     return columns, rows
@@ -190,18 +211,17 @@ def takedown_impact(con: Any, subject: str) -> Impact:
     return Impact(subject, kind, [(w, i, d) for w, i, d in rows])
 
 
+def check_reason(reason: str) -> None:
+    if not reason.strip():
+        raise RegistryError("a takedown needs a reason", hint="pass --reason 'why it must go' (or --dry-run)")
+
+
 def take_down(con: Any, impact: Impact, reason: str, requested_by: str | None, when: datetime) -> bool:
     """Record the takedown (once) and retire a contribution; False when it was already taken down."""
-    if not reason.strip():
-        raise RegistryError("a takedown needs a reason", hint="pass --reason 'why it must go'")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    check_reason(reason)
+    with transaction(con):
         inserted = con.execute("INSERT OR IGNORE INTO takedown VALUES (?, ?, ?, ?, ?) RETURNING subject",
                                [impact.subject, impact.subject_kind, reason, requested_by, when]).fetchall()
         if impact.subject_kind == "contribution":
             con.execute("UPDATE contribution SET status = 'taken_down' WHERE contribution_id = ?", [impact.subject])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return bool(inserted)

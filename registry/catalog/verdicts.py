@@ -25,12 +25,11 @@ def catalog_cache(catalog: Path, rules_key: str) -> CatalogVerdicts | None:
         con = open_read_only(catalog)
     except CatalogError:
         return None
-    try:
-        return CatalogVerdicts(con, rules_key)
-    except Exception:  # an older catalog without leaf_cache: no cache
-        return None
-    finally:
-        con.close()
+    with con:
+        try:
+            return CatalogVerdicts(con, rules_key)
+        except Exception:  # an older catalog without leaf_cache: no cache
+            return None
 
 
 class CatalogVerdicts:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.generators.base import LoadedDocument
-from builder.stages.generate import load_documents
+from builder.generators.run import load_documents
 from registry import gitrepo
 from registry.catalog.connection import open_catalog
 from registry.catalog.generation import (
@@ -78,8 +78,7 @@ class ImportStats(FilterStats):
 
 def import_sdg(source: Path, taxonomy: Path, catalog: Path, options: ImportOptions) -> ImportOutcome:
     sdg = read_sdg(source)  # format errors stop here, before the catalog is touched
-    con = open_catalog(catalog)
-    try:
+    with open_catalog(catalog) as con:
         view = CatalogView.load(con)
         if not view.kinds:
             raise RegistryError("the catalog has no contributions to place the records on",
@@ -106,8 +105,6 @@ def import_sdg(source: Path, taxonomy: Path, catalog: Path, options: ImportOptio
             record_failed_run(con, run_id, info, started, str(exc))
             raise
         return ImportOutcome(run_id, stats.as_dict(), unplaced, placer.warnings)
-    finally:
-        con.close()
 
 
 # ---------------------------------------------------------------------------------------------- catalog

@@ -1,0 +1,120 @@
+"""Where everything lives in a build folder. No other module spells a build-folder name: commands and stages take
+their paths from a `BuildLayout` (or the `ModelLayout` of a model folder)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+DEFAULT_DATASET = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLayout:
+    """A model folder: the base, the adapter trained on it, its checkpoints, and the exported ONNX variants with
+    their parity report. `taxreg export --out DIR` writes this layout into DIR, a release into its `model/`."""
+
+    root: Path
+
+    # export variant -> folder, and the catalog's model_artifact kinds -> folder
+    VARIANTS: ClassVar[dict[str, str]] = {"fp32": "onnx", "int8": "onnx-int8", "int4": "onnx-int4"}
+    KINDS: ClassVar[dict[str, str]] = {"base": "base", "adapter": "adapter", "onnx": "onnx", "onnx_int8": "onnx-int8",
+                                       "onnx_int4": "onnx-int4"}
+
+    @property
+    def base(self) -> Path:
+        return self.root / "base"
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / "adapter"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def artifact(self, kind: str) -> Path:
+        """The folder of a model artifact of this kind (as the catalog names kinds)."""
+        return self.root / self.KINDS[kind]
+
+    def variant(self, name: str) -> Path:
+        """The folder of an exported variant: fp32, int8 or int4."""
+        return self.root / self.VARIANTS[name]
+
+    @property
+    def onnx(self) -> Path:
+        return self.variant("fp32")
+
+    @property
+    def onnx_int8(self) -> Path:
+        return self.variant("int8")
+
+    @property
+    def parity(self) -> Path:
+        return self.root / "parity.json"
+
+    @property
+    def parity_failed(self) -> Path:
+        """The figures of an export the gate refused (the previous export stays in place)."""
+        return self.root / "parity.failed.json"
+
+    @property
+    def export_work(self) -> Path:
+        """Named for the temporary folder an export builds in (beside the variants, so they rename into place)."""
+        return self.root / "export"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildLayout:
+    """A build folder (`taxreg build --build-dir`, default ./build)."""
+
+    root: Path
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    @property
+    def datasets(self) -> Path:
+        return self.root / "datasets"
+
+    def dataset(self, name: str = DEFAULT_DATASET) -> Path:
+        return self.datasets / name
+
+    @property
+    def model(self) -> ModelLayout:
+        return ModelLayout(self.root / "model")
+
+    @property
+    def releases(self) -> Path:
+        return self.root / "releases"
+
+    def release(self, version: str) -> Path:
+        return self.releases / version
+
+    @property
+    def site(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def vendor(self) -> Path:
+        """Front-end engines the site bundles (mermaid, DuckDB-WASM), kept between builds."""
+        return self.root / "vendor"
+
+    @property
+    def state(self) -> Path:
+        """The stage keys of the last build: what `taxreg build` skips."""
+        return self.root / ".taxreg" / "stages.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".taxreg" / "build.lock"
+
+    @property
+    def lock_holder(self) -> Path:
+        """Who holds the lock, for the message the next writer gets."""
+        return self.root / ".taxreg" / "build.lock.holder"
+
+
+DEFAULT = BuildLayout(Path("build"))

@@ -1,0 +1,87 @@
+"""release: the gates, then releases/VERSION/ (only with --release). A rerun with the same version and options
+skips the cut when what it ships is unchanged, and is refused when it changed: a version is never overwritten."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from builder.stage import BuildContext, BuildOptions, BuildStage, StageResult, digest_of, hash_outputs
+from builder.stages.export import exported
+from registry.release.manifest import MANIFEST, SUMS
+from registry.release.versions import taken
+
+
+class ReleaseStage(BuildStage):
+    name = "release"
+    needs = ("dataset", "export")
+
+    def wanted(self, options: BuildOptions) -> bool:
+        return options.release is not None
+
+    def check(self, ctx: BuildContext, con: Any, saved: Mapping[str, Any]) -> None:
+        """Say so before hours of work: the version exists and was not cut by a build with these options."""
+        from registry.catalog import releases
+
+        version = _version(ctx)
+        if releases.release_exists(con, version) and saved.get("options") != release_options(ctx.options):
+            raise taken(version, ctx.options.build_dir, ", and this one was not cut by a build with these options",
+                        hint="pass a new --release version, or build without one (a rerun with the options that "
+                             "cut it skips the release stage when its inputs are unchanged)")
+
+    def key(self, ctx: BuildContext) -> Any:
+        # What a cut ships and checks: every dataset and model file, takedowns, the policy and the cut's options.
+        from registry.catalog import builds
+        from registry.catalog.connection import open_catalog
+
+        layout = ctx.layout
+        shipped = [layout.dataset(), *([layout.model.adapter, *exported(ctx)] if ctx.options.model else [])]
+        with open_catalog(layout.catalog) as con:
+            takedowns = builds.takedown_subjects(con)
+        return {"files": sorted(hash_outputs(shipped, layout.root).values()), "takedowns": takedowns,
+                "allowed": sorted(ctx.config.policy.allowed), "options": release_options(ctx.options)}
+
+    def outputs(self, ctx: BuildContext) -> list[Path]:
+        folder = ctx.layout.release(_version(ctx))
+        return [folder / MANIFEST, folder / SUMS]
+
+    def skipped_detail(self, ctx: BuildContext) -> str:
+        return f"release {_version(ctx)} exists, cut from the same inputs: kept"
+
+    def run(self, ctx: BuildContext) -> StageResult:
+        from builder.release.cut import CutOptions, cut_release, undeclared_warning
+        from registry.catalog import releases
+        from registry.catalog.connection import open_catalog
+
+        version, options = _version(ctx), ctx.options
+        with open_catalog(ctx.layout.catalog) as con:
+            exists = releases.release_exists(con, version)
+        if exists:  # `check` let it through: cut by an earlier build, whose inputs have changed since
+            raise taken(version, options.build_dir, " and what it would ship has changed since it was cut (dataset, "
+                        "model, takedowns or policy)", hint="pass a new --release version: the stages before it are "
+                                                            "kept, so only the cut and the site run")
+        outcome = cut_release(CutOptions(version, options.build_dir, license=options.license, allow=options.allow,
+                                         sign_key=options.sign_key, with_model=options.model, build_id=ctx.build_id,
+                                         policy=ctx.config.policy,
+                                         config={"seed": options.seed, "train_steps": options.train_steps}))
+        warning = undeclared_warning(outcome.manifest)
+        detail = f"{outcome.folder} (manifest {outcome.manifest_sha256[:12]}), license {outcome.manifest.license}"
+        return StageResult(detail + (" (undeclared)" if warning else ""),
+                           {"manifest_sha256": outcome.manifest_sha256}, warning=warning,
+                           saved={"options": release_options(options), "manifest_sha256": outcome.manifest_sha256})
+
+
+def release_options(options: BuildOptions) -> str:
+    """The options a release stage's cut depends on (besides the files it ships)."""
+    return digest_of({"release": options.release, "license": options.license, "allow": sorted(options.allow),
+                      "sign_key": str(options.sign_key.resolve()) if options.sign_key else None,
+                      "model": options.model, "seed": options.seed, "train_steps": options.train_steps})
+
+
+def _version(ctx: BuildContext) -> str:
+    assert ctx.options.release is not None  # wanted() only with --release
+    return ctx.options.release
+
+
+STAGE = ReleaseStage()

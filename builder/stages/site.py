@@ -1,0 +1,23 @@
+"""site: the public static site from the catalog (incremental by itself: unchanged pages are reused)."""
+
+from __future__ import annotations
+
+from builder.stage import BuildContext, BuildOptions, BuildStage, StageResult
+
+
+class SiteStage(BuildStage):
+    name = "site"
+
+    def wanted(self, options: BuildOptions) -> bool:
+        return options.site
+
+    def run(self, ctx: BuildContext) -> StageResult:
+        from builder.site.build import SiteOptions, build_site
+
+        layout = ctx.layout
+        outcome = build_site(SiteOptions(layout.catalog, layout.site, ctx.options.taxonomy, vendor=layout.vendor))
+        return StageResult(f"{outcome.pages_rendered} page(s) rendered, {outcome.pages_reused} reused",
+                           {"pages_rendered": outcome.pages_rendered, "pages_reused": outcome.pages_reused})
+
+
+STAGE = SiteStage()
