@@ -117,4 +117,40 @@ class BuildLayout:
         return self.root / ".taxreg" / "build.lock.holder"
 
 
+@dataclass(frozen=True, slots=True)
+class ReleaseLayout:
+    """A release folder (releases/VERSION): what `release cut` writes and `release verify` checks."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def model(self) -> ModelLayout:
+        """The model files, in the layout of a model folder (onnx/, onnx-int8/, adapter/)."""
+        return ModelLayout(self.root / "model")
+
+    @property
+    def model_card(self) -> Path:
+        return self.model.root / "README.md"
+
+    @property
+    def parity(self) -> Path:
+        return self.root / "parity.json"
+
+    @property
+    def audit(self) -> Path:
+        return self.root / "audit"
+
+    @property
+    def bom(self) -> Path:
+        return self.root / "bom"
+
+    def relpath(self, path: Path) -> str:
+        """`path` as the manifest and SHA256SUMS name it: relative, '/'-separated."""
+        return path.relative_to(self.root).as_posix()
+
+
 DEFAULT = BuildLayout(Path("build"))

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from builder.layout import BuildLayout
+from builder.layout import DEFAULT, BuildLayout
 from registry.config import ValidationConfig
 
 
 @dataclass(frozen=True, slots=True)
 class BuildOptions:
     taxonomy: Path = Path("taxonomy")
-    build_dir: Path = Path("build")
+    build_dir: Path = DEFAULT.root
     release: str | None = None
     seed: int = 0
     train_steps: int = 60

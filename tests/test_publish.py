@@ -28,7 +28,7 @@ from registry.catalog.publish import (
     publish,
     write_release_audit,
 )
-from registry.catalog.steady import Steady
+from registry.catalog.reproducible import Steady
 from registry.errors import CatalogError, EnvironmentProblem
 from tests.conftest import EXAMPLE_TAXONOMY, REPO
 

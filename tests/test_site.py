@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from builder.cli import app
-from builder.site import reference, urls
+from builder.cli import app, reference
+from builder.site import urls
 from builder.site.build import SiteOptions, build_site
 from builder.site.data import load
 from builder.site.vendor import mermaid

@@ -10,12 +10,17 @@ import sys
 
 from builder.cli import (  # noqa: F401  (importing a command module registers its commands)
     build,
+    dataset,
+    documents,
     export,
+    generate,
+    index,
     model,
+    query,
     release,
     serve,
     site,
-    spine,
+    validate,
 )
 from builder.cli.common import app
 

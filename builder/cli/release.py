@@ -47,7 +47,8 @@ def cut(
 ) -> None:
     """Check the release gates, then write BUILD/releases/VERSION/ with its manifest and SHA256SUMS."""
     from builder.buildlock import build_lock
-    from builder.release.cut import CutOptions, cut_release, undeclared_warning
+    from builder.release.cut import CutOptions, cut_release
+    from registry.catalog.policy import undeclared_warning
     from registry.licenses import LicensePolicy
     from registry.release.verify import count_phrase
 
@@ -58,7 +59,7 @@ def cut(
         with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
             outcome = cut_release(options)
     m = outcome.manifest
-    if (warning := undeclared_warning(m)) is not None:
+    if (warning := undeclared_warning(m.policy)) is not None:
         console.print_warning(warning)
     overridden = sorted({p.rule for p in m.policy if p.overridden})
     console.print_line(f"{outcome.folder}: {count_phrase(m)}, {m.samples.get('total', 0)} samples from "
@@ -175,7 +176,7 @@ def show(
         *(f"  {x['license']} ({x['license_class']}): {x['samples']} samples" for x in m.license_mix),
         f"gates: {sum(p.passed for p in m.policy)}/{len(m.policy)} passed"
         + (f"; overridden with --allow: {', '.join(m.allowed)}" if m.allowed else ""),
-        *(f"  {p.rule} {p.subject}: {'overridden' if p.overridden else 'failed'}" for p in m.policy if not p.passed),
+        *(f"  {_gate(p)}" for p in m.policy if not p.passed),
         f"files: {count_phrase(m)}; {sum(f.size for f in m.files):,} bytes besides the manifest",
         f"signature: {m.signature['method'] if m.signature else 'unsigned'}",
     ]
@@ -221,6 +222,16 @@ def takedown(
                               f"out its {counts['sample']} sample(s)"
                               + ("; cut a new release to replace the affected ones" if counts["release"] else ""),
                               False)
+
+
+def _gate(result: Any) -> str:
+    """A gate that did not pass, in words: which rule, about what (a gate about the whole release names none), and
+    why."""
+    about = "" if result.subject == "*" else f" {result.subject}"
+    verdict = "overridden with --allow" if result.overridden else \
+        "warning" if result.severity == "warning" else "failed"
+    reason = result.details.get("reason") or result.details.get("message")
+    return f"{result.rule}{about}: {verdict}" + (f" ({reason})" if reason else "")
 
 
 def _short(value: Any) -> str:

@@ -151,6 +151,7 @@ def _export(options: ExportOptions, say: Any, work: ModelLayout, started: dateti
 
 def _check_inputs(options: ExportOptions) -> None:
     """Everything that can be wrong with the inputs, before minutes of loading and tracing."""
+    source_date.from_environment()  # parity.json is stamped with it
     base_model.check(options.base_model)
     if options.adapter is not None:
         _check_adapter(options.adapter, options.base_model)

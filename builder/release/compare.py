@@ -7,21 +7,21 @@ from pathlib import Path
 
 import duckdb
 
-from builder.layout import BuildLayout
+from builder.layout import BuildLayout, ReleaseLayout
 from registry.errors import RegistryError
 from registry.release.diff import ReleaseDiff, SampleMap, diff_releases
-from registry.release.manifest import Manifest, read_manifest
+from registry.release.manifest import MANIFEST, Manifest, read_manifest
 
 
 def locate(build_dir: Path, release: str) -> Path:
     """A release folder given as a path, or as a version under BUILD/releases/."""
     path = Path(release)
-    if (path / "manifest.json").is_file():
+    if (path / MANIFEST).is_file():
         return path
-    under = BuildLayout(build_dir).release(release)
-    if (under / "manifest.json").is_file():
-        return under
-    raise RegistryError(f"no release {release!r}: neither a release folder nor a version in {build_dir / 'releases'}",
+    layout = BuildLayout(build_dir)
+    if (layout.release(release) / MANIFEST).is_file():
+        return layout.release(release)
+    raise RegistryError(f"no release {release!r}: neither a release folder nor a version in {layout.releases}",
                         hint="list them with `taxreg release list`")
 
 
@@ -33,7 +33,8 @@ def diff_folders(old: Path, new: Path) -> ReleaseDiff:
 
 def samples_by_contribution(folder: Path, manifest: Manifest) -> SampleMap:
     """contribution_id -> the sample ids the release ships, from its audit Parquet (empty when absent)."""
-    lineage, members = folder / "audit" / "sample_lineage.parquet", folder / "audit" / "dataset_member.parquet"
+    audit = ReleaseLayout(folder).audit
+    lineage, members = audit / "sample_lineage.parquet", audit / "dataset_member.parquet"
     if not (lineage.is_file() and members.is_file()):
         return {}
     ids = [d["dataset_id"] for d in manifest.inputs["datasets"]]

@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from builder.layout import BuildLayout, ModelLayout
+from builder.layout import DEFAULT, BuildLayout, ModelLayout, ReleaseLayout
 from builder.release import bom, cards, signing, spdx3
 from registry import __version__, folders, source_date
 from registry.catalog import policy, publish, releases
 from registry.catalog.connection import open_catalog, transaction
-from registry.catalog.steady import Steady
+from registry.catalog.reproducible import Steady
 from registry.errors import RegistryError
 from registry.licenses import LicensePolicy, normalize
 from registry.model_folder import DEMO_NAME, ModelFolder
@@ -48,14 +48,13 @@ from registry.release.verify import verify_release
 DATA_FILES = ("train.parquet", "test.parquet", "train.jsonl", "test.jsonl")
 DATA_DOCS = ("README.md", "croissant.json")
 MODEL_KINDS = ("adapter", "onnx", "onnx_int8")  # what a release ships of the model, as the catalog names kinds
-DECLARED_RULE = "license.declared"  # a warning row when no release license was declared (the union stands in)
 PAUSE_ENV = "TAXREG_TEST_PAUSE_AT"  # tests: "<checkpoint>:<marker file>" makes a cut stop there, to be killed
 
 
 @dataclass(frozen=True, slots=True)
 class CutOptions:
     version: str
-    build_dir: Path = Path("build")
+    build_dir: Path = DEFAULT.root
     dataset: str = "default"
     license: str | None = None  # SPDX expression; None: the union of the source licenses (recorded as a warning)
     allow: tuple[str, ...] = ()
@@ -104,10 +103,9 @@ def cut_release(options: CutOptions) -> CutOutcome:
         versions.refuse_case_twin(root, options.version)
         folders.require_writable(target, "release folder")  # before the gates are recorded, not at the first write
         shipment = _gather(con, options)
-        results = sorted([*policy.run_checks(con, policy.PolicyInput(
+        results = policy.run_checks(con, policy.PolicyInput(
             tuple(shipment.datasets[n].dataset_id for n in sorted(shipment.datasets)), shipment.license,
-            options.policy, shipment.parity, frozenset(options.allow))), _declared_row(shipment)],
-            key=lambda r: (r.rule, r.subject))
+            options.policy, shipment.parity, frozenset(options.allow), shipment.license_declared))
         if policy.blocking(results):
             policy.record_checks(con, results, options.build_id, options.version, datetime.now(UTC))
             raise policy.refusal(options.version, results)
@@ -203,42 +201,23 @@ def _release_license(declared: str | None, datasets: dict[str, releases.DatasetF
     return " AND ".join(sorted(rolled))
 
 
-def _declared_row(shipment: _Shipment) -> PolicyResult:
-    """Always one row saying which release license the gates checked against, and whether anyone declared it:
-    the union of the sources passes license.compatible by construction, so an undeclared one is a warning."""
-    if shipment.license_declared:
-        return PolicyResult(DECLARED_RULE, "*", "info", True, False, {"release_license": shipment.license})
-    return PolicyResult(DECLARED_RULE, "*", "warning", False, False, {
-        "release_license": shipment.license, "reason": undeclared_note(shipment.license)})
-
-
-def undeclared_warning(manifest: Manifest) -> str | None:
-    """The note of the license.declared warning row, when the release license was not declared."""
-    row = next((p for p in manifest.policy if p.rule == DECLARED_RULE and not p.passed), None)
-    return None if row is None else str(row.details.get("reason", DECLARED_RULE))
-
-
-def undeclared_note(union: str) -> str:
-    return (f"release license not declared; using the union {union} (license.compatible cannot fail against "
-            "it): declare one with --license or [release] license in taxreg.toml")
-
-
 def _assemble(con: Any, staging: Path, options: CutOptions, shipment: _Shipment,
               results: list[PolicyResult]) -> Manifest:
-    (staging / "data").mkdir(parents=True)
+    release = ReleaseLayout(staging)
+    release.data.mkdir(parents=True)
     for name in (*DATA_FILES, *DATA_DOCS):
-        shutil.copyfile(shipment.data_dir / name, staging / "data" / name)
+        shutil.copyfile(shipment.data_dir / name, release.data / name)
     if shipment.model is not None:
         _copy_model(BuildLayout(options.build_dir).model, staging, shipment)
-    # The public copy the site publishes, reproducible from the same inputs (registry.catalog.steady)
-    audit = publish.write_release_audit(con, staging / "audit",
+    # The public copy the site publishes, reproducible from the same inputs (registry.catalog.reproducible)
+    audit = publish.write_release_audit(con, release.audit,
                                         Steady(shipment.released_at, options.build_dir.resolve()))
-    unsteady = sorted(f"audit/{f.relpath}" for f in audit if not f.reproducible)
+    unsteady = sorted(release.relpath(release.audit / f.relpath) for f in audit if not f.reproducible)
     draft = _manifest(con, options, shipment, results, unsteady)
     if shipment.model is not None:
-        cards.write_model_card(staging / "model" / "README.md", draft)
-    bom.write_bom(staging / "bom", draft, staging)
-    spdx3.write_spdx(staging / "bom", draft, staging)
+        cards.write_model_card(release.model_card, draft)
+    bom.write_bom(release.bom, draft, staging)
+    spdx3.write_spdx(release.bom, draft, staging)
     if options.sign_key is not None:
         (staging / PUBLIC_KEY).write_bytes(signing.public_key_pem(options.sign_key))
     manifest = draft.with_files([_entry(staging, p, p not in set(unsteady)) for p in _listed(staging)])
@@ -252,13 +231,13 @@ def _assemble(con: Any, staging: Path, options: CutOptions, shipment: _Shipment,
 
 def _copy_model(model: ModelLayout, staging: Path, shipment: _Shipment) -> None:
     assert shipment.model is not None
-    shipped = ModelLayout(staging / "model")  # a release holds its model in the layout of a model folder
+    shipped = ReleaseLayout(staging)
     for kind, (_, files) in sorted(shipment.model.items()):
         for relpath in sorted(files):
-            target = shipped.artifact(kind) / relpath
+            target = shipped.model.artifact(kind) / relpath
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(model.artifact(kind) / relpath, target)
-    shutil.copyfile(model.parity, staging / "parity.json")
+    shutil.copyfile(model.parity, shipped.parity)
 
 
 def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[PolicyResult],
@@ -275,7 +254,7 @@ def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[
                           "training": _training_seed(BuildLayout(options.build_dir).model)},
                 "base_model": base, "teacher_models": releases.teachers(con, ids),
                 "datasets": [{"dataset_id": d.dataset_id, "name": d.name, "split": d.split, "format": d.format,
-                              "rows": d.rows, "path": f"data/{name}"}
+                              "rows": d.rows, "path": _shipped(ReleaseLayout(Path()).data / name)}
                              for name, d in sorted(shipment.datasets.items())]},
         model=_model_entry(shipment, base),
         contributions=tuple(releases.shipped_contributions(con, ids)),
@@ -300,7 +279,8 @@ def _model_entry(shipment: _Shipment, base: dict[str, Any] | None) -> dict[str, 
     relation = "finetune" if "adapter" in shipment.model else "quantized"  # no adapter: the base, converted
     return {"base_model": (base or {}).get("model_ref"), "base_model_relation": relation,
             "artifacts": [{"kind": i["kind"], "artifact_id": i["artifact_id"], "format": i["format"],
-                           "path": f"model/{ModelLayout.KINDS[i['kind']]}", "derived_from": i["derived_from"],
+                           "path": _shipped(ReleaseLayout(Path()).model.artifact(i["kind"])),
+                           "derived_from": i["derived_from"],
                            "files": len(shipment.model[i["kind"]][1])} for i in sorted(infos, key=lambda i: i["kind"])]}
 
 
@@ -354,6 +334,11 @@ def _determinism(shipment: _Shipment, unsteady: list[str]) -> dict[str, Any]:
                "platforms nondeterministic kernels may change them."] if shipment.model is not None else
               ["Data-only release (--no-model): no model files."]),
         ]}
+
+
+def _shipped(relative: Path) -> str:
+    """A release path as the manifest names it ('/'-separated, relative to the release folder)."""
+    return relative.as_posix()
 
 
 def _listed(staging: Path) -> list[str]:

@@ -6,7 +6,7 @@ Interface for `taxreg site` (the site builder calls these three, in this order):
         -> {"audit/index.md": markdown, "audit/console.md": markdown}: write each into the docs folder
         being built (paths are docs-relative) before mkdocs runs. index.md lists the downloads and every
         audit view with its SQL; console.md is the only page that loads the SQL engine.
-    files = write_audit(catalog, site_dir / "audit", cache_dir=Path("build/vendor"), previous=old_site / "audit")
+    files = write_audit(catalog, site_dir / "audit", cache_dir=DEFAULT.vendor, previous=old_site / "audit")
         -> every path written. Call it AFTER mkdocs has built site_dir (mkdocs empties site_dir first).
         Writes audit.duckdb, <table>.parquet (linked from `previous`, the site being replaced, where its table
         did not change), SHA256SUMS, and engine/ (console.js, console.css,
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from builder.layout import DEFAULT
 from registry.catalog.connection import open_read_only
 from registry.catalog.publish import (
     DATABASE_FILE,
@@ -99,7 +100,7 @@ def write_audit(catalog: Path, out_dir: Path, cache_dir: Path | None = None,
                 previous: Path | None = None) -> list[Path]:
     """The public database, Parquet per table, SHA256SUMS and the console (with its engine) into out_dir.
     `previous`: the audit folder of the site being replaced (its unchanged Parquet files are reused)."""
-    vendored, status = _vendored_engine(cache_dir or Path("build") / "vendor")  # first: it may refuse the build
+    vendored, status = _vendored_engine(cache_dir or DEFAULT.vendor)  # first: it may refuse the build
     if vendored is None and os.environ.get(REQUIRE_ENGINE) == "1":
         raise EnvironmentProblem(f"the SQL console's engine could not be vendored: {status['reason']}",
                                  hint=f"install node and npm (reaching the npm registry) or unset {REQUIRE_ENGINE}")

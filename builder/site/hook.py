@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -28,6 +29,7 @@ from mkdocs.structure.files import File, Files
 from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
+from builder.layout import DEFAULT
 from builder.site import overview, reference, urls, vendor
 from builder.site.data import SiteData, load
 from builder.site.pages import entity_pages
@@ -40,7 +42,14 @@ TEMPLATES = ROOT / "site" / "templates"
 CATALOG_ENV = "TAXREG_SITE_CATALOG"
 MERMAID_URL = "assets/vendor/mermaid.min.js"
 _MARKER = re.compile(r"<!-- taxreg:([a-z]+) -->")
-MARKDOWN_BLOCKS = {"cli": reference.cli_markdown, "rules": reference.rules_markdown}
+# `<!-- taxreg:NAME -->` blocks of the hand-written pages; others register theirs (register_block)
+MARKDOWN_BLOCKS: dict[str, Callable[[], str]] = {"rules": reference.rules_markdown}
+
+
+def register_block(name: str, render: Callable[[], str]) -> None:
+    """`<!-- taxreg:NAME -->` in a hand-written page becomes what `render()` returns (site/hooks/taxreg.py
+    registers the command-line reference this way)."""
+    MARKDOWN_BLOCKS[name] = render
 
 
 @dataclass(slots=True)
@@ -62,7 +71,7 @@ class Settings:
             value = raw.get(key, default)
             return None if value in (None, "") else base / str(value)
 
-        catalog, vendor_dir = where("catalog", "build/catalog.duckdb"), where("vendor", "build/vendor")
+        catalog, vendor_dir = where("catalog", str(DEFAULT.catalog)), where("vendor", str(DEFAULT.vendor))
         assert catalog is not None and vendor_dir is not None
         return cls(catalog, where("taxonomy", None), vendor_dir, where("previous", None), bool(raw.get("audit", True)))
 

@@ -1,48 +1,10 @@
-"""Reference pages generated from the code itself, so they cannot drift: every command and option of the
-Typer app, and every rule code of `registry.findings.RULES`."""
+"""Reference pages generated from the code itself, so they cannot drift: every rule code of
+`registry.findings.RULES` (the command-line reference is the CLI's own: builder/cli/reference.py), and the
+escaping both use for markdown tables."""
 
 from __future__ import annotations
 
 from html import escape
-from typing import Any
-
-
-def commands() -> list[tuple[str, Any]]:
-    """(`taxreg sub command`, command object) for every command of the app, groups walked depth first."""
-    import typer
-
-    from builder.cli import app
-
-    found: list[tuple[str, Any]] = []
-
-    def walk(prefix: str, command: Any) -> None:
-        if getattr(command, "commands", None):
-            for name in sorted(command.commands):
-                walk(f"{prefix} {name}", command.commands[name])
-        else:
-            found.append((prefix, command))
-
-    walk("taxreg", typer.main.get_command(app))
-    return found
-
-
-def options(command: Any) -> list[str]:
-    """Every option name (and argument, upper-cased) of a command, as the reference page lists them."""
-    return [o for p in command.params if not p.hidden for o in _names(p)]
-
-
-def cli_markdown() -> str:
-    parts = []
-    for name, command in commands():
-        parts.append(f"## `{name}` {{#{name.replace(' ', '-')}}}\n")
-        parts.append(_text(command.help or command.short_help or "") + "\n")
-        ctx = command.make_context(name, [], resilient_parsing=True)
-        rows = [_param_row(p, ctx) for p in command.params if not p.hidden]
-        if rows:
-            parts.append("| argument or option | type | default | what it does |\n|---|---|---|---|")
-            parts.extend(rows)
-            parts.append("")
-    return "\n".join(parts)
 
 
 def rules_markdown() -> str:
@@ -51,31 +13,15 @@ def rules_markdown() -> str:
     parts = ["| code | name | severity | what it checks | how to fix it |", "|---|---|---|---|---|"]
     for code, rule in sorted(RULES.items()):
         parts.append(f'| <span id="{code.lower()}"></span>`{code}` | `{rule.name}` | {rule.severity.value} | '
-                     f"{_cell(rule.summary)} | {_cell(rule.fix)} |")
+                     f"{cell(rule.summary)} | {cell(rule.fix)} |")
     return "\n".join(parts) + "\n"
 
 
-def _names(param: Any) -> list[str]:
-    if param.param_type_name == "argument":
-        return [str(param.name).upper()]
-    return [*param.opts, *param.secondary_opts]
+def text(value: str) -> str:
+    """One line of escaped text."""
+    return escape(" ".join(value.split()), quote=False)
 
 
-def _param_row(param: Any, ctx: Any) -> str:
-    names = ", ".join(f"`{n}`" for n in _names(param))
-    default = param.default
-    shown = "" if default is None or callable(default) or default in ((), []) else f"`{_plain(default)}`"
-    kind = str(param.display_type(ctx)).strip("<>")
-    return f"| {names} | {_cell(kind)} | {shown} | {_cell(getattr(param, 'help', None) or '')} |"
-
-
-def _plain(value: Any) -> str:
-    return str(getattr(value, "value", value)).replace("`", "'")
-
-
-def _text(text: str) -> str:
-    return escape(" ".join(text.split()), quote=False)
-
-
-def _cell(text: str) -> str:
-    return _text(text).replace("|", "\\|")
+def cell(value: str) -> str:
+    """Text for a markdown table cell."""
+    return text(value).replace("|", "\\|")

@@ -50,9 +50,10 @@ class ReleaseStage(BuildStage):
         return f"release {_version(ctx)} exists, cut from the same inputs: kept"
 
     def run(self, ctx: BuildContext) -> StageResult:
-        from builder.release.cut import CutOptions, cut_release, undeclared_warning
+        from builder.release.cut import CutOptions, cut_release
         from registry.catalog import releases
         from registry.catalog.connection import open_catalog
+        from registry.catalog.policy import undeclared_warning
 
         version, options = _version(ctx), ctx.options
         with open_catalog(ctx.layout.catalog) as con:
@@ -65,7 +66,7 @@ class ReleaseStage(BuildStage):
                                          sign_key=options.sign_key, with_model=options.model, build_id=ctx.build_id,
                                          policy=ctx.config.policy,
                                          config={"seed": options.seed, "train_steps": options.train_steps}))
-        warning = undeclared_warning(outcome.manifest)
+        warning = undeclared_warning(outcome.manifest.policy)
         detail = f"{outcome.folder} (manifest {outcome.manifest_sha256[:12]}), license {outcome.manifest.license}"
         return StageResult(detail + (" (undeclared)" if warning else ""),
                            {"manifest_sha256": outcome.manifest_sha256}, warning=warning,

@@ -29,7 +29,10 @@ RULES = {
                      "compatible with the release license.",
     "parity.fp32": "The fp32 ONNX export matches PyTorch (parity.json).",
     "takedown.excluded": "No shipped sample derives from a taken-down document or contribution.",
+    "license.declared": "The release license was declared (--license or [release] license); otherwise the union of "
+                        "the source licenses stands in, which license.compatible cannot fail against (a warning).",
 }
+DECLARED = "license.declared"
 RESTRICTIVE_TERMS = re.compile(r"non[- ]?commercial|research[- ]only|no[- ]derivatives|may not be used to train",
                                re.IGNORECASE)
 SHOWN = 8  # offending subjects named in the refusal message; every one is in policy_check
@@ -46,6 +49,7 @@ class PolicyInput:
     policy: LicensePolicy
     parity: dict[str, Any] | None  # parity.json; None for a data-only release
     allow: frozenset[str] = frozenset()
+    license_declared: bool = True  # False: release_license is the union of the sources, standing in
 
     def __post_init__(self) -> None:
         unknown = sorted(self.allow - RULES.keys())
@@ -72,7 +76,27 @@ def run_checks(con: Any, given: PolicyInput) -> list[PolicyResult]:
         rows += _rows(rule, found, given.allow, {"checked": _count(con, checked, sources)})
     rows += _teacher_rows(con, given)
     rows += _parity_rows(given)
+    rows.append(_declared_row(given))
     return sorted(rows, key=lambda r: (r.rule, r.subject))
+
+
+def _declared_row(given: PolicyInput) -> PolicyResult:
+    """Always one row saying which release license the gates checked against, and whether anyone declared it."""
+    if given.license_declared:
+        return PolicyResult(DECLARED, "*", "info", True, False, {"release_license": given.release_license})
+    return PolicyResult(DECLARED, "*", "warning", False, False, {
+        "release_license": given.release_license, "reason": undeclared_note(given.release_license)})
+
+
+def undeclared_note(union: str) -> str:
+    return (f"release license not declared; using the union {union} (license.compatible cannot fail against "
+            "it): declare one with --license or [release] license in taxreg.toml")
+
+
+def undeclared_warning(results: Iterable[PolicyResult]) -> str | None:
+    """The note of the license.declared warning row, when the release license was not declared."""
+    row = next((p for p in results if p.rule == DECLARED and not p.passed), None)
+    return None if row is None else str(row.details.get("reason", DECLARED))
 
 
 def incompatibility(source: str, release: str) -> str | None:

@@ -16,8 +16,8 @@ checksum recomputed (`dbheader.zero_database_id`). Every data block was already 
 
 A release's copy (`write_release_audit` with `Steady`) is reproducible from the same inputs, not only from the
 same catalog: the catalog records wall-clock times, random run ids, durations and local paths, which the copy
-rewrites by the reproducible-builds conventions (registry.catalog.steady; stated in its catalog_meta and comments).
-The site's copy keeps the real values.
+rewrites by the reproducible-builds conventions (registry.catalog.reproducible; stated in its catalog_meta and
+comments). The site's copy keeps the real values.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import duckdb
 from registry import folders
 from registry.catalog import dbheader
 from registry.catalog.connection import SCHEMA_VERSION
+from registry.catalog.reproducible import Steady
 from registry.catalog.sqltext import ident, literal
-from registry.catalog.steady import Steady
 from registry.errors import CatalogError
 from registry.release.sums import file_sha256
 

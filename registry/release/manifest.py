@@ -2,7 +2,7 @@
 
 The manifest holds no wall-clock time, random id or absolute path: two cuts from the same inputs write the
 same bytes. Every file of a release is expected to reproduce too (the audit copy included: its catalog
-snapshot is rewritten by registry.catalog.steady.Steady); a file that cannot is listed with
+snapshot is rewritten by registry.catalog.reproducible.Steady); a file that cannot is listed with
 `reproducible: false`, and `reproducible_view` drops its hash for comparing two builds.
 """
 
