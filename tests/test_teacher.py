@@ -36,10 +36,12 @@ from builder.generators.teacher import (
     retry_after,
 )
 from builder.stages.generate import GenerateOptions, generate
+from registry.catalog.connection import open_catalog
 from registry.catalog.generation import LeafInput, SeedRow
 from registry.catalog.indexer import index
+from registry.catalog.journal import OK, FinishedRequest, TeacherJournal
 from registry.catalog.query import run_query
-from registry.errors import RegistryError
+from registry.errors import CatalogError, RegistryError
 from tests.conftest import EXAMPLE_TAXONOMY, REPO, TaxonomyMaker, skill_yaml
 
 MODEL = "fake-teacher-1"
@@ -345,6 +347,19 @@ def test_kill_9_midway_then_a_rerun_repeats_no_request(fake: FakeTeacher, exampl
     assert rows(catalog, "SELECT status FROM run") == [("succeeded",)]  # the killed run left no row behind
     assert one(catalog, f"SELECT count(*) FROM teacher_request WHERE run_id <> '{outcome.run_id}'") == 15
     assert one(catalog, "SELECT count(*) FROM v_orphan_samples") == 0
+
+
+def test_a_row_the_catalog_refuses_does_not_take_its_group_with_it(example_index: Path, tmp_path: Path) -> None:
+    con = open_catalog(fresh_copy(example_index, tmp_path))
+    try:
+        journal = TeacherJournal(con)
+        bodies = ['{"a": 1}', '{"a": "\\ud800"}', '{"a": 2}']  # the second: JSON DuckDB's type refuses
+        group = [FinishedRequest(f"{i:064x}", "run", MODEL, "{}", body, OK, 1, None) for i, body in enumerate(bodies)]
+        with pytest.raises(CatalogError, match=f"refused teacher request {1:064x}"):
+            journal.record(group)
+        assert set(journal.lookup_many(r.request_sha256 for r in group)) == {f"{0:064x}", f"{2:064x}"}
+    finally:
+        con.close()
 
 
 def test_the_cli_needs_a_url_and_a_model(tmp_path: Path) -> None:
