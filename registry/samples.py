@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -40,9 +41,14 @@ class Sample:
         # canonical_json([{"role", "content"}...]) spelled out: the same bytes, several times faster
         body = "[" + ",".join(f'{{"content":{encode_basestring(m["content"])},"role":{encode_basestring(m["role"])}}}'
                               for m in messages) + "]"
+        try:
+            encoded = body.encode()
+        except UnicodeEncodeError:  # a lone surrogate cannot be stored: U+FFFD stands in, the filters drop it
+            return cls.make([{"role": m["role"], "content": without_surrogates(m["content"])} for m in messages],
+                            kind, lineage)
         pairs = tuple((m["role"], m["content"]) for m in messages)
         words = sum(len(m["content"].split()) for m in messages)
-        return cls(sha256_bytes(body.encode()), pairs, kind, tuple(lineage), body, words)
+        return cls(sha256_bytes(encoded), pairs, kind, tuple(lineage), body, words)
 
     def messages_json(self) -> str:
         return self.body or canonical_json([{"role": r, "content": c} for r, c in self.messages])
@@ -75,6 +81,26 @@ class FilterStats:
 
     def as_dict(self) -> dict[str, object]:
         return {"produced": self.produced, "kept": self.kept, "dropped": dict(sorted((self.dropped or {}).items()))}
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_BROKEN = re.compile("[\ud800-\udfff\ufffd]")  # a lone surrogate, or what one (or an undecodable byte) became
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0, DEL and C1 but tab, newline, return
+
+
+def without_surrogates(text: str) -> str:
+    """Lone surrogates (what JSON's `\\ud800` decodes to) as U+FFFD: UTF-8 and DuckDB cannot hold them."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def text_problem(text: str) -> str | None:
+    """The drop reason text earns on its own: `invalid_unicode` (a lone surrogate or U+FFFD, the mark of bytes
+    that were not UTF-8) or `control_characters` (NUL and the other C0/C1 controls but tab, newline, return)."""
+    if _BROKEN.search(text):
+        return "invalid_unicode"
+    if _CONTROL.search(text):
+        return "control_characters"
+    return None
 
 
 _PUNCTUATION = str.maketrans({c: " " for c in string.punctuation})
@@ -112,6 +138,9 @@ def apply_filters(samples: list[Sample], config: FilterConfig) -> tuple[list[Ver
 
 
 def _reason(sample: Sample, config: FilterConfig, near_seen: set[str]) -> str | None:
+    broken = text_problem(sample.text())
+    if broken:
+        return broken
     answer = sample.text("assistant")
     if len(answer.split()) < config.min_answer_words:
         return "empty_answer"

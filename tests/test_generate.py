@@ -13,6 +13,7 @@ from registry.catalog.indexer import index
 from registry.catalog.query import run_query
 from registry.chunking import ChunkingConfig
 from registry.errors import RegistryError
+from registry.samples import FilterConfig, Sample, apply_filters
 from tests.conftest import EXAMPLE_TAXONOMY, TaxonomyMaker, document_files, git, knowledge_yaml, skill_yaml
 
 
@@ -120,3 +121,16 @@ def test_an_empty_catalog_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="no active contributions") as caught:
         generate(EXAMPLE_TAXONOMY, tmp_path / "empty.duckdb", GenerateOptions())
     assert "taxreg index" in caught.value.hint
+
+
+def test_text_that_cannot_be_trusted_is_dropped_with_its_reason() -> None:
+    def sample(answer: str) -> Sample:
+        return Sample.make([{"role": "user", "content": "Why?"}, {"role": "assistant", "content": answer}],
+                           "compositional_skill", [])
+
+    verdicts, stats = apply_filters([sample(a) for a in ("Fine.\tTabs\r\nand lines.", "Lone \ud800.", "Bad \ufffd.",
+                                                             "NUL \x00.", "Bell \x07.", "C1 \x85.", "DEL \x7f.")],
+                                    FilterConfig())
+    assert stats.kept == 1 and stats.dropped == {"invalid_unicode": 2, "control_characters": 4}
+    lone = next(v.sample for v in verdicts if "Lone" in v.sample.text())
+    assert lone.text("assistant") == "Lone \ufffd." and lone.messages_json().encode()  # storable: U+FFFD stands in

@@ -3,12 +3,15 @@
 `FakeTeacher` is a small OpenAI-compatible server (`POST /v1/chat/completions`) in a thread: it answers
 deterministically in the `[Question] [Answer] [End]` block format, injects faults on request (429 with
 Retry-After, 500, a response slower than the client's timeout, a malformed or truncated body, an answer that
-does not parse, a 400), can stop answering after K requests (dropping or holding the rest), and counts what
-it received and answered per request key (the sha256 of the canonical request, as the client computes it).
+does not parse, a 400; a body dripped a byte at a time, one over the size limit with or without its length,
+a gzip body, answers with a lone surrogate or control characters), can refuse every request, can stop
+answering after K requests (dropping or holding the rest), and counts what it received and answered per request
+key (the sha256 of the canonical request, as the client computes it).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -30,16 +33,22 @@ from builder.generators.base import GeneratorInput
 from builder.generators.run import GenerateOptions, generate
 from builder.generators.teacher import (
     TEMPLATES_SHA256,
+    MalformedResponse,
     Planner,
     TeacherConfig,
+    TeacherError,
     parse_pairs,
     request_sha256,
+    response_content,
     retry_after,
+    storable_body,
 )
+from registry.catalog.connection import open_catalog
 from registry.catalog.generation import LeafInput, SeedRow
 from registry.catalog.indexer import index
+from registry.catalog.journal import OK, FinishedRequest, TeacherJournal
 from registry.catalog.query import run_query
-from registry.errors import RegistryError
+from registry.errors import CatalogError, RegistryError
 from tests.conftest import EXAMPLE_TAXONOMY, REPO, TaxonomyMaker, skill_yaml
 
 MODEL = "fake-teacher-1"
@@ -57,6 +66,9 @@ class FakeTeacher:
         self.released = threading.Event()
         self.retry_after = "1"
         self.slow_seconds = 1.0
+        self.drip_seconds, self.drip_for = 0.2, 8.0  # a dripped body: a byte each 0.2 s for 8 s, then the rest
+        self.refuse: str | None = None  # a status every request gets (e.g. "401")
+        self.encodings: Counter[str] = Counter()  # the Accept-Encoding of the requests
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.server.fake = self  # type: ignore[attr-defined]
@@ -69,7 +81,7 @@ class FakeTeacher:
     def arrive(self, key: str) -> str:
         with self.lock:
             over = self.serve_limit is not None and len(self.arrivals) >= self.serve_limit
-            fault = "over_limit" if over else (self.faults.popleft() if self.faults else "")
+            fault = "over_limit" if over else self.refuse or (self.faults.popleft() if self.faults else "")
             self.received[key] += 1
             self.arrivals.append((time.monotonic(), key, fault))
             return fault
@@ -84,10 +96,14 @@ class FakeTeacher:
             return sum(self.answered.values())
 
 
-def answer_text(key: str) -> str:
+def answer_text(key: str, twists: tuple[str, ...] = ("", "", "")) -> str:
     return "Here they are.\n\n" + "".join(
-        f"[Question]\n  Question {key[:12]} number {i}?\n[Answer]\nAnswer {key[12:24]} number {i}, in words.\n[End]\n\n"
-        for i in range(3))
+        f"[Question]\n  Question {key[:12]} number {i}?\n[Answer]\nAnswer {key[12:24]} number {i},{twist} in words."
+        "\n[End]\n\n" for i, twist in enumerate(twists))
+
+
+TWISTS = {"surrogate": ("\ud800", "", ""), "control": ("\x00", " \x1b[2J", "")}  # in the first answers of three
+HUGE = 4 << 20  # bytes of an oversized body
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -102,6 +118,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         key = request_sha256(body)
         fault = fake.arrive(key)
+        with fake.lock:
+            fake.encodings[self.headers.get("Accept-Encoding", "")] += 1
         try:
             self._answer(fake, key, body, fault)
         except OSError:  # the client went away (timed out, or was killed)
@@ -117,6 +135,12 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Retry-After": fake.retry_after} if fault == "429" else {}
             self._send(int(fault), json.dumps({"error": {"message": f"injected {fault}"}}).encode(), headers)
             return
+        if fault == "401":  # raw control characters in the body: they must not reach the terminal
+            self._send(401, b'{"error": {"message": "injected 401 \x1b[2J\x00"}}')
+            return
+        if fault.startswith("oversized"):
+            self._oversized(declared=fault == "oversized_declared")
+            return
         if fault == "malformed":
             self._send(200, b'{"choices": [{"message": ')
             return
@@ -131,15 +155,51 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "slow":
             time.sleep(fake.slow_seconds)
-        content = "I would rather not answer that." if fault == "garbage" else answer_text(key)
+        twists = TWISTS.get(fault, ("", "", ""))
+        content = "I would rather not answer that." if fault == "garbage" else answer_text(key, twists)
         completion = {"id": f"chatcmpl-{key[:8]}", "object": "chat.completion", "created": 0, "model": body["model"],
                       "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                                    "finish_reason": "stop"}],
                       "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-        self._send(200, json.dumps(completion).encode())
+        payload = json.dumps(completion).encode()
+        if fault == "drip":
+            self._drip(fake, payload)
+        elif fault == "gzip":
+            self._send(200, gzip.compress(payload), {"Content-Encoding": "gzip"})
+        else:
+            self._send(200, payload)
         if fault != "slow":
             with fake.lock:
                 fake.answered[key] += 1
+
+    def _drip(self, fake: FakeTeacher, payload: bytes) -> None:
+        """Each read the client makes gets a byte within its per-read timeout; the whole body takes `drip_for`."""
+        self._head(200, len(payload))
+        until, sent = time.monotonic() + fake.drip_for, 0
+        while sent < len(payload) and time.monotonic() < until:
+            self.wfile.write(payload[sent:sent + 1])
+            self.wfile.flush()
+            sent += 1
+            time.sleep(fake.drip_seconds)
+        self.wfile.write(payload[sent:])
+        self.wfile.flush()
+
+    def _oversized(self, declared: bool) -> None:
+        """A body of HUGE bytes, its length declared or not (then it ends when the connection closes)."""
+        self._head(200, HUGE if declared else None)
+        self.close_connection = True
+        block = b" " * (64 << 10)
+        for _ in range(HUGE // len(block)):
+            self.wfile.write(block)
+
+    def _head(self, status: int, length: int | None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        if length is None:
+            self.send_header("Connection", "close")
+        else:
+            self.send_header("Content-Length", str(length))
+        self.end_headers()
 
     def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -186,6 +246,21 @@ def fresh_copy(example_index: Path, tmp_path: Path) -> Path:
     catalog = tmp_path / "catalog.duckdb"
     catalog.write_bytes(example_index.read_bytes())
     return catalog
+
+
+def skills(make_taxonomy: TaxonomyMaker, tmp_path: Path, *names: str) -> tuple[Path, Path]:
+    """A taxonomy of freeform skills (6 seeds each) and its catalog: `skill_requests` requests per leaf."""
+    root = make_taxonomy({f"compositional_skills/t/{name}/qna.yaml": skill_yaml(n=6, prefix=name.title())
+                          for name in names or ("one", "two", "three")})
+    catalog = tmp_path / "c.duckdb"
+    index(root, catalog)
+    return root, catalog
+
+
+def texts(catalog: Path, where: str) -> list[str]:
+    """Every message's content of the samples `where` selects."""
+    return [m["content"] for (messages,) in rows(catalog, f"SELECT messages FROM sample WHERE {where}")
+            for m in json.loads(messages)]
 
 
 # --- a normal run ---------------------------------------------------------------------------------------
@@ -265,10 +340,7 @@ def test_retry_after_in_seconds_milliseconds_or_a_date() -> None:
 # --- faults ---------------------------------------------------------------------------------------------
 
 def test_faults_are_retried_or_recorded(fake: FakeTeacher, make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
-    root = make_taxonomy({f"compositional_skills/t/{name}/qna.yaml": skill_yaml(n=6, prefix=name.title())
-                          for name in ("one", "two", "three")})
-    catalog = tmp_path / "c.duckdb"
-    index(root, catalog)
+    root, catalog = skills(make_taxonomy, tmp_path)
     retried = ["429", "429", "500", "slow", "malformed", "truncated"]
     fake.faults.extend([*retried, "garbage", "400"])
     fake.slow_seconds = 1.8
@@ -345,6 +417,149 @@ def test_kill_9_midway_then_a_rerun_repeats_no_request(fake: FakeTeacher, exampl
     assert rows(catalog, "SELECT status FROM run") == [("succeeded",)]  # the killed run left no row behind
     assert one(catalog, f"SELECT count(*) FROM teacher_request WHERE run_id <> '{outcome.run_id}'") == 15
     assert one(catalog, "SELECT count(*) FROM v_orphan_samples") == 0
+
+
+# --- hostile answers and endpoints (issue 17) ------------------------------------------------------------
+
+def test_a_lone_surrogate_is_dropped_the_rest_kept_and_the_rerun_reuses_the_journal(
+        fake: FakeTeacher, make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
+    root, catalog = skills(make_taxonomy, tmp_path)
+    fake.faults.extend(["", "surrogate"])  # in the same group commit as its neighbours
+    options = GenerateOptions("teacher", teacher=teacher(fake, skill_requests=4))
+    outcome = generate(root, catalog, options)
+
+    assert outcome.stats["teacher"]["requests_ok"] == 12 == one(catalog, "SELECT count(*) FROM teacher_request "
+                                                                "WHERE status = 'ok'")
+    assert outcome.stats["dropped"] == {"invalid_unicode": 1} and outcome.stats["kept"] == 35
+    assert one(catalog, "SELECT count(*) FROM teacher_request WHERE contains(response::VARCHAR, '\ufffd')") == 1
+    assert any("\ufffd in words" in text for text in texts(catalog, "drop_reason = 'invalid_unicode'"))
+    assert not any("\ufffd" in text for text in texts(catalog, "kept"))
+
+    sent = len(fake.arrivals)
+    again = generate(root, catalog, options)
+    assert len(fake.arrivals) == sent and again.stats["teacher"]["requests_reused"] == 12
+    assert again.stats["dropped"] == {"invalid_unicode": 1} and again.stats["kept"] == 35
+    assert rows(catalog, "SELECT status FROM run ORDER BY started_at") == [("succeeded",), ("succeeded",)]
+
+
+def test_bodies_are_journaled_whatever_their_escapes() -> None:
+    import duckdb
+
+    content = "a\ud800b \ud83d\ude00 \\ud800 \udc00"  # lone high, a pair, an escaped backslash, lone low
+    stored = storable_body(json.dumps({"choices": [{"message": {"content": content}}]}))
+    assert response_content(stored) == "a\ufffdb \U0001f600 \\ud800 \ufffd"
+    assert duckdb.connect().execute("SELECT ?::JSON::VARCHAR", [stored]).fetchone() is not None
+    plain = json.dumps({"choices": [{"message": {"content": "caf\u00e9"}}]})
+    assert storable_body(plain) == plain  # as received
+    with pytest.raises(MalformedResponse):
+        storable_body('{"choices": [{"message": {"content": "x"}}], "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+
+def test_a_row_the_catalog_refuses_does_not_take_its_group_with_it(example_index: Path, tmp_path: Path) -> None:
+    con = open_catalog(fresh_copy(example_index, tmp_path))
+    try:
+        journal = TeacherJournal(con)
+        bodies = ['{"a": 1}', '{"a": "\\ud800"}', '{"a": 2}']  # the second: JSON DuckDB's type refuses
+        group = [FinishedRequest(f"{i:064x}", "run", MODEL, "{}", body, OK, 1, None) for i, body in enumerate(bodies)]
+        with pytest.raises(CatalogError, match=f"refused teacher request {1:064x}"):
+            journal.record(group)
+        assert set(journal.lookup_many(r.request_sha256 for r in group)) == {f"{0:064x}", f"{2:064x}"}
+    finally:
+        con.close()
+
+
+def test_control_characters_drop_their_samples(fake: FakeTeacher, make_taxonomy: TaxonomyMaker,
+                                              tmp_path: Path) -> None:
+    root, catalog = skills(make_taxonomy, tmp_path, "one")
+    fake.faults.append("control")
+    outcome = generate(root, catalog, GenerateOptions("teacher", teacher=teacher(fake, skill_requests=2)))
+    assert outcome.stats["dropped"] == {"control_characters": 2} and outcome.stats["kept"] == 4
+    dropped = "\n".join(texts(catalog, "drop_reason = 'control_characters'"))
+    assert "\x00" in dropped and "\x1b[2J" in dropped  # kept in the catalog as received, for the audit
+    assert not any(c < " " and c not in "\t\n\r" for text in texts(catalog, "kept") for c in text)
+
+
+def test_a_dripping_response_is_cut_at_the_deadline(fake: FakeTeacher, make_taxonomy: TaxonomyMaker,
+                                                    tmp_path: Path) -> None:
+    root, catalog = skills(make_taxonomy, tmp_path, "one")
+    fake.faults.append("drip")  # a byte each 0.2 s: the per-read timeout (1 s) never trips
+    started = time.monotonic()
+    outcome = generate(root, catalog, GenerateOptions("teacher", teacher=teacher(fake, timeout=1.0)))
+    took = time.monotonic() - started
+    assert took < fake.drip_for / 2, took
+    assert (outcome.stats["teacher"]["http_attempts"], outcome.stats["teacher"]["requests_ok"]) == (2, 1)
+    assert len(fake.arrivals) == 2 and outcome.stats["kept"] == 3
+
+
+def test_oversized_and_compressed_responses_are_refused(fake: FakeTeacher, make_taxonomy: TaxonomyMaker,
+                                                        tmp_path: Path) -> None:
+    root, catalog = skills(make_taxonomy, tmp_path)
+    fake.faults.extend(["oversized", "oversized_declared", "gzip"])
+    limit = 64 << 10
+    outcome = generate(root, catalog, GenerateOptions("teacher", teacher=teacher(
+        fake, skill_requests=4, max_response_bytes=limit, max_failed=0.5)))
+
+    asked = outcome.stats["teacher"]
+    assert (asked["requests_ok"], asked["requests_failed"], asked["responses_oversized"]) == (10, 2, 2)
+    assert asked["http_attempts"] == len(fake.arrivals) == 13  # oversized: not asked again; gzip: retried
+    errors = [e for (e,) in rows(catalog, "SELECT error FROM teacher_request WHERE status = 'failed'")]
+    assert len(errors) == 2 and all(f"over {limit} bytes" in e and "--teacher-max-response-bytes" in e
+                                    for e in errors)
+    assert any("Content-Length" in e for e in errors)  # refused before a byte of the body was read
+    assert set(fake.encodings) == {"identity"}
+    assert outcome.stats["kept"] == 30
+
+
+def test_a_hostile_retry_after_waits_no_longer_than_max_wait(fake: FakeTeacher, make_taxonomy: TaxonomyMaker,
+                                                             tmp_path: Path) -> None:
+    assert TeacherConfig("http://127.0.0.1:1/v1", MODEL).max_wait == 30.0  # the documented default
+    root, catalog = skills(make_taxonomy, tmp_path, "one")
+    fake.retry_after = "120"
+    fake.faults.append("429")
+    outcome = generate(root, catalog, GenerateOptions("teacher", teacher=teacher(fake, max_wait=0.5)))
+    (first, _, _), (second, _, _) = fake.arrivals
+    assert 0.45 <= second - first < 3.0 and outcome.stats["teacher"]["requests_ok"] == 1
+
+
+def test_a_run_where_every_request_is_refused_fails(fake: FakeTeacher, make_taxonomy: TaxonomyMaker,
+                                                    tmp_path: Path) -> None:
+    root, catalog = skills(make_taxonomy, tmp_path)
+    fake.refuse = "401"
+    result = CliRunner().invoke(app, ["generate", str(root), "--catalog", str(catalog), "--generator", "teacher",
+                                      "--teacher-url", fake.url, "--teacher-model", MODEL])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert "failed 3 of 3 requests (0 ok in this run, 0 reused from earlier runs): none succeeded" in said
+    assert "first error: HTTP 401: " in said and "\\x1b[2J\\x00" in said and "\x1b" not in result.output
+    status, stats = rows(catalog, "SELECT status, stats FROM run")[0]
+    assert status == "failed" and json.loads(stats)["teacher"]["requests_failed"] == 3
+    assert rows(catalog, "SELECT status, count(*) FROM teacher_request GROUP BY 1") == [("failed", 3)]
+
+
+def test_more_than_a_tenth_failed_fails_the_run_and_the_rerun_sends_only_those(
+        fake: FakeTeacher, make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
+    root, catalog = skills(make_taxonomy, tmp_path)
+    fake.faults.extend(["400", "400"])  # 2 of 12: more than 10%
+    options = GenerateOptions("teacher", teacher=teacher(fake, skill_requests=4))
+    with pytest.raises(TeacherError, match=r"failed 2 of 12 requests \(10 ok in this run, 0 reused.*more than 10% "
+                       r"failed \(--teacher-max-failed 0\.1\); first error: HTTP 400") as caught:
+        generate(root, catalog, options)
+    assert "run the same command again" in caught.value.hint
+    assert rows(catalog, "SELECT status FROM run") == [("failed",)] and one(catalog, "SELECT count(*) FROM sample") == 0
+    assert one(catalog, "SELECT count(*) FROM teacher_request WHERE status = 'ok'") == 10
+
+    sent = len(fake.arrivals)
+    again = generate(root, catalog, options)
+    assert len(fake.arrivals) - sent == 2 and again.stats["teacher"]["requests_reused"] == 10
+    assert again.stats["kept"] == 36
+
+
+def test_teacher_text_that_cannot_be_sent_or_stored_is_refused() -> None:
+    for bad in ({"model": "teacher\udcff"}, {"terms": "ok\x1b[2J"}, {"url": "http://127.0.0.1:1/v1\x00"}):
+        with pytest.raises(TeacherError, match="holds a control character or bytes that are not UTF-8"):
+            TeacherConfig(**({"url": "http://127.0.0.1:1/v1", "model": MODEL} | bad))
+    with pytest.raises(TeacherError, match="--teacher-max-failed must be between 0 and 1"):
+        TeacherConfig("http://127.0.0.1:1/v1", MODEL, max_failed=2)
 
 
 def test_the_cli_needs_a_url_and_a_model(tmp_path: Path) -> None:

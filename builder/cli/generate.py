@@ -30,7 +30,14 @@ def generate(
     teacher_concurrency: Annotated[int, typer.Option(help="teacher: requests in flight at once.")] = 16,
     teacher_temperature: Annotated[float, typer.Option(help="teacher: sampling temperature.")] = 0.7,
     teacher_max_tokens: Annotated[int, typer.Option(help="teacher: max_tokens of each answer.")] = 1024,
-    teacher_timeout: Annotated[float, typer.Option(help="teacher: seconds per HTTP attempt.")] = 60.0,
+    teacher_timeout: Annotated[float, typer.Option(
+        help="teacher: seconds per HTTP attempt, from connecting to the last byte.")] = 60.0,
+    teacher_max_response_bytes: Annotated[int, typer.Option(
+        help="teacher: the largest response read, in bytes; a larger one fails its request.")] = 1 << 20,
+    teacher_max_wait: Annotated[float, typer.Option(
+        help="teacher: the longest wait before a retry (seconds), whatever Retry-After asks.")] = 30.0,
+    teacher_max_failed: Annotated[float, typer.Option(
+        help="teacher: the run fails when all its requests failed or more than this share (0-1) did.")] = 0.1,
     teacher_license: Annotated[str | None, typer.Option(help="teacher: SPDX license of the model.")] = None,
     teacher_terms: Annotated[str | None, typer.Option(help="teacher: terms that apply to its outputs.")] = None,
 ) -> None:
@@ -45,7 +52,8 @@ def generate(
         teacher = TeacherConfig(
             teacher_url or "", teacher_model or "", api_key_from_environment(), teacher_concurrency,
             teacher_temperature, teacher_max_tokens, teacher_timeout, license=teacher_license,
-            terms=teacher_terms) if generator == "teacher" else None
+            terms=teacher_terms, max_response_bytes=teacher_max_response_bytes, max_wait=teacher_max_wait,
+            max_failed=teacher_max_failed) if generator == "teacher" else None
         options = GenerateOptions(generator, since, seed, ChunkingConfig(max_size=chunk_size, unit=chunk_unit),
                                   FilterConfig(max_words=max_words), documents, teacher)
         outcome = run_generate(taxonomy, catalog, options)

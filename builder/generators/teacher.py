@@ -19,23 +19,32 @@ tolerated; chatter outside the blocks is ignored):
 Each pair becomes a sample (system, user: context + question, assistant: answer) with lineage edges to the
 seeds shown as examples (`in_context_example`), and to the chunk (`source_chunk`) or to the seed whose context
 it is about (`source_context`). An answer without a single good block, or with a broken one, becomes a
-dropped sample (`unparseable`) holding the teacher's text.
+dropped sample (`unparseable`) holding the teacher's text. Text that cannot be trusted is dropped by the filters
+with its reason (`registry.samples.text_problem`): `invalid_unicode` (a lone surrogate such as JSON's `"\\ud800"`,
+or U+FFFD where bytes were not UTF-8), `control_characters` (NUL and the other controls but tab, newline, return).
 
-How it is sent: the official `openai` client (AsyncOpenAI, its own retries off) POSTs to /chat/completions
-the very canonical JSON bytes that are hashed and journaled (Idempotency-Key: their sha256), under a
-semaphore of `concurrency` requests at once. Timeouts, connection errors, malformed bodies, 429 and 5xx are
-retried with exponential backoff and jitter (`Retry-After` honoured); other 4xx are recorded as failed at once.
+How it is sent (`teacher_http`): the official `openai` client (AsyncOpenAI, its own retries off) POSTs to
+/chat/completions the very canonical JSON bytes that are hashed and journaled (Idempotency-Key: their sha256),
+under a semaphore of `concurrency` requests at once. Each attempt has `timeout` seconds in all, from connecting to
+the last byte, and reads at most `max_response_bytes`. Timeouts, connection errors, malformed bodies, 429 and 5xx
+are retried with exponential backoff and jitter (`Retry-After` honoured up to `max_wait` seconds); other 4xx and
+oversized responses are recorded as failed at once. A body is journaled as received, except that lone surrogates
+(JSON allows `\\ud800`, the catalog's JSON type refuses it) are written as U+FFFD, so it always stores.
 Every request carries a `seed` derived from the run's seed and the request, and is keyed by the sha256 of its
 canonical JSON (model, messages, parameters, seed). Every finished request goes to the catalog's
 `teacher_request` journal the moment it returns; a request found there with status ok is never sent again,
 so a run killed at any point resumes where it stopped. When the endpoint stays down through every retry,
-no new request starts, the run fails with the counts, and the next run resumes.
+no new request starts, the run fails with the counts, and the next run resumes. A run also fails when every
+request it planned failed, or more than `max_failed` (a share, 10% by default) of them did: its successes stay
+in the journal, and the next run sends only the failed ones. Below that share the run succeeds without them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import math
 import os
 import random
 import re
@@ -52,13 +61,12 @@ from registry.catalog.generation import LeafInput, SeedRow
 from registry.catalog.journal import FAILED, OK, FinishedRequest, JournalWriter, StoredRequest, TeacherJournal
 from registry.errors import RegistryError
 from registry.records import canonical_json, sha256_bytes
-from registry.samples import Edge, Message, Sample
+from registry.samples import Edge, Message, Sample, text_problem, without_surrogates
 
 TEMPLATE_VERSION = "v1"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAMES = ("system", "format", "knowledge", "freeform", "grounded")
 API_KEY_VARIABLES = ("TAXREG_TEACHER_API_KEY", "OPENAI_API_KEY")
-MAX_WAIT = 120.0  # seconds: the longest backoff or Retry-After the sender sleeps
 
 
 class TeacherError(RegistryError):
@@ -73,7 +81,7 @@ class TeacherConfig:
     concurrency: int = 16  # twice a typical endpoint limit: hides the client's own per-request work
     temperature: float = 0.7
     max_tokens: int = 1024
-    timeout: float = 60.0  # seconds per HTTP attempt
+    timeout: float = 60.0  # seconds per HTTP attempt, connecting to last byte
     max_attempts: int = 5  # per request and run, the first one included
     backoff: float = 0.5  # seconds before the first retry; doubles with each attempt, jittered
     pairs: int = 3  # Q/A pairs asked for per request
@@ -81,6 +89,9 @@ class TeacherConfig:
     skill_requests: int = 1  # requests per freeform skill leaf
     license: str | None = None  # SPDX id of the teacher model's license
     terms: str | None = None  # the terms that apply to its outputs
+    max_response_bytes: int = 1 << 20  # a body past this fails its request (a 1024-token answer is ~10 KB)
+    max_wait: float = 30.0  # seconds: the longest backoff or Retry-After the sender sleeps
+    max_failed: float = 0.1  # the run fails when more than this share of its requests failed (or all did)
 
     def __post_init__(self) -> None:
         problems = [f"{name} {problem}" for name, problem in (
@@ -88,13 +99,26 @@ class TeacherConfig:
             ("--teacher-model", "is required" if not self.model else ""),
             ("--teacher-concurrency", "must be at least 1" if self.concurrency < 1 else ""),
             ("--teacher-max-tokens", "must be at least 1" if self.max_tokens < 1 else ""),
-            ("--teacher-timeout", "must be positive" if self.timeout <= 0 else ""),
+            ("--teacher-timeout", "must be a positive number" if not 0 < self.timeout < math.inf else ""),
+            ("--teacher-max-response-bytes", "must be at least 1" if self.max_response_bytes < 1 else ""),
+            ("--teacher-max-wait", "must be 0 or more" if not self.max_wait >= 0 else ""),
+            ("--teacher-max-failed", "must be between 0 and 1" if not 0 <= self.max_failed <= 1 else ""),
             ("max_attempts", "must be at least 1" if self.max_attempts < 1 else ""),
             ("pairs", "must be at least 1" if self.pairs < 1 else ""),
-            ("examples", "must be at least 1" if self.examples < 1 else "")) if problem]
+            ("examples", "must be at least 1" if self.examples < 1 else ""),
+            *self._text_problems()) if problem]
         if problems:
             raise TeacherError("the teacher generator: " + "; ".join(problems),
                                hint="e.g. --teacher-url http://127.0.0.1:8000/v1 --teacher-model NAME")
+
+    def _text_problems(self) -> Iterator[tuple[str, str]]:
+        """Text that goes into requests, headers and the catalog must be plain: a lone surrogate (from argv
+        bytes that were not UTF-8) cannot be encoded, a control character would reach the terminal and the run."""
+        for name, value in (("--teacher-url", self.url), ("--teacher-model", self.model),
+                            ("--teacher-license", self.license), ("--teacher-terms", self.terms),
+                            ("the API key", self.api_key)):
+            if value and text_problem(value):
+                yield name, "holds a control character or bytes that are not UTF-8"
 
     def params(self) -> dict[str, Any]:
         """What the run records (never the API key)."""
@@ -166,17 +190,45 @@ class MalformedResponse(Exception):
     """The endpoint answered 200 with a body that is not a chat completion."""
 
 
+def _parsed(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # nesting deeper than Python's stack is not a chat completion either
+        raise MalformedResponse(f"the body is not JSON: {body[:200]!r}") from None
+
+
 def response_content(body: str) -> str:
     """The assistant text of a chat completion body."""
-    import json
-
     try:
-        content = json.loads(body)["choices"][0]["message"]["content"]
-    except ValueError:
-        raise MalformedResponse(f"the body is not JSON: {body[:200]!r}") from None
+        content = _parsed(body)["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
         raise MalformedResponse(f"the body has no choices[0].message.content: {body[:200]!r}") from None
     return content if isinstance(content, str) else ""
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def storable_body(body: str) -> str:
+    """A chat completion body (`MalformedResponse` if it is not one) as the journal keeps it: as received, but
+    with lone surrogates as U+FFFD (DuckDB's JSON type refuses `"\\ud800"`; the filters then drop the answer)."""
+    response_content(body)
+    if not _SURROGATE_ESCAPE.search(body):
+        return body
+    try:
+        return json.dumps(_without_surrogates(_parsed(body)), ensure_ascii=False)
+    except RecursionError:
+        raise MalformedResponse(f"the body nests too deep: {body[:200]!r}") from None
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return without_surrogates(value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 # --- planning: which requests, with which lineage -------------------------------------------------------
@@ -289,6 +341,7 @@ class _Failure(NamedTuple):
     retry: bool
     wait: float | None  # what the endpoint asked for (Retry-After), in seconds
     error: str
+    oversized: bool = False
 
 
 @dataclass(slots=True)
@@ -300,12 +353,14 @@ class SendReport:
     failed: int = 0  # recorded as failed (not retried, or out of attempts)
     attempts: int = 0  # HTTP attempts in this run
     unparseable: int = 0  # answers with no usable block, or with broken ones
+    oversized: int = 0  # failed: the response was over max_response_bytes
+    first_error: str | None = None
     last_error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"requests_planned": self.planned, "requests_reused": self.reused, "requests_sent": self.sent,
                 "requests_ok": self.ok, "requests_failed": self.failed, "http_attempts": self.attempts,
-                "answers_unparseable": self.unparseable}
+                "answers_unparseable": self.unparseable, "responses_oversized": self.oversized}
 
 
 class Sender:
@@ -318,11 +373,11 @@ class Sender:
         self.gave_up = False  # a request ran out of attempts on errors worth retrying: start no new ones
 
     async def send_all(self, todo: list[Planned]) -> dict[str, str]:
-        from openai import AsyncOpenAI  # only a teacher run needs the client
+        from builder.generators.teacher_http import open_client  # only a teacher run needs the client
 
-        slots = asyncio.Semaphore(self.config.concurrency)
-        async with AsyncOpenAI(base_url=self.config.url, api_key=self.config.api_key, max_retries=0,
-                               timeout=self.config.timeout) as client:
+        c = self.config
+        slots = asyncio.Semaphore(c.concurrency)
+        async with open_client(c.url, c.api_key, c.timeout, c.concurrency, c.max_response_bytes) as client:
             await asyncio.gather(*(self._when_free(slots, client, planned) for planned in todo))
         return self.answers
 
@@ -341,32 +396,25 @@ class Sender:
             try:
                 body = await self._post(client, planned)
             except Exception as exc:
-                failure = _failure(exc)
+                failure = _failure(exc, self.config)
                 if failure is None:
                     raise
                 if failure.retry and attempt < self.config.max_attempts and not self.gave_up:
-                    await asyncio.sleep(_delay(self.config.backoff, attempt, failure.wait))
+                    await asyncio.sleep(_delay(self.config, attempt, failure.wait))
                     continue
+                self.report.oversized += int(failure.oversized)
                 self._finish(planned, None, attempts, failure.error)
                 self.gave_up = self.gave_up or failure.retry
                 return
             self._finish(planned, body, attempts, None)
             return
 
-    @staticmethod
-    async def _post(client: Any, planned: Planned) -> str:
-        """POST /chat/completions through the client: the journaled bytes are exactly the bytes sent.
+    async def _post(self, client: Any, planned: Planned) -> str:
+        """The journaled bytes are exactly the bytes sent; a 200 that is not a chat completion is retried."""
+        from builder.generators.teacher_http import post
 
-        (`chat.completions.create` would re-serialize the body after walking every message through the
-        typed-dict unions, a few ms of CPU per request that cost ~20% of the throughput at 8 in flight.)
-        """
-        import httpx2  # the openai client's HTTP library (openai >= 3)
-
-        raw = await client.post("/chat/completions", cast_to=httpx2.Response, content=planned.request_json.encode(),
-                                options={"idempotency_key": planned.request_sha256})
-        text = str(raw.text)
-        response_content(text)  # a 200 that is not a chat completion is retried like a 5xx
-        return text
+        text = await post(client, planned.request_json.encode(), planned.request_sha256, self.config.timeout)
+        return storable_body(text)
 
     def _finish(self, planned: Planned, body: str | None, attempts: int, error: str | None) -> None:
         status = OK if body is not None else FAILED
@@ -377,24 +425,38 @@ class Sender:
             self.report.ok += 1
         else:
             self.report.failed += 1
+            self.report.first_error = self.report.first_error or error
             self.report.last_error = error
 
 
-def _failure(exc: Exception) -> _Failure | None:
+def _failure(exc: Exception, config: TeacherConfig) -> _Failure | None:
     """What an exception from the client means for the request; None: not the endpoint's doing."""
     import openai
 
+    from builder.generators.teacher_http import EncodedResponse, OversizedResponse
+
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        error = f"HTTP {status}: {exc.response.text[:500]}"
+        error = f"HTTP {status}: {printable(exc.response.text[:500])}"
         return _Failure(status == 429 or status >= 500, retry_after(exc.response.headers), error)
-    if isinstance(exc, openai.APITimeoutError):
-        return _Failure(True, None, "timed out")
+    if isinstance(exc, openai.APITimeoutError | TimeoutError):
+        return _Failure(True, None, f"timed out (--teacher-timeout {config.timeout:g} s)")
     if isinstance(exc, openai.APIConnectionError):
-        return _Failure(True, None, f"connection error: {exc.__cause__ or exc}")
-    if isinstance(exc, MalformedResponse):
-        return _Failure(True, None, str(exc))
+        cause = exc.__cause__ or exc
+        return _Failure(True, None, printable(f"connection error: {str(cause) or type(cause).__name__}"))
+    if isinstance(exc, OversizedResponse):  # asked again, a seeded request would get the same answer
+        return _Failure(False, None, f"{exc} (--teacher-max-response-bytes)", oversized=True)
+    if isinstance(exc, MalformedResponse | EncodedResponse):
+        return _Failure(True, None, printable(str(exc)))
     return None
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """An endpoint's words on one line, safe for the terminal and the catalog: controls and surrogates escaped."""
+    return _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 def retry_after(headers: Any) -> float | None:
@@ -414,10 +476,10 @@ def retry_after(headers: Any) -> float | None:
     return None
 
 
-def _delay(backoff: float, attempt: int, asked: float | None) -> float:
+def _delay(config: TeacherConfig, attempt: int, asked: float | None) -> float:
     if asked is not None:
-        return min(asked, MAX_WAIT)
-    return min(backoff * 2.0 ** (attempt - 1), MAX_WAIT) * random.uniform(0.5, 1.0)
+        return min(asked, config.max_wait)
+    return min(config.backoff * 2.0 ** (attempt - 1), config.max_wait) * random.uniform(0.5, 1.0)
 
 
 # --- the generator --------------------------------------------------------------------------------------
@@ -450,6 +512,8 @@ class TeacherGenerator:
             writer.close()
         if sender.gave_up:
             raise self._unavailable(config, len(todo))
+        if self._too_many_failed(config):
+            raise self._refused(config)
         return [s for p in planned if p.request_sha256 in answers for s in self._samples(p, answers[p.request_sha256])]
 
     def _samples(self, planned: Planned, body: str) -> Iterator[Sample]:
@@ -463,6 +527,20 @@ class TeacherGenerator:
             self.report.unparseable += 1
             said = [*planned.body["messages"], {"role": "assistant", "content": parsed.unparseable}]
             self.rejected.append((Sample.make(said, planned.kind, list(planned.lineage)), "unparseable"))
+
+    def _too_many_failed(self, config: TeacherConfig) -> bool:
+        r = self.report
+        return r.failed > 0 and (r.ok + r.reused == 0 or r.failed > config.max_failed * r.planned)
+
+    def _refused(self, config: TeacherConfig) -> TeacherError:
+        r = self.report
+        rule = "none succeeded" if r.ok + r.reused == 0 else \
+            f"more than {config.max_failed:.0%} failed (--teacher-max-failed {config.max_failed:g})"
+        return TeacherError(
+            f"the teacher at {config.url} failed {r.failed} of {r.planned} requests ({r.ok} ok in this run, "
+            f"{r.reused} reused from earlier runs): {rule}; first error: {r.first_error}",
+            hint="fix what the first error says (URL, model, API key, limits); the answers received are saved: "
+                 "run the same command again to send only the failed requests")
 
     def _unavailable(self, config: TeacherConfig, todo: int) -> TeacherError:
         r = self.report

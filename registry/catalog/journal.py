@@ -7,7 +7,8 @@ stored `ok` response, so a run killed at any point resumes without sending a fin
 `TeacherJournal` is the table's reader and writer on one DuckDB connection. `JournalWriter` is the single
 writer a concurrent generator hands its finished requests to: one thread that owns its own cursor, drains
 a queue and commits whatever has arrived in one transaction (group commit), so the event loop that sends the
-requests never waits on the disk and no two threads ever write the catalog at once.
+requests never waits on the disk and no two threads ever write the catalog at once. A row the catalog refuses
+is the only one lost from its group (`TeacherJournal.record` writes the group again row by row).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+
+from registry.errors import CatalogError
 
 OK, FAILED = "ok", "failed"
 
@@ -60,7 +63,30 @@ class TeacherJournal:
         return {r[0]: StoredRequest(*r) for r in rows}
 
     def record(self, finished: Sequence[FinishedRequest]) -> None:
-        """Insert (or replace a failed row with) these requests: one statement, committed when it returns."""
+        """Insert (or replace a failed row with) these requests: one statement, committed when it returns.
+
+        When the catalog refuses the statement, each request is written alone: one it cannot take never takes
+        the others with it, and is named in the `CatalogError` raised once the others are in.
+        """
+        try:
+            self._insert(finished)
+        except Exception as exc:
+            if len(finished) == 1:
+                raise CatalogError(f"the catalog refused teacher request {finished[0].request_sha256}: {exc}",
+                                   hint="report it: a teacher's answer should always be storable") from None
+            self._record_apart(finished)
+
+    def _record_apart(self, finished: Sequence[FinishedRequest]) -> None:
+        refused: CatalogError | None = None
+        for row in finished:
+            try:
+                self.record([row])
+            except CatalogError as exc:
+                refused = refused or exc
+        if refused is not None:
+            raise refused
+
+    def _insert(self, finished: Sequence[FinishedRequest]) -> None:
         if not finished:
             return
         now = datetime.now(UTC)
