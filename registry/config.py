@@ -11,6 +11,13 @@ from registry.licenses import LicensePolicy
 from registry.records import canonical_json
 
 MIB = 1024 * 1024
+# The modules of this package whose code decides a leaf's verdict (its findings, version id and question keys) or
+# the findings of a whole validation: registry.validation and everything of the package it imports. Their source
+# is part of the rules key, so a new or changed rule re-checks every cached leaf, and `taxreg index` of an
+# unchanged tree runs again. tests/test_rule_cache.py fails when a module that emits findings, or one that
+# registry.validation imports, is missing here.
+RULE_MODULES = ("attribution", "config", "discovery", "documents", "errors", "findings", "fingerprint", "gitrepo",
+                "leaf", "licenses", "records", "schema", "validation", "yamlfile")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +43,11 @@ class ValidationConfig:
         return documents_root(taxonomy_root, self.documents_dir)
 
     def file_rules_key(self) -> str:
-        """Hash of everything a leaf's verdict depends on besides its files: limits, policy, rule versions."""
+        """Hash of everything a leaf's verdict depends on besides its files: limits, policy, the versions of the
+        checking packages and the source of the rules (RULE_MODULES)."""
         key = {"max_file_size": self.max_file_size, "max_yaml_nodes": self.max_yaml_nodes,
-               "words": asdict(self.words), "allowed": sorted(self.policy.allowed), "versions": _versions()}
+               "words": asdict(self.words), "allowed": sorted(self.policy.allowed), "versions": _versions(),
+               "rules": rules_source_digest()}
         return hashlib.sha256(canonical_json(key).encode()).hexdigest()
 
 
@@ -48,12 +57,31 @@ def documents_root(taxonomy_root: Path, documents_dir: Path | None = None) -> Pa
 
 
 @functools.cache
+def rules_source_digest() -> str:
+    """sha256 over the source of RULE_MODULES, read once per process. The package version alone misses an edited
+    rule (a development tree keeps its version). A module whose source cannot be read (a bytecode-only install)
+    counts by name only: the package version then stands for its code."""
+    digest = hashlib.sha256()
+    folder = Path(__file__).parent
+    for name in RULE_MODULES:
+        try:
+            source = (folder / f"{name}.py").read_bytes()
+        except OSError:
+            source = b""
+        digest.update(f"{name}\0{len(source)}\0".encode())
+        digest.update(source)
+    return digest.hexdigest()
+
+
+@functools.cache
 def _versions() -> dict[str, str]:
-    """The code that decides verdicts: a new release of any of it re-checks every leaf."""
+    """The packages that decide verdicts: a new release of any of them re-checks every leaf."""
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for package in ("taxonomy-registry", "instructlab-schema", "license-expression", "jsonschema-rs", "pyyaml"):
+    # jsonschema words the messages of files that fail the schema (TR209)
+    for package in ("taxonomy-registry", "instructlab-schema", "license-expression", "jsonschema-rs", "jsonschema",
+                    "pyyaml"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:

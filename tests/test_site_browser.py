@@ -223,6 +223,25 @@ def test_console_counts_what_duckdb_counts(visit: Visit, site: Path) -> None:
     visit.assert_clean()
 
 
+def test_the_console_examples_of_column_comments_answer_with_them(visit: Visit, site: Path) -> None:
+    """The browser engine reads the comments of table and view columns from the public database."""
+    page = console(visit)
+    page.wait_for_selector("#taxreg-console[data-ready='1']", timeout=90_000)
+    example = next(c for c in page.locator("code").all_inner_texts() if "duckdb_columns()" in c)
+    assert run_sql(visit, example) == "done"
+    expected = published(site, example)
+    assert cells(visit) == [[column, comment] for column, comment in expected] and len(expected) >= 9
+    assert all(comment for _, comment in expected)
+    page.select_option(".taxreg-console__canned", label="Columns: what each holds and how it joins")
+    page.wait_for_function("document.querySelector('.taxreg-console__sql').value.includes('duckdb_columns')")
+    page.wait_for_selector(SETTLED)
+    shown = cells(visit)
+    assert len(shown) == len(published(site, "SELECT * FROM duckdb_columns() WHERE NOT internal"))
+    assert all(row[-1].strip() for row in shown)  # every column of every table and view says what it holds
+    assert ["v_sample_provenance", "doc_sha256"] in [row[:2] for row in shown]
+    visit.assert_clean()
+
+
 def test_a_shared_query_runs_on_open(visit: Visit, site: Path) -> None:
     sql = "SELECT contributor, count(*)::INTEGER AS samples FROM v_sample_provenance GROUP BY ALL ORDER BY ALL"
     page = console(visit, sql)

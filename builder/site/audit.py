@@ -133,6 +133,10 @@ def canned_queries(con: Any) -> list[CannedQuery]:
                     "SELECT table_name, estimated_size::INTEGER AS row_count, comment\nFROM duckdb_tables()\n"
                     "WHERE database_name = current_database()\nORDER BY table_name",
                     "Every table of the public database with its documentation (COMMENT ON)."),
+        CannedQuery("Columns: what each holds and how it joins",
+                    "SELECT table_name, column_name, data_type, comment\nFROM duckdb_columns()\n"
+                    "WHERE database_name = current_database()\nORDER BY table_name, column_index",
+                    "Every column of every table and view with its documentation (COMMENT ON)."),
         CannedQuery("Contributions per kind and domain",
                     "SELECT kind, domain, count(*)::INTEGER AS contributions\nFROM contribution\n"
                     "GROUP BY ALL\nORDER BY contributions DESC, kind, domain",

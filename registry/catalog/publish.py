@@ -70,10 +70,6 @@ ORDER_KEYS = {
     "sample_lineage": ("sample_id", "parent_kind", "parent_id", "role"),
     "policy_check": ("release_id", "attempt", "build_id", "rule", "subject"),
 }
-MACRO_COMMENTS = {
-    "takedown_impact": "takedown_impact(subject): every sample, run, dataset, model and release that depends on a "
-                       "subject (a document sha256, a contribution path, a version id, or a seed or chunk id).",
-}
 
 @dataclass(frozen=True, slots=True)
 class PublishedFile:
@@ -130,7 +126,7 @@ def audit_views(con: Any, database: str | None = None) -> list[AuditView]:
     views = [AuditView(name, "view", sql.strip(), comment or "") for name, sql, comment in con.execute(
         f"SELECT view_name, sql, comment FROM duckdb_views() WHERE {where} AND schema_name = 'main' "
         "AND NOT internal ORDER BY view_name").fetchall()]
-    macros = [AuditView(name, "table_macro", _macro_sql(name, params, body), comment or MACRO_COMMENTS.get(name, ""))
+    macros = [AuditView(name, "table_macro", _macro_sql(name, params, body), comment or "")
               for name, params, body, comment in con.execute(
                   f"SELECT function_name, parameters, macro_definition, comment FROM duckdb_functions() "
                   f"WHERE {where} AND schema_name = 'main' AND function_type = 'table_macro' AND NOT internal "
@@ -187,6 +183,7 @@ def _write(con: Any, staging: Path, steady: Steady | None, previous: Path | None
             con.execute("USE public_copy")  # view and macro bodies name their tables without a database
             try:
                 _create_views(con, views)
+                _comment_view_columns(con, home)
             finally:
                 con.execute(f"USE {ident(home)}")
         finally:
@@ -325,6 +322,16 @@ def _create_views(con: Any, pending: list[AuditView]) -> None:
             raise CatalogError(f"cannot recreate {failed[0].name} in the public copy: {errors[0]}",
                                hint="a view or macro reads something that is not published")
         pending = failed
+
+
+def _comment_view_columns(con: Any, home: str) -> None:
+    """Views are recreated from their SQL, which does not carry the comments on their columns."""
+    for view, column, comment in con.execute(
+            "SELECT c.table_name, c.column_name, c.comment FROM duckdb_columns() c "
+            "JOIN duckdb_views() v ON v.database_name = c.database_name AND v.schema_name = c.schema_name "
+            f"AND v.view_name = c.table_name WHERE c.database_name = {literal(home)} AND c.schema_name = 'main' "
+            "AND NOT v.internal AND c.comment IS NOT NULL ORDER BY ALL").fetchall():
+        con.execute(f"COMMENT ON COLUMN public_copy.main.{ident(view)}.{ident(column)} IS {literal(comment)}")
 
 
 def _macro_sql(name: str, params: list[str], body: str) -> str:
