@@ -16,8 +16,8 @@ MIB = 1024 * 1024
 # is part of the rules key, so a new or changed rule re-checks every cached leaf, and `taxreg index` of an
 # unchanged tree runs again. tests/test_rule_cache.py fails when a module that emits findings, or one that
 # registry.validation imports, is missing here.
-RULE_MODULES = ("attribution", "config", "discovery", "documents", "errors", "findings", "fingerprint", "gitrepo",
-                "leaf", "licenses", "records", "schema", "validation", "yamlfile")
+RULE_MODULES = ("attribution", "config", "discovery", "documents", "errors", "findings", "fingerprint", "folders",
+                "gitrepo", "leaf", "licenses", "records", "schema", "validation", "yamlfile")
 
 
 @dataclass(frozen=True, slots=True)
