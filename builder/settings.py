@@ -1,11 +1,17 @@
-"""Settings: defaults, then `taxreg.toml` in the working directory, then command-line options."""
+"""Settings: defaults, then `taxreg.toml` in the working directory, then command-line options.
+
+Every [section] is read through `Table`, which refuses what it does not know: a key that is not a setting, a value
+of the wrong type, a folder that is not there. Each refusal is one message naming the file, the key and the fix,
+and every problem is found before any work starts.
+"""
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from builder import layout
 from registry.config import ValidationConfig, WordLimits
@@ -16,6 +22,11 @@ SETTINGS_FILE = "taxreg.toml"
 DEFAULT_TAXONOMY = Path("taxonomy")
 DEFAULT_BUILD = layout.DEFAULT.root
 DEFAULT_CATALOG = layout.DEFAULT.catalog
+T = TypeVar("T")
+
+
+class SettingsError(RegistryError):
+    """taxreg.toml holds something taxreg cannot use (exit code 2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,48 +46,93 @@ class Settings:
             policy=LicensePolicy(frozenset(licenses)), documents_dir=documents)
 
 
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One [section] of taxreg.toml, with the keys it may hold (key -> what it is, for messages)."""
+
+    path: Path
+    name: str
+    values: dict[str, Any]
+    known: dict[str, str]
+
+    @classmethod
+    def of(cls, raw: dict[str, Any], path: Path, name: str, known: dict[str, str]) -> Table:
+        """[name] (dotted for a sub-table: "generate.judge"), empty when absent; unknown keys are refused."""
+        values: Any = raw
+        for part in name.split("."):
+            values = values.get(part, {}) if isinstance(values, dict) else None
+        if not isinstance(values, dict):
+            raise SettingsError(f"{path}: [{name}] must be a table", hint=f"write [{name}] on a line of its own")
+        unknown = sorted(set(values) - set(known))  # a sub-table ([generate.judge]) is a known key of its parent
+        if unknown:
+            raise SettingsError(f"{path}: unknown setting{'s' if len(unknown) > 1 else ''} in [{name}]: "
+                                f"{', '.join(unknown)}", hint="known: " + "; ".join(f"{k} ({v})" for k, v in
+                                                                                   known.items()))
+        return cls(path, name, values, known)
+
+    def get(self, key: str, kind: type[T] | tuple[type, ...], default: T, check: Callable[[Any], bool] = bool,
+            ) -> T:
+        """The value of `key` (the default when absent), refused unless it is a `kind` that passes `check`."""
+        if key not in self.values:
+            return default
+        value = self.values[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int in Python; a setting that wants a number never means true
+        wrong_type = not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+        if wrong_type or not check(value):
+            raise SettingsError(f"{self.path}: [{self.name}] {key} = {value!r} is not {self.known[key]}",
+                                hint=f"set {key} to {self.known[key]} in [{self.name}], or remove it for the default")
+        return value  # type: ignore[no-any-return]
+
+    def folder(self, key: str) -> Path | None:
+        """A folder that must exist, relative to taxreg.toml's own folder when not absolute."""
+        value = self.get(key, str, "")
+        if not value:
+            return None
+        folder = (self.path.parent / Path(value).expanduser()) if not Path(value).expanduser().is_absolute() \
+            else Path(value).expanduser()
+        if not folder.is_dir():
+            raise SettingsError(f"{self.path}: [{self.name}] {key} = {value!r}: no folder at {folder}",
+                                hint=f"set {key} to an existing folder (relative paths are read from "
+                                     f"{self.path.parent or '.'})")
+        return folder
+
+
 def load(path: Path = Path(SETTINGS_FILE)) -> Settings:
     if not path.is_file():
         return Settings()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"{path}: {exc}", hint="fix the TOML syntax") from None
-    section = raw.get("validate", {})
-    if not isinstance(section, dict):
-        raise RegistryError(f"{path}: [validate] must be a table", hint="write [validate] on a line of its own")
-    unknown = set(section) - {"allowed_licenses", "max_file_size", "words"}
+        raise SettingsError(f"{path}: {exc}", hint="fix the TOML syntax") from None
+    unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise RegistryError(f"{path}: unknown settings in [validate]: {', '.join(sorted(unknown))}",
-                            hint="known: allowed_licenses, max_file_size, words.{context,qa,leaf}")
-    licenses = section.get("allowed_licenses", list(DEFAULT_ALLOWED))
-    if not isinstance(licenses, list) or not all(isinstance(x, str) for x in licenses):
-        raise RegistryError(f"{path}: allowed_licenses must be a list of SPDX ids, e.g. [\"MIT\", \"CC-BY-4.0\"]")
-    words = section.get("words", {})
-    if not isinstance(words, dict) or set(words) - {"context", "qa", "leaf"} or not all(
-            _positive(v) for v in words.values()):
-        raise RegistryError(f"{path}: words must be a table of positive whole numbers: context, qa, leaf")
-    size = section.get("max_file_size", 1024 * 1024)
-    if not _positive(size):
-        raise RegistryError(f"{path}: max_file_size must be a positive whole number of bytes")
+        raise SettingsError(f"{path}: unknown section{'s' if len(unknown) > 1 else ''} "
+                            f"{', '.join(f'[{u}]' for u in unknown)}", hint=f"known: {', '.join(SECTIONS)}")
+    validate = Table.of(raw, path, "validate", {
+        "allowed_licenses": "a list of SPDX ids, e.g. [\"MIT\", \"CC-BY-4.0\"]",
+        "max_file_size": "a positive whole number of bytes",
+        "words": "a table of positive whole numbers: context, qa, leaf"})
+    licenses = validate.get("allowed_licenses", list, list(DEFAULT_ALLOWED),
+                            lambda v: all(isinstance(x, str) for x in v))
+    words = validate.get("words", dict, {}, lambda v: not set(v) - {"context", "qa", "leaf"} and all(
+        _positive(x) for x in v.values()))
+    size = validate.get("max_file_size", int, 1024 * 1024, _positive)
     return Settings(spdx_ids(licenses, str(path)), size, WordLimits(**words), _release_license(raw, path))
+
+
+SECTIONS = ("validate", "release")
 
 
 def _release_license(raw: dict[str, Any], path: Path) -> str | None:
     """[release] license = "SPDX expression": the license a release is declared under."""
-    section = raw.get("release", {})
-    if not isinstance(section, dict):
-        raise RegistryError(f"{path}: [release] must be a table", hint="write [release] on a line of its own")
-    unknown = set(section) - {"license"}
-    if unknown:
-        raise RegistryError(f"{path}: unknown settings in [release]: {', '.join(sorted(unknown))}",
-                            hint="known: license")
-    if "license" not in section:
+    release = Table.of(raw, path, "release", {"license": "an SPDX license expression, e.g. \"CC-BY-4.0\""})
+    value = release.get("license", str, "")
+    if not value:
         return None
-    value = section["license"]
-    spdx = normalize(value) if isinstance(value, str) else None
+    spdx = normalize(value)
     if spdx is None:
-        raise RegistryError(f"{path}: [release] license {value!r} is not an SPDX license expression",
+        raise SettingsError(f"{path}: [release] license {value!r} is not an SPDX license expression",
                             hint="e.g. license = \"CC-BY-4.0\" or \"CC-BY-SA-4.0 AND Apache-2.0\"")
     return spdx
 
