@@ -20,13 +20,16 @@ def dataset_build(
     mix: Annotated[list[str] | None, typer.Option(help="Ratio per kind: knowledge=1.0, skills=0.5 (repeat).")]
     = None,
     run: Annotated[str | None, typer.Option(help="Only samples of this generation run.")] = None,
+    min_test: Annotated[int, typer.Option(
+        "--min-test", min=0, help="Test samples each contribution keeps at least (at most half of its samples), so "
+                                  "`taxreg eval` has something held out for every contribution.")] = 2,
 ) -> None:
     """Write train/test JSONL and Parquet, a dataset card and croissant.json (byte-identical for the same inputs)."""
     from builder.datasets import DatasetOptions, build_dataset
 
     with console.user_errors(state["debug"]):
         ratios = {"knowledge": 1.0, "skills": 1.0} | _ratios(mix or [])
-        outcome = build_dataset(catalog, out, DatasetOptions(name, test_fraction, ratios, run))
+        outcome = build_dataset(catalog, out, DatasetOptions(name, test_fraction, ratios, run, min_test))
     for f in outcome.files:
         console.print_line(f"{f.sha256}  {f.path}  ({f.rows} rows)")
     console.print_summary(f"dataset {name} -> {outcome.folder} (license: {outcome.license_expression})", False)
