@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from builder import layout
+from builder.evaluation.config import KEYS as EVAL_KEYS
+from builder.evaluation.config import EvalSettings, JudgeSettings, Thresholds
 from registry.config import ValidationConfig, WordLimits
 from registry.errors import RegistryError
 from registry.licenses import DEFAULT_ALLOWED, LicensePolicy, normalize
@@ -35,6 +37,7 @@ class Settings:
     max_file_size: int = 1024 * 1024
     words: WordLimits = field(default_factory=WordLimits)
     release_license: str | None = None  # [release] license: what the license gates check against
+    evaluation: EvalSettings = field(default_factory=EvalSettings)  # [eval]
 
     def validation(self, documents: Path | None = None, max_file_size: int | None = None,
                    allowed: list[str] | None = None) -> ValidationConfig:
@@ -118,10 +121,30 @@ def load(path: Path = Path(SETTINGS_FILE)) -> Settings:
     words = validate.get("words", dict, {}, lambda v: not set(v) - {"context", "qa", "leaf"} and all(
         _positive(x) for x in v.values()))
     size = validate.get("max_file_size", int, 1024 * 1024, _positive)
-    return Settings(spdx_ids(licenses, str(path)), size, WordLimits(**words), _release_license(raw, path))
+    return Settings(spdx_ids(licenses, str(path)), size, WordLimits(**words), _release_license(raw, path),
+                    _evaluation(raw, path))
 
 
-SECTIONS = ("validate", "release")
+SECTIONS = ("validate", "release", "eval")
+
+
+def _evaluation(raw: dict[str, Any], path: Path) -> EvalSettings:
+    """[eval]: the regression thresholds of the eval.no_regression gate, the bootstrap, the judge."""
+    table = Table.of(raw, path, "eval", EVAL_KEYS)
+    defaults, limits = EvalSettings(), Thresholds()
+    thresholds = Thresholds(**{key: _number(table, key, getattr(limits, key), (lambda v: v >= 0) if key ==
+                                            "max_nll_increase" else (lambda v: 0 <= v <= 1))
+                               for key in limits.as_dict()})
+    judge = JudgeSettings(table.get("judge_url", str, ""), table.get("judge_model", str, ""))
+    if bool(judge.url) != bool(judge.model):
+        raise SettingsError(f"{path}: [eval] judge_url and judge_model go together",
+                            hint="set both (an OpenAI-compatible endpoint and its model), or neither")
+    return EvalSettings(
+        thresholds, seed=table.get("seed", int, defaults.seed, lambda v: True),
+        bootstrap=table.get("bootstrap", int, defaults.bootstrap, lambda v: v >= 100),
+        confidence=_number(table, "confidence", defaults.confidence, lambda v: 0.5 <= v < 1),
+        max_new_tokens=table.get("max_new_tokens", int, defaults.max_new_tokens, lambda v: 1 <= v <= 1024),
+        judge=judge)
 
 
 def _release_license(raw: dict[str, Any], path: Path) -> str | None:
@@ -135,6 +158,10 @@ def _release_license(raw: dict[str, Any], path: Path) -> str | None:
         raise SettingsError(f"{path}: [release] license {value!r} is not an SPDX license expression",
                             hint="e.g. license = \"CC-BY-4.0\" or \"CC-BY-SA-4.0 AND Apache-2.0\"")
     return spdx
+
+
+def _number(table: Table, key: str, default: float, check: Callable[[Any], bool]) -> float:
+    return float(table.get(key, (int, float), default, check))
 
 
 def _positive(value: Any) -> bool:

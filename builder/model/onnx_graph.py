@@ -307,7 +307,7 @@ def export_fp32(model: Any, out_dir: Path) -> Path:
     graph = onnx_ir.to_proto(program.model)
     del program
     fuse_rotary(graph, int(model.config.max_position_embeddings))
-    _save(graph, path)
+    save(graph, path)
     return path
 
 
@@ -364,7 +364,7 @@ def quantize_int8(fp32: Path, out_dir: Path, work: Path, keep_fp32: tuple[str, .
     shutil.rmtree(out_dir, ignore_errors=True)  # onnx appends external data to an existing .data file
     work.mkdir(parents=True, exist_ok=True)
     source = work / "untied.onnx"
-    _save(graph, source)
+    save(graph, source)
     del graph
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MODEL_FILE
@@ -391,7 +391,7 @@ def _too_big(model: Any) -> bool:
     return bool(model.ByteSize() > 1_900_000_000)  # protobuf's 2 GB limit, with room for the graph
 
 
-def _save(model: Any, path: Path) -> None:
+def save(model: Any, path: Path) -> None:
     import onnx
 
     if _too_big(model):
