@@ -136,7 +136,7 @@ def _saved(run: _Run, stage: Stage, key: str, result: StageResult) -> dict[str, 
 def _options_json(options: BuildOptions) -> dict[str, Any]:
     return {"release": options.release, "seed": options.seed, "train_steps": options.train_steps,
             "train_epochs": options.train_epochs, "allow": sorted(options.allow), "license": options.license,
-            "builder": __version__}
+            "evaluation": options.evaluation.key(), "builder": __version__}
 
 
 def _preflight(options: BuildOptions, stage_names: list[str]) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from builder.evaluation.config import EvalSettings
 from builder.layout import DEFAULT, BuildLayout
 from registry.config import ValidationConfig
 
@@ -33,6 +34,7 @@ class BuildOptions:
     force: tuple[str, ...] = ()  # stages to run even when their inputs did not change
     model: bool = True  # base, train and export (off: a data-only build)
     site: bool = True
+    evaluation: EvalSettings = field(default_factory=EvalSettings)  # taxreg.toml [eval]
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from registry.release.versions import taken
 
 class ReleaseStage(BuildStage):
     name = "release"
-    needs = ("dataset", "export")
+    needs = ("dataset", "export", "evaluate")
 
     def wanted(self, options: BuildOptions) -> bool:
         return options.release is not None
@@ -36,7 +36,8 @@ class ReleaseStage(BuildStage):
         from registry.catalog.connection import open_catalog
 
         layout = ctx.layout
-        shipped = [layout.dataset(), *([layout.model.adapter, *exported(ctx)] if ctx.options.model else [])]
+        shipped = [layout.dataset(), *([layout.model.adapter, *exported(ctx), layout.model.evaluation]
+                                       if ctx.options.model else [])]
         with open_catalog(layout.catalog) as con:
             takedowns = builds.takedown_subjects(con)
         return {"files": sorted(hash_outputs(shipped, layout.root).values()), "takedowns": takedowns,
@@ -65,7 +66,8 @@ class ReleaseStage(BuildStage):
         outcome = cut_release(CutOptions(version, options.build_dir, license=options.license, allow=options.allow,
                                          sign_key=options.sign_key, with_model=options.model, build_id=ctx.build_id,
                                          policy=ctx.config.policy,
-                                         config={"seed": options.seed, "train_steps": options.train_steps}))
+                                         config={"seed": options.seed, "train_steps": options.train_steps},
+                                         eval_thresholds=options.evaluation.thresholds.as_dict()))
         warning = undeclared_warning(outcome.manifest.policy)
         detail = f"{outcome.folder} (manifest {outcome.manifest_sha256[:12]}), license {outcome.manifest.license}"
         return StageResult(detail + (" (undeclared)" if warning else ""),
