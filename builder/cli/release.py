@@ -55,7 +55,8 @@ def cut(
     with console.user_errors(state["debug"]):
         loaded = settings.load()
         options = CutOptions(version, build_dir, dataset, license or loaded.release_license, tuple(allow or ()),
-                             sign, not no_model, policy=LicensePolicy(frozenset(loaded.allowed_licenses)))
+                             sign, not no_model, policy=LicensePolicy(frozenset(loaded.allowed_licenses)),
+                             eval_thresholds=loaded.evaluation.thresholds.as_dict())
         with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
             outcome = cut_release(options)
     m = outcome.manifest
@@ -124,9 +125,14 @@ def diff(
                            ("metrics", result.metrics), ("files", result.files)):
         for v in changes:
             console.print_line(f"{title}: {v.name}: {_short(v.old)} -> {_short(v.new)}")
+    for e in result.effects:
+        console.print_line(f"effect {e.direction:<6} {e.subject} {e.metric}: {e.old_delta:+.4g} "
+                           f"[{e.old_interval[0]:+.4g}, {e.old_interval[1]:+.4g}] -> {e.new_delta:+.4g} "
+                           f"[{e.new_interval[0]:+.4g}, {e.new_interval[1]:+.4g}]")
     console.print_summary(f"{result.old} -> {result.new}: {len(result.contributions)} contribution(s) changed, "
-                          f"{len(result.files)} file(s) differ; reproducible outputs identical: "
-                          f"{'yes' if result.reproducible_match else 'no'}", False)
+                          f"{len(result.files)} file(s) differ, {len(result.effects)} effect(s) changed beyond their "
+                          f"intervals; reproducible outputs identical: {'yes' if result.reproducible_match else 'no'}",
+                          False)
 
 
 @release_app.command("list")

@@ -3,7 +3,9 @@ own audit Parquet (sample_lineage x dataset_member), so a diff needs nothing but
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -28,7 +30,21 @@ def locate(build_dir: Path, release: str) -> Path:
 def diff_folders(old: Path, new: Path) -> ReleaseDiff:
     a, _ = read_manifest(old)
     b, _ = read_manifest(new)
-    return diff_releases(a, b, samples_by_contribution(old, a), samples_by_contribution(new, b))
+    return diff_releases(a, b, samples_by_contribution(old, a), samples_by_contribution(new, b),
+                         evaluation_of(old), evaluation_of(new))
+
+
+def evaluation_of(folder: Path) -> dict[str, Any]:
+    """The release's evaluation.json ({} when it shipped none: a data-only release, or cut before evaluation)."""
+    path = ReleaseLayout(folder).evaluation
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"cannot read {path}: {exc}", hint="check the release with `taxreg release verify`") \
+            from None
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def samples_by_contribution(folder: Path, manifest: Manifest) -> SampleMap:
