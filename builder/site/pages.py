@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from builder.site import lineage, urls
+from builder.site import impact, lineage, urls
 from builder.site.data import Row, SiteData
 
 SEARCH_SEEDS = 3  # questions of a contribution put in the search index (the page has them all)
@@ -71,7 +71,10 @@ def _contribution(c: Row, data: SiteData) -> PageSpec:
         "seed_count": len(data.seeds.get(cid, [])),
         "sample_count": max((r["kept"] for r in runs), default=0),
         "repo_link": urls.web_link(c["document_repo"]),
+        "impact": impact.contribution_context(data.impact, cid, releases),
     }
+    for entry in context["impact"]["entries"]:
+        entry["release_href"] = urls.href(urls.release(entry["release_id"])) if entry["release_id"] else None
     context["mermaid"] = lineage.diagram(context)
     search = " ".join(filter(None, [cid, c["kind"], c["domain"], c["created_by"], c["status"],
                                     context["contributor"]["name"], c["knowledge_domain"], *context["licenses"],
@@ -149,7 +152,8 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
                    "contributors": contributors, "checks": details.get("checks", []),
                    "takedowns": [{**t, "href": urls.href(urls.contribution(t["subject"]) if t["subject_kind"] ==
                                                          "contribution" else urls.document(t["subject"]))}
-                                 for t in details.get("takedowns", [])]}
+                                 for t in details.get("takedowns", [])],
+                   "impact": _linked(impact.release_context(data.impact, rid))}
         jsonld = {"@context": "https://schema.org", "@type": "Dataset", "name": f"Taxonomy Registry release {rid}",
                   "version": rid, "datePublished": release["released_at"], "license": release["license_expression"],
                   "identifier": release["manifest_sha256"],
@@ -159,6 +163,12 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
         search = " ".join(filter(None, [rid, release["status"], release["license_expression"],
                                         release["taxonomy_commit"]]))
         yield PageSpec(urls.release(rid), f"Release {rid}", "release.html", context, search, jsonld)
+
+
+def _linked(context: dict[str, Any]) -> dict[str, Any]:
+    for row in [*context.get("ranked", []), *context.get("regressions", [])]:
+        row["href"] = urls.href(urls.contribution(row["contribution_id"])) if row.get("contribution_id") else None
+    return context
 
 
 def _pretty(raw: str | None) -> str:
