@@ -41,11 +41,11 @@ def engine(model_dir: Path) -> Any:
 
 
 @contextmanager
-def serving(engine: Any, workers: int = 2, max_waiting: int = 8) -> Iterator[tuple[Any, str]]:
-    """The real app under uvicorn in a thread: (its Service, its base URL)."""
+def serving(engine: Any, workers: int = 2, max_waiting: int = 8, **connections: Any) -> Iterator[tuple[Any, str]]:
+    """The real app under uvicorn in a thread: (its Service, its base URL). `connections`: the other Limits."""
     from builder.serve.api import Limits, Service, listen, server
 
-    service = Service(engine, "demo", Limits(workers, max_waiting))
+    service = Service(engine, "demo", Limits(workers, max_waiting, **connections))
     sock = listen("127.0.0.1", 0)
     uvicorn_server = server(service, "warning")
     thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -51,6 +51,13 @@ def serve_command(
     workers: Annotated[int, typer.Option("--workers", min=1, max=256, help="Requests decoded at once.")] = 4,
     max_waiting: Annotated[int, typer.Option("--max-waiting", min=0, help="Requests queued for a worker "
                                                                           "before 429.")] = 256,
+    max_connections: Annotated[int, typer.Option("--max-connections", min=1, help="Open connections; past it the "
+                                                 "longest-idle one is closed (503 when all are busy).")] = 512,
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="Seconds a connection without a request in "
+                                                                       "progress stays open.")] = 5.0,
+    request_timeout: Annotated[float, typer.Option("--request-timeout", help="Seconds a request's headers, then its "
+                                                                             "body, may take to arrive (else 408).")]
+    = 10.0,
     log_level: Annotated[LogLevel, typer.Option("--log-level", help="uvicorn's: warning, info (with access "
                                                                     "log), debug...")] = LogLevel.WARNING,
 ) -> None:
@@ -60,10 +67,11 @@ def serve_command(
     from builder.serve.text import ModelDirError
 
     with console.user_errors(state["debug"]):
+        limits = Limits(workers, max_waiting, max_connections, idle_timeout, request_timeout)
         # Workers decode side by side: by default they share the cores rather than each asking for several.
         engine = Engine(model_dir, device, threads or max(1, (os.cpu_count() or 1) // workers))
-        sock = listen(host, port)
-    service = Service(engine, model_name or model_dir.resolve().name, Limits(workers, max_waiting))
+        sock = listen(host, port, max_connections)
+    service = Service(engine, model_name or model_dir.resolve().name, limits)
     bound = sock.getsockname()
     where = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     demo = " A DEMO model: answers carry no meaning." if engine.config.get("taxreg_demo_model") else ""
