@@ -267,6 +267,17 @@ def test_broken_folder_files_and_options_are_user_errors(model_dir: Path, tmp_pa
     assert bad_level.exit_code == 2 and "nonsense" in bad_level.output and "serving" not in bad_level.output
 
 
+def test_the_sampling_rules_live_with_sampling_not_the_cli(model_dir: Path) -> None:
+    from builder.serve.engine import BadSampling, Sampling
+
+    for top_p in (0.0, -0.5, 1.5):
+        with pytest.raises(BadSampling, match="top_p must be above 0 and at most 1"):
+            Sampling(top_p=top_p)
+    assert Sampling(top_p=1.0).top_p == 1.0
+    result = invoke("chat", str(model_dir), "--top-p", "0")
+    assert result.exit_code == 2 and "top_p must be above 0" in result.output and "1 keeps every token" in result.output
+
+
 def test_sigterm_during_requests_shuts_down_quietly(model_dir: Path) -> None:
     process, url = start_server(model_dir, "--model-name", "demo", "--workers", "1", "--threads", "1")
     statuses: list[int] = []

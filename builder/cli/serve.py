@@ -15,7 +15,6 @@ import typer
 from builder import console
 from builder.cli.common import app, state
 from builder.serve import Device
-from registry.errors import RegistryError
 
 ModelDirArg = Annotated[Path, typer.Argument(
     help="An exported model folder (holds model.onnx), e.g. build/model/onnx or build/model/onnx-int8.")]
@@ -106,14 +105,12 @@ def chat_command(
     from builder.serve.text import ModelDirError
 
     with console.user_errors(state["debug"]):
-        if top_p == 0:
-            raise RegistryError("--top-p must be above 0", hint="e.g. --top-p 0.9 (1 keeps every token)")
+        sampling = Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
         engine = Engine(model_dir, device, threads)
         try:
             engine.codec.check_template()
         except ModelDirError as exc:
             raise ModelDirError(str(exc), hint=CHAT_TEMPLATE_HINT) from None
-        sampling = Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
         conversation = Conversation(engine, sampling, system)
         if sys.stdin.isatty():
             console.print_summary(f"chatting with {model_dir} ({engine.provider}); /reset forgets, /exit ends", False)

@@ -36,6 +36,10 @@ class EmptyPrompt(RegistryError):
     """The prompt holds no tokens."""
 
 
+class BadSampling(RegistryError):
+    """Sampling settings no decoder can follow."""
+
+
 @dataclass(frozen=True, slots=True)
 class Sampling:
     """How one request samples. temperature 0 is greedy; `seed` makes the choices repeatable."""
@@ -46,6 +50,11 @@ class Sampling:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     n: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.top_p <= 1:  # no token holds a mass of 0: nothing could be sampled
+            raise BadSampling(f"top_p must be above 0 and at most 1, not {self.top_p:g}",
+                              hint="e.g. 0.9; 1 keeps every token")
 
 
 class Delta(NamedTuple):
