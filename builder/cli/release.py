@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from builder import console, settings
-from builder.cli.common import app, state
+from builder.cli.common import READ_WAIT, ReadWaitOpt, app, state
 from builder.console import TableFormat
 from registry.errors import RegistryError
 
@@ -131,9 +131,10 @@ def diff(
 def list_releases(
     build_dir: BuildDirOpt = settings.DEFAULT_BUILD,
     fmt: Annotated[TableFormat, typer.Option("--format", help="table, csv or json.")] = TableFormat.TABLE,
+    wait: ReadWaitOpt = READ_WAIT,
 ) -> None:
     """Every release recorded in the catalog (files: how many its SHA256SUMS lists, as cut and verify count)."""
-    from registry.catalog.connection import open_read_only
+    from registry.catalog.connection import open_read_only_waiting
     from registry.catalog.releases import list_releases as rows_of
 
     with console.user_errors(state["debug"]):
@@ -141,7 +142,7 @@ def list_releases(
         if not catalog.is_file():
             raise RegistryError(f"no releases: {build_dir} holds no catalog ({catalog})",
                                 hint="run `taxreg build --release VERSION`, or pass --build-dir with a build folder")
-        con = open_read_only(catalog)
+        con = open_read_only_waiting(catalog, wait)
         try:
             columns, rows = rows_of(con)
         finally:
