@@ -48,7 +48,7 @@ def cut(
     from builder.buildlock import build_lock
     from builder.release.cut import CutOptions, cut_release, undeclared_warning
     from registry.licenses import LicensePolicy
-    from registry.release.verify import count_phrase
+    from registry.release.integrity import count_phrase
 
     with console.user_errors(state["debug"]):
         loaded = settings.load()
@@ -77,7 +77,7 @@ def verify(
 ) -> None:
     """Re-hash every file against SHA256SUMS and the manifest, check the signature; exit 1 on any difference."""
     from builder.release.verify import verify_folder
-    from registry.release.verify import count_phrase
+    from registry.release.integrity import count_phrase
 
     with console.user_errors(state["debug"]):
         manifest, differences, signature = verify_folder(folder, key)
@@ -161,8 +161,8 @@ def show(
 ) -> None:
     """What a release holds: inputs, model, data, license mix, gates, signature (json: the whole manifest)."""
     from builder.release.compare import locate
+    from registry.release.integrity import count_phrase
     from registry.release.manifest import read_manifest
-    from registry.release.verify import count_phrase
 
     with console.user_errors(state["debug"]):
         manifest, _ = read_manifest(locate(build_dir, release))

@@ -32,6 +32,7 @@ from registry.catalog.steady import Steady
 from registry.errors import RegistryError
 from registry.licenses import LicensePolicy, normalize
 from registry.release.canonical import canonical_sha256
+from registry.release.integrity import check_files
 from registry.release.manifest import (
     MANIFEST,
     PUBLIC_KEY,
@@ -43,7 +44,6 @@ from registry.release.manifest import (
     read_manifest,
 )
 from registry.release.sums import file_sha256, format_sums
-from registry.release.verify import verify_release
 
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 DATA_FILES = ("train.parquet", "test.parquet", "train.jsonl", "test.jsonl")
@@ -437,7 +437,7 @@ def _adopt(con: Any, target: Path, options: CutOptions) -> CutOutcome:
     if releases.release_exists(con, options.version):
         raise RegistryError(f"release {options.version} already exists at {target}; a version is never overwritten",
                             hint="cut a new version")
-    manifest, differences = verify_release(target)
+    manifest, differences = check_files(target)
     if manifest is None or differences or manifest.version != options.version:
         raise RegistryError(f"{target} exists but is not a complete release of {options.version}",
                             hint="move it away (it is not in the catalog) and cut again")

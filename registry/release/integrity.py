@@ -1,6 +1,6 @@
-"""Checking a release folder against its SHA256SUMS and manifest: every difference, by file.
+"""A release folder's integrity: every file against SHA256SUMS and the manifest, every difference named.
 
-The cryptographic signature check lives with the signing library in the builder; here the signature is
+The signature is checked by builder/release/verify.py (the whole verdict), with the signing library; here it is
 only required to be present when the manifest says the release was signed.
 """
 
@@ -21,7 +21,7 @@ class Difference:
     detail: str
 
 
-def verify_release(folder: Path) -> tuple[Manifest | None, list[Difference]]:
+def check_files(folder: Path) -> tuple[Manifest | None, list[Difference]]:
     if not folder.is_dir():
         raise RegistryError(f"no release folder at {folder}", hint="pass the folder holding SHA256SUMS")
     differences: list[Difference] = []
