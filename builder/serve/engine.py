@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from builder.layout import ModelLayout
+from builder.layout import DEFAULT, ModelLayout
 from builder.serve import Device
 from builder.serve.text import ModelDirError, StopText, TextCodec, read_json
 from registry.errors import EnvironmentProblem, RegistryError
@@ -265,7 +265,8 @@ def _context_window(model_dir: Path, config: dict[str, Any]) -> int:
 def _model_config(model_dir: Path) -> dict[str, Any]:
     if not (model_dir / CONFIG).is_file():
         exported = ModelLayout(model_dir)  # a model folder given instead of one of its variants
-        hint = f"pass {exported.onnx} or {exported.onnx_int8}" if exported.onnx.is_dir() else \
+        hint = f"pass {exported.onnx} or {exported.onnx_int8} (a variant's folder, as {DEFAULT.model.onnx} is)" \
+            if exported.onnx.is_dir() else \
             "export the model with `taxreg export`"
         raise ModelDirError(f"{model_dir}: no {CONFIG} (not an exported model folder)", hint=hint)
     return read_json(model_dir / CONFIG)
