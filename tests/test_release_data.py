@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from builder.cli import app
 from builder.release.compare import diff_folders
 from builder.site.build import SiteOptions, build_site
-from builder.site.data import load
+from builder.site.readmodel import load
 from builder.stages.dataset import DatasetOptions, build_dataset
 from registry.catalog.connection import MIGRATIONS, SCHEMA_VERSION, open_catalog
 from registry.catalog.policy import GateFailed

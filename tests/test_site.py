@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from builder.cli import app
 from builder.site import reference, urls
 from builder.site.build import SiteOptions, build_site
-from builder.site.data import load
+from builder.site.readmodel import load
 from builder.site.vendor import mermaid
 from registry.errors import RegistryError
 from registry.findings import RULES

@@ -29,7 +29,7 @@ from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
 from builder.site import overview, reference, urls, vendor
-from builder.site.data import SiteData, load
+from builder.site.readmodel import SiteData, load
 from builder.site.pages import entity_pages
 from builder.site.render import CONTENT, TITLE, Renderer, RenderStats, Skeleton
 from registry.errors import RegistryError

@@ -9,7 +9,7 @@ from html import escape
 from typing import Any
 
 from builder.site import charts, urls
-from builder.site.data import SiteData
+from builder.site.readmodel import SiteData
 
 LATEST_RELEASES = 5
 TOP_DOMAINS = 15

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from builder.site import lineage, urls
-from builder.site.data import Row, SiteData
+from builder.site.readmodel import Row, SiteData
 
 SEARCH_SEEDS = 3  # questions of a contribution put in the search index (the page has them all)
 

@@ -1,4 +1,5 @@
-"""The catalog read once, in bulk, into what the pages show: one query per table or roll-up, grouped in Python.
+"""The site's read model: the catalog read once, in bulk, into what the pages show (one query per table or
+roll-up, grouped in Python).
 
 Never a query per page: at 10,000 contributions a query per page costs more than rendering the page.
 Rows are plain dicts (column name -> value) so that a page's context is JSON and its cache key a hash of it.
