@@ -9,27 +9,33 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import re
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
+from builder.folders import remove_stale
+
 MERMAID_VERSION = "11.12.2"  # material 9 drives the mermaid 11 API
 MERMAID_INTEGRITY = "sha512-n34QPDPEKmaeCG4WDMGy0OT6PSyxKCfy2pJgShP+Qow2KLrvWjclwbc3yXfSIf4BanqWEhQEpngWwNp/XhZt6w=="
 MEMBERS = ("package/dist/mermaid.min.js", "package/LICENSE")
+PACK_WORK = re.compile(r"\.mermaid-(?:(\d+)-)?\w+", re.ASCII)  # `npm pack` work folders: .mermaid-<pid>-<random>
 
 
 def mermaid(cache_dir: Path) -> tuple[Path | None, str]:
     """(path of mermaid.min.js, "") or (None, why it could not be vendored)."""
     ready = cache_dir / f"mermaid-{MERMAID_VERSION}"
+    remove_stale(cache_dir, PACK_WORK)  # what a run killed during `npm pack` left
     if (ready / "mermaid.min.js").is_file():
         return ready / "mermaid.min.js", ""
     npm = shutil.which("npm")
     if npm is None:
         return None, "npm was not found on PATH"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".mermaid-", dir=cache_dir))
+    work = Path(tempfile.mkdtemp(prefix=f".mermaid-{os.getpid()}-", dir=cache_dir))
     try:
         try:
             done = subprocess.run([npm, "pack", f"mermaid@{MERMAID_VERSION}", "--silent"], cwd=work,
