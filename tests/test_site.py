@@ -64,6 +64,8 @@ def make_catalog(root: Path) -> tuple[Path, Path]:
     """The embedded taxonomy plus the payload leaf, indexed, generated and made into a dataset."""
     taxonomy = root / "taxonomy"
     shutil.copytree(REPO / "taxonomy", taxonomy)
+    with (taxonomy / "README.md").open("a", encoding="utf-8") as readme:  # a tracking pixel in contributed text
+        readme.write("\n![pixel](http://evil.example/px.png) ![](//evil.example/px2.png) [out](https://evil.example/)\n")
     leaf = taxonomy / XSS_DIR
     leaf.mkdir(parents=True)
     (leaf / "qna.yaml").write_text(XSS_LEAF, encoding="utf-8")
@@ -197,6 +199,8 @@ def test_no_request_leaves_the_site(built: tuple[Path, Path, Path]) -> None:
         text = css.read_text(encoding="utf-8")
         assert not re.search(r"(url\(\s*['\"]?|@import\s+['\"]?)(https?:)?//", text, re.I), css
     assert "fonts.googleapis" not in page(site, "")
+    home = page(site, "")
+    assert "[image: pixel]" in home and '<a href="https://evil.example/" rel="nofollow noopener">out</a>' in home
 
 
 def test_reference_pages_list_every_command_option_and_rule(built: tuple[Path, Path, Path]) -> None:

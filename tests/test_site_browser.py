@@ -49,6 +49,15 @@ seed_examples:
     answer: 'Shown as <b>text</b>, &lt;escaped&gt; once.'
 """
 CONTRIBUTION = "knowledge/history/technology/printing_press"
+# The taxonomy's README is contributed markdown too: a tracking pixel and outbound links in it.
+README_TRACKERS = """
+## Pictures and links
+
+![a pixel](http://evil.example/px.png) ![a pixel by reference][px] [a link](https://evil.example/page)
+<http://evil.example/autolink>
+
+[px]: https://evil.example/ref.png
+"""
 XSS_TEXT = 'What does <script>alert("xss-q1")</script> print?'
 SETTLED = "#taxreg-console[data-state=done], #taxreg-console[data-state=error], #taxreg-console[data-state=unavailable]"
 
@@ -88,6 +97,8 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("browser")
     taxonomy = folder / "taxonomy"
     shutil.copytree(EXAMPLE_TAXONOMY, taxonomy)
+    with (taxonomy / "README.md").open("a", encoding="utf-8") as readme:
+        readme.write(README_TRACKERS)
     leaf = taxonomy / XSS_LEAF
     leaf.mkdir(parents=True)
     (leaf / "qna.yaml").write_text(XSS_YAML, encoding="utf-8")
@@ -332,6 +343,22 @@ def test_a_markup_payload_leaf_renders_as_text(visit: Visit) -> None:
     page.hover(".md-content h1")
     visit.screenshot("contribution-xss")
     visit.assert_clean()
+
+
+def test_images_and_links_in_contributed_markdown_fetch_nothing(visit: Visit) -> None:
+    page = visit.page
+    page.goto(f"{visit.base}/")
+    page.wait_for_load_state("networkidle")
+    about = page.locator(".taxreg-about")
+    assert "Pictures and links" in about.inner_text()
+    assert about.locator("img").count() == 0
+    outbound = about.evaluate("s => [...s.querySelectorAll('a')].filter(a => a.hostname === 'evil.example')"
+                              ".map(a => [a.textContent, a.rel])")
+    assert sorted(outbound) == sorted([["[image: a pixel]", "nofollow noopener"],
+                                       ["[image: a pixel by reference]", "nofollow noopener"],
+                                       ["a link", "nofollow noopener"],
+                                       ["http://evil.example/autolink", "nofollow noopener"]])
+    visit.assert_clean()  # no request to evil.example: a tracking pixel is a link, never fetched
 
 
 def test_no_page_requests_anything_beyond_127_0_0_1(visit: Visit, site: Path) -> None:

@@ -28,7 +28,7 @@ from mkdocs.structure.files import File, Files
 from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
-from builder.site import overview, reference, urls, vendor
+from builder.site import overview, readme, reference, urls, vendor
 from builder.site.readmodel import SiteData, load
 from builder.site.pages import entity_pages
 from builder.site.render import CONTENT, TITLE, Renderer, RenderStats, Skeleton
@@ -144,7 +144,7 @@ def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -
     def block(match: re.Match[str]) -> str:
         name = match[1]
         if name == "about":
-            return _about(st.settings.taxonomy)
+            return readme.about(st.settings.taxonomy)
         if name not in blocks:
             raise PluginError(f"{page.file.src_uri}: unknown block <!-- taxreg:{name} -->")
         return blocks[name](st.data, root)
@@ -242,16 +242,3 @@ def _extend_search(index: Path, entries: list[tuple[str, str, str]]) -> int:
     text = json.dumps(loaded, ensure_ascii=False, separators=(",", ":"))
     index.write_text(text, encoding="utf-8")
     return len(text.encode())
-
-
-def _about(taxonomy: Path | None) -> str:
-    """The taxonomy's own README (raw HTML off: it is rendered as text)."""
-    readme = taxonomy / "README.md" if taxonomy else None
-    if readme is None or not readme.is_file():
-        return ""
-    from markdown_it import MarkdownIt
-
-    body = MarkdownIt("commonmark", {"html": False}).render(readme.read_text(encoding="utf-8", errors="replace"))
-    for level in (2, 1):  # below the page's own headings
-        body = body.replace(f"<h{level}>", f"<h{level + 2}>").replace(f"</h{level}>", f"</h{level + 2}>")
-    return f'<section class="taxreg-about"><h2 id="about-this-taxonomy">About this taxonomy</h2>\n{body}</section>'
