@@ -341,6 +341,40 @@ def contributor_of(catalog: Path, contribution_id: str) -> str:
         con.close()
 
 
+def document_of(catalog: Path, contribution_id: str) -> str:
+    con = duckdb.connect(str(catalog), read_only=True)
+    try:
+        return str(con.execute("SELECT min(doc_sha256) FROM contribution_source WHERE contribution_id = ?",
+                               [contribution_id]).fetchall()[0][0])
+    finally:
+        con.close()
+
+
+# Every table's last column must end inside the page and nothing may be scrolled out of view (the right edge
+# of its last column, against the viewport and the table's scroll box).
+CLIPPED_TABLES = """() => [...document.querySelectorAll('.md-content table')].flatMap((table, i) => {
+    const box = table.closest('.md-typeset__scrollwrap') || table.parentElement;
+    const limit = Math.min(window.innerWidth, box.getBoundingClientRect().right) + 1;
+    const right = Math.max(...[...table.rows].map(r => r.cells[r.cells.length - 1].getBoundingClientRect().right));
+    return right > limit || box.scrollWidth > box.clientWidth + 1
+        ? [[i, table.rows[0].cells[table.rows[0].cells.length - 1].textContent, Math.round(right), limit,
+            box.scrollWidth, box.clientWidth]] : [];
+})"""
+
+
+def test_tables_are_not_clipped_at_1280_px(visit: Visit, catalog: Path) -> None:
+    page = visit.page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    for path in (f"contributions/{CONTRIBUTION}/", f"contributors/{contributor_of(catalog, CONTRIBUTION).lower()}/",
+                 f"documents/{document_of(catalog, CONTRIBUTION)}/"):
+        page.goto(f"{visit.base}/{path}")
+        page.wait_for_selector(".md-typeset__scrollwrap")  # material has wrapped the tables
+        assert page.locator(".md-content table").count() >= 2, path
+        assert page.evaluate(CLIPPED_TABLES) == [], path
+        visit.screenshot("tables-" + path.split("/")[0])
+    visit.assert_clean()
+
+
 def test_home_and_a_contribution_page_render(visit: Visit, catalog: Path) -> None:
     page = visit.page
     page.goto(f"{visit.base}/")

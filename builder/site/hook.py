@@ -225,7 +225,8 @@ def _skeleton(st: State, config: MkDocsConfig, depth: int) -> Skeleton:
     if depth not in st.skeletons:
         src = "/".join(["taxreg-skeleton"] * depth) + "/index.md" if depth else "taxreg-skeleton.md"
         page = Page(TITLE, File.generated(config, src, content=""), config)
-        page.content, page.markdown, page.meta = CONTENT, "", {}
+        # No table of contents: its empty sidebar would take a third of the width the tables need.
+        page.content, page.markdown, page.meta = CONTENT, "", {"hide": ["toc"]}
         assert st.nav is not None and st.files is not None
         context = get_context(st.nav, st.files, config, page)
         st.skeletons[depth] = Skeleton.parse(st.env.get_template("main.html").render(context))
