@@ -402,15 +402,28 @@ def test_the_lineage_diagram_renders_as_svg(visit: Visit) -> None:
     visit.assert_clean()
 
 
-def test_search_finds_a_contribution_by_contributor_name(visit: Visit, catalog: Path) -> None:
+def search(visit: Visit, text: str) -> list[str]:
+    """The addresses material's search lists for `text`, typed into the search box of the home page."""
     page = visit.page
     page.goto(f"{visit.base}/")
     page.click("input.md-search__input")
-    page.keyboard.type(contributor_of(catalog, CONTRIBUTION), delay=20)  # as a person types: material listens to keys
-    page.wait_for_selector(".md-search-result__item", timeout=30_000)
-    hrefs = page.eval_on_selector_all(".md-search-result__item a", "links => links.map(a => a.href)")
+    page.keyboard.type(text, delay=20)  # as a person types: material listens to keys
+    page.wait_for_function("() => /matching/i.test(document.querySelector('.md-search-result__meta')?.textContent)",
+                           timeout=30_000)  # "No matching documents", "3 matching documents"
+    return list(page.eval_on_selector_all(".md-search-result__item a", "links => links.map(a => a.href)"))
+
+
+def test_search_finds_a_contribution_by_contributor_name(visit: Visit, catalog: Path) -> None:
+    hrefs = search(visit, contributor_of(catalog, CONTRIBUTION))
     assert any(f"contributions/{CONTRIBUTION}/" in h for h in hrefs), hrefs
     visit.screenshot("search")
+    visit.assert_clean()
+
+
+@pytest.mark.parametrize("topic", ["gutenberg", "diamond sutra", "Bi Sheng"])
+def test_search_finds_a_contribution_by_what_it_is_about(visit: Visit, topic: str) -> None:
+    hrefs = search(visit, topic)  # words of its outline, questions and answers, not of its path or metadata
+    assert any(f"contributions/{CONTRIBUTION}/" in h for h in hrefs), hrefs
     visit.assert_clean()
 
 

@@ -9,6 +9,7 @@ and prefixed with the page's `root` by the templates.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,10 @@ from typing import Any
 from builder.site import lineage, urls
 from builder.site.readmodel import Row, SiteData
 
-SEARCH_SEEDS = 3  # questions of a contribution put in the search index (the page has them all)
+# What a contribution's search entry holds of its text, in characters: ~6 MB at 10,000 contributions, so that
+# the index stays within its 15 MB budget (the whole pages would be 75 MB: a 12 s first search).
+SEARCH_WORDS_CHARS = 600
+_WORD = re.compile(r"[^\W_]{2,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +78,11 @@ def _contribution(c: Row, data: SiteData) -> PageSpec:
     }
     context["mermaid"] = lineage.diagram(context)
     search = " ".join(filter(None, [cid, c["kind"], c["domain"], c["created_by"], c["status"],
-                                    context["contributor"]["name"], c["knowledge_domain"], *context["licenses"],
-                                    *(s["question"] for s in context["seeds"][:SEARCH_SEEDS])]))
+                                    context["contributor"]["name"], c["knowledge_domain"], *context["licenses"]]))
+    titles = [data.documents[d["doc_sha256"]][0]["title"] for d in documents if d["doc_sha256"] in data.documents]
+    search += " " + topic_words([c["document_outline"], c["task_description"], *titles,
+                                 *(text for s in context["seeds"] for text in (s["question"], s["answer"]))],
+                                search)
     jsonld = {
         "@context": "https://schema.org", "@type": "CreativeWork", "name": cid, "identifier": c["current_version_id"],
         "genre": c["kind"], "about": c["domain"], "creator": {"@type": "Person", "name": c["created_by"]},
@@ -83,6 +90,24 @@ def _contribution(c: Row, data: SiteData) -> PageSpec:
     }
     return PageSpec(folder, cid.rsplit("/", 1)[-1] + " (" + c["kind"].replace("_", " ") + ")", "contribution.html",
                     context, search, jsonld)
+
+
+def topic_words(texts: list[str | None], known: str, limit: int = SEARCH_WORDS_CHARS) -> str:
+    """The words of `texts` in order, each once and lower-cased, leaving out those already in `known`, up to
+    `limit` characters: what the page is about (outline, document titles, questions and answers) for search."""
+    seen = set(_WORD.findall(known.lower()))
+    words: list[str] = []
+    size = 0
+    for text in texts:
+        for word in _WORD.findall((text or "").lower()):
+            if word in seen:
+                continue
+            if size + len(word) + 1 > limit:
+                return " ".join(words)
+            seen.add(word)
+            words.append(word)
+            size += len(word) + 1
+    return " ".join(words)
 
 
 def _person(row: Row | None, fallback: str | None) -> dict[str, Any]:
