@@ -326,3 +326,62 @@ def test_pages_nested_in_each_others_folders_are_written(tmp_path: Path) -> None
         "<title>&lt;contributions/a/&gt;</title><main><p>&lt;contributions/a/&gt;</p></main>"
     again = renderer.write_all(specs, tmp_path / "site2", tmp_path / "site")
     assert (again.rendered, again.reused) == (0, 3)
+
+
+def record_model_runs(catalog: Path, folder: Path) -> dict[str, str]:
+    """A train run (an adapter from the default datasets) and an export run (fp32 and int8 ONNX from the adapter),
+    recorded as `taxreg train` and `taxreg export` record theirs; the model files are a few bytes each (the
+    catalog rows are what the site reads). Returns kind -> artifact id."""
+    from datetime import UTC, datetime
+
+    import duckdb
+
+    from registry.catalog.generation import RunInfo
+    from registry.catalog.models import ModelArtifact, ModelRun, RunInput, hash_directory, record_model_run
+
+    def artifact(kind: str, derived_from: str | None, fmt: str) -> ModelArtifact:
+        (folder / kind).mkdir(parents=True)
+        (folder / kind / "weights.bin").write_bytes(kind.encode() * 64)
+        return ModelArtifact(kind, folder / kind, hash_directory(folder / kind), "base@0", derived_from, fmt)
+
+    con = duckdb.connect(str(catalog))
+    try:
+        datasets = con.execute("SELECT dataset_id, split FROM dataset WHERE format = 'jsonl'").fetchall()
+        inputs = [RunInput("dataset", d, "train" if split == "train" else "eval") for d, split in datasets]
+        adapter = artifact("adapter", None, "peft-lora")
+        record_model_run(con, ModelRun("a" * 32, RunInfo("peft-lora", {}, 0, None, stage="train"),
+                                       datetime.now(UTC), "succeeded", {}, inputs, [adapter]))
+        onnx = [artifact(kind, adapter.artifact.artifact_id, "onnx") for kind in ("onnx", "onnx_int8")]
+        record_model_run(con, ModelRun("b" * 32, RunInfo("torch.onnx.dynamo", {}, 0, None, stage="export"),
+                                       datetime.now(UTC), "succeeded", {}, [
+                                           RunInput("model_artifact", adapter.artifact.artifact_id, "adapter"),
+                                           *(RunInput("dataset", i.input_id, i.role + " (through the adapter)")
+                                             for i in inputs)], onnx))
+    finally:
+        con.close()
+    return {a.kind: a.artifact.artifact_id for a in [adapter, *onnx]}
+
+
+def test_lineage_draws_the_model_chain_dataset_adapter_onnx(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    from builder.site.pages import entity_pages
+
+    _, catalog0, _ = built
+    catalog = tmp_path / "catalog.duckdb"
+    shutil.copyfile(catalog0, catalog)
+    ids = record_model_runs(catalog, tmp_path / "models")
+    cid = "knowledge/history/technology/printing_press"
+    spec = next(p for p in entity_pages(load(catalog)) if p.context.get("contribution_id") == cid)
+    source = spec.context["mermaid"]
+    nodes = dict(re.findall(r'^  (\w+)\["([^"]*)"\]', source, re.M))
+    edges = set(re.findall(r"^  (\w+) --> (\w+)$", source, re.M))
+    node = {text.split("\n")[0]: key for key, text in nodes.items()}
+    adapter, fp32, int8 = node["adapter model"], node["onnx model"], node["onnx_int8 model"]
+    assert ids["adapter"][:12] in nodes[adapter] and ids["onnx"][:12] in nodes[fp32]
+    assert (node["dataset default"], adapter) in edges
+    assert {(a, b) for a, b in edges if b in (fp32, int8)} == {(adapter, fp32), (adapter, int8)}  # not from datasets
+    assert (node["contributor"], "leaf") in edges and (node["license"], "leaf") in edges
+    links = dict(re.findall(r'^  click (\w+) href "([^"]+)"$', source, re.M))
+    root = urls.root_prefix(urls.contribution(cid))
+    assert links[node["contributor"]] == root + "contributors/lbeaumont/"
+    assert links[adapter] == root + "runs/" + "a" * 32 + "/" and links[fp32] == root + "runs/" + "b" * 32 + "/"
+    assert links[node["license"]] == root + "licenses/#contributions"

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import http.server
+import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -411,6 +413,62 @@ def search(visit: Visit, text: str) -> list[str]:
     page.wait_for_function("() => /matching/i.test(document.querySelector('.md-search-result__meta')?.textContent)",
                            timeout=30_000)  # "No matching documents", "3 matching documents"
     return list(page.eval_on_selector_all(".md-search-result__item a", "links => links.map(a => a.href)"))
+
+
+# The diagram as drawn: the text size on screen, each edge as a polyline (edge ids are L_<from>_<to>_<n>), and
+# every link of a node.
+DIAGRAM = """svg => {
+    const box = svg.viewBox.baseVal, scale = svg.getBoundingClientRect().width / box.width;
+    const label = svg.querySelector('.nodeLabel');
+    const edges = [...svg.querySelectorAll('path.flowchart-link')].map(p => {
+        const n = 40, length = p.getTotalLength();
+        const at = i => { const q = p.getPointAtLength(length * i / n); return [q.x, q.y]; };
+        return [p.id, [...Array(n + 1).keys()].map(at)];
+    });
+    const href = a => a.getAttribute('xlink:href') || a.getAttribute('href');
+    const links = [...svg.querySelectorAll('a')].map(a => new URL(href(a), location.href).href);
+    return {font: parseFloat(getComputedStyle(label).fontSize) * scale, edges, links};
+}"""
+
+
+def _crossing(a: list[list[float]], b: list[list[float]]) -> bool:
+    """Whether two polylines cross (segments properly intersect)."""
+    def side(p: list[float], q: list[float], r: list[float]) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    for p1, p2 in itertools.pairwise(a):
+        for q1, q2 in itertools.pairwise(b):
+            if side(p1, p2, q1) * side(p1, p2, q2) < 0 and side(q1, q2, p1) * side(q1, q2, p2) < 0:
+                return True
+    return False
+
+
+def test_the_lineage_diagram_is_readable_and_linked(visit: Visit, catalog: Path) -> None:
+    page = visit.page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{visit.base}/contributions/{CONTRIBUTION}/")
+    svg = page.locator(".mermaid svg").first
+    svg.wait_for(timeout=30_000)
+    drawn = svg.evaluate(DIAGRAM)
+    assert drawn["font"] >= 13, drawn["font"]  # legible at the page's size, not shrunk to fit
+    ends = {edge: set(edge.split("_")[1:3]) for edge, _ in drawn["edges"]}
+    crossing = [(a, b) for i, (a, pa) in enumerate(drawn["edges"]) for b, pb in drawn["edges"][i + 1:]
+                if not ends[a] & ends[b] and _crossing(pa, pb)]
+    assert crossing == []
+    labels = svg.text_content() or ""
+    for text in ("contributor", contributor_of(catalog, CONTRIBUTION), "license", "CC-BY-4.0", "document",
+                 "chunks used", "seed examples", "dataset default"):
+        assert text in labels, text
+    links = drawn["links"]
+    for page_of in (f"/contributors/{contributor_of(catalog, CONTRIBUTION).lower()}/",
+                    f"/documents/{document_of(catalog, CONTRIBUTION)}/", "/licenses/"):
+        assert any(page_of in link for link in links), (page_of, links)
+    for link in {link.split("#")[0] for link in links}:  # every node's link lands on a page of the site
+        assert page.request.get(link).ok, link
+    shown = page.locator("#samples ~ p").first.inner_text()
+    assert re.fullmatch(r"3 of \d+ samples shown \(the first by id\); all of them in the SQL console\.", shown), shown
+    visit.screenshot("lineage")
+    visit.assert_clean()
 
 
 def test_search_finds_a_contribution_by_contributor_name(visit: Visit, catalog: Path) -> None:

@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from builder.site import lineage, urls
 from builder.site.readmodel import Row, SiteData
@@ -71,12 +72,13 @@ def _contribution(c: Row, data: SiteData) -> PageSpec:
         "datasets": data.datasets.get(cid, []),
         "releases": releases,
         "release_links": [{"id": r, "href": urls.href(urls.release(r))} for r in releases],
-        "models": data.models_of.get(cid, []),
+        "models": [{**x, "run_href": urls.href(urls.run(x["run_id"]))} for x in data.models_of.get(cid, [])],
         "seed_count": len(data.seeds.get(cid, [])),
         "sample_count": max((r["kept"] for r in runs), default=0),
         "repo_link": urls.web_link(c["document_repo"]),
     }
-    context["mermaid"] = lineage.diagram(context)
+    context["mermaid"] = lineage.diagram(context, urls.root_prefix(folder))
+    context["all_samples_href"] = "audit/console/#" + urlencode({"sql": _samples_sql(cid)})
     search = " ".join(filter(None, [cid, c["kind"], c["domain"], c["created_by"], c["status"],
                                     context["contributor"]["name"], c["knowledge_domain"], *context["licenses"]]))
     titles = [data.documents[d["doc_sha256"]][0]["title"] for d in documents if d["doc_sha256"] in data.documents]
@@ -108,6 +110,13 @@ def topic_words(texts: list[str | None], known: str, limit: int = SEARCH_WORDS_C
             words.append(word)
             size += len(word) + 1
     return " ".join(words)
+
+
+def _samples_sql(contribution_id: str) -> str:
+    """The SQL console query that lists every kept sample of a contribution (the page shows a few)."""
+    quoted = contribution_id.replace("'", "''")
+    return ("SELECT DISTINCT s.sample_id, s.messages\nFROM sample_lineage l JOIN sample s USING (sample_id)\n"
+            f"WHERE l.contribution_id = '{quoted}' AND s.kept\nORDER BY s.sample_id")
 
 
 def _person(row: Row | None, fallback: str | None) -> dict[str, Any]:

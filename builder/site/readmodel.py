@@ -141,12 +141,22 @@ def _load(con: Any) -> SiteData:  # one statement per roll-up, read top to botto
             JOIN sample_lineage seed ON seed.sample_id = chunk.sample_id AND seed.parent_kind = 'seed'
             WHERE chunk.parent_kind = 'chunk' GROUP BY ALL ORDER BY 1, 2"""):
         chunk_edges[r["contribution_id"]][r["doc_sha256"]] = r["chunks"]
+    # A few kept samples of the run whose count the page shows (the most kept, the newest of equals), so that
+    # "3 of 18 samples shown" counts the samples they are drawn from.
     examples = _grouped([_example(r) for r in rows(con, f"""
+        WITH per_run AS (
+            SELECT l.contribution_id, l.run_id, count(DISTINCT l.sample_id) FILTER (s.kept) AS kept
+            FROM sample_lineage l JOIN sample s USING (sample_id)
+            WHERE l.contribution_id IS NOT NULL GROUP BY ALL),
+        shown AS (
+            SELECT p.contribution_id, arg_max(p.run_id, struct_pack(kept := p.kept, started := r.started_at)) AS run_id
+            FROM per_run p JOIN run r USING (run_id) GROUP BY ALL)
         SELECT contribution_id, sample_id, messages::VARCHAR AS messages FROM (
             SELECT l.contribution_id, s.sample_id, s.messages,
                    row_number() OVER (PARTITION BY l.contribution_id ORDER BY s.sample_id) AS n
-            FROM (SELECT DISTINCT contribution_id, sample_id FROM sample_lineage
+            FROM (SELECT DISTINCT contribution_id, run_id, sample_id FROM sample_lineage
                   WHERE contribution_id IS NOT NULL) l
+            JOIN shown USING (contribution_id, run_id)
             JOIN sample s ON s.sample_id = l.sample_id AND s.kept)
         WHERE n <= {EXAMPLES_PER_CONTRIBUTION} ORDER BY contribution_id, sample_id""")], "contribution_id")
     # Every build of a dataset is a row (same name and split, other bytes): the id and date tell them apart
@@ -168,13 +178,16 @@ def _load(con: Any) -> SiteData:  # one statement per roll-up, read top to botto
             SELECT DISTINCT l.contribution_id, rs.release_id FROM v_release_samples rs
             JOIN sample_lineage l USING (sample_id) WHERE l.contribution_id IS NOT NULL ORDER BY 1, 2"""):
         release_of[r["contribution_id"]].append(r["release_id"])
+    # Each model trained on its samples, with the datasets its run read and the model it was derived from (an ONNX
+    # export from its adapter): the lineage diagram draws dataset -> adapter -> ONNX from these.
     models_of = _grouped(rows(con, """
-        SELECT DISTINCT l.contribution_id, ma.artifact_id, ma.kind, ma.format
+        SELECT l.contribution_id, ma.artifact_id, ma.kind, ma.format, ma.run_id, ma.derived_from,
+               list(DISTINCT d.name || '/' || d.split ORDER BY d.name || '/' || d.split) AS datasets
         FROM (SELECT DISTINCT contribution_id, sample_id FROM sample_lineage WHERE contribution_id IS NOT NULL) l
-        JOIN dataset_member m USING (sample_id)
+        JOIN dataset_member m USING (sample_id) JOIN dataset d USING (dataset_id)
         JOIN run_input ri ON ri.input_kind = 'dataset' AND ri.input_id = m.dataset_id
         JOIN model_artifact ma ON ma.run_id = ri.run_id
-        ORDER BY 1, ma.kind, ma.artifact_id"""), "contribution_id")
+        GROUP BY ALL ORDER BY 1, ma.kind, ma.artifact_id"""), "contribution_id")
     return SiteData(
         contributions=contributions, versions=versions, contributors=contributors, attributions=attributions,
         seeds=seeds, sources=sources, findings=findings, documents=documents, document_users=dict(users),
