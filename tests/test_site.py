@@ -385,3 +385,56 @@ def test_lineage_draws_the_model_chain_dataset_adapter_onnx(built: tuple[Path, P
     assert links[node["contributor"]] == root + "contributors/lbeaumont/"
     assert links[adapter] == root + "runs/" + "a" * 32 + "/" and links[fp32] == root + "runs/" + "b" * 32 + "/"
     assert links[node["license"]] == root + "licenses/#contributions"
+
+
+def test_times_show_in_one_form_utc_to_the_second(built: tuple[Path, Path, Path]) -> None:
+    _, _, site = built
+    shown = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d)?(?:\.\d+)?(?:[+-]\d\d(?::?\d\d)?| UTC|Z)?")
+    forms: dict[str, str] = {}
+    for html_file in sorted(site.rglob("*.html")):
+        text = re.sub(r"<pre.*?</pre>", "", html_file.read_text(encoding="utf-8"), flags=re.S)  # SQL, JSON
+        for when in shown.findall(text):
+            forms.setdefault(when, str(html_file.relative_to(site)))
+    assert len(forms) >= 2  # commit times and run times
+    odd = {when: where for when, where in forms.items()
+           if not re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", when)}
+    assert odd == {}  # no microseconds, no "+00": pages say UTC, JSON-LD says ISO 8601 with Z
+
+
+def test_the_runs_page_lists_generation_runs_apart_from_model_runs(built: tuple[Path, Path, Path],
+                                                                   tmp_path: Path) -> None:
+    from builder.site import overview
+
+    _, catalog0, _ = built
+    catalog = tmp_path / "catalog.duckdb"
+    shutil.copyfile(catalog0, catalog)
+    record_model_runs(catalog, tmp_path / "models")
+    html = overview.runs(load(catalog), "")
+    generation, models = html.split('<h2 id="models">')
+    assert "runs/" + "a" * 32 not in generation and "runs/" + "b" * 32 not in generation  # 0 samples: not listed
+    assert re.search(r">seed</td><td>succeeded</td>.*?</td><td>\d+</td><td>\d+</td>", generation)
+    assert "<td>train</td><td>peft-lora</td>" in models and "<td>adapter</td>" in models
+    assert "<td>export</td><td>torch.onnx.dynamo</td>" in models and "<td>onnx, onnx_int8</td>" in models
+
+
+def test_the_home_page_counts_the_samples_the_datasets_hold(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """An answer edited and generated again: the catalog keeps the old sample (kept, in the older run), the
+    datasets hold the new one. The home page says how many samples the datasets hold, and that it is that."""
+    from builder.site import overview
+
+    taxonomy0, catalog0, _ = built
+    taxonomy, catalog = tmp_path / "taxonomy", tmp_path / "catalog.duckdb"
+    shutil.copytree(taxonomy0, taxonomy, symlinks=True)
+    shutil.copyfile(catalog0, catalog)
+    leaf = taxonomy / "compositional_skills/linguistics/antonyms/qna.yaml"
+    text = leaf.read_text(encoding="utf-8")
+    assert "      3. Miserly\n" in text
+    leaf.write_text(text.replace("      3. Miserly\n", "      3. Miserly (or mean)\n", 1), encoding="utf-8")
+    _invoke("index", str(taxonomy), "--catalog", str(catalog))
+    _invoke("generate", str(taxonomy), "--catalog", str(catalog))
+    _invoke("dataset", "build", "--catalog", str(catalog), "--out", str(tmp_path / "datasets"))
+    held = {json.loads(line)["id"] for split in ("train", "test")
+            for line in (tmp_path / "datasets/default" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()}
+    data = load(catalog)
+    assert data.counts["samples"] > len(held)  # every run's kept samples: not what the datasets hold
+    assert f"<strong>{len(held):,}</strong> samples in the datasets</div>" in overview.home(data, "")

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from builder.site import lineage, urls
-from builder.site.readmodel import Row, SiteData
+from builder.site.readmodel import GENERATION_STAGES, Row, SiteData
 
 # What a contribution's search entry holds of its text, in characters: ~6 MB at 10,000 contributions, so that
 # the index stays within its 15 MB budget (the whole pages would be 75 MB: a 12 s first search).
@@ -166,9 +166,11 @@ def _runs(data: SiteData) -> Iterator[PageSpec]:
         contributions = [{**c, "href": urls.href(urls.contribution(c["contribution_id"]))}
                          for c in details.get("contributions", [])]
         context = {**run, "params": _pretty(run["params"]), "stats": _pretty(run["stats"]),
-                   "dropped": details.get("dropped", []), "contributions": contributions}
+                   "dropped": details.get("dropped", []), "contributions": contributions,
+                   "generation": run["stage"] in GENERATION_STAGES, "models": details.get("models", []),
+                   "inputs": details.get("inputs", [])}
         search = " ".join(filter(None, [run["run_id"], run["generator"], run["teacher_model_ref"], run["status"]]))
-        yield PageSpec(urls.run(run["run_id"]), f"Run {run['run_id'][:12]} ({run['generator']})", "run.html",
+        yield PageSpec(urls.run(run["run_id"]), f"Run {run['run_id'][:12]} ({run['stage']}, {run['generator']})", "run.html",
                        context, search)
 
 
@@ -185,7 +187,7 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
                                                          "contribution" else urls.document(t["subject"]))}
                                  for t in details.get("takedowns", [])]}
         jsonld = {"@context": "https://schema.org", "@type": "Dataset", "name": f"Taxonomy Registry release {rid}",
-                  "version": rid, "datePublished": release["released_at"], "license": release["license_expression"],
+                  "version": rid, "datePublished": _iso(release["released_at"]), "license": release["license_expression"],
                   "identifier": release["manifest_sha256"],
                   "creator": [c["contributor"] for c in details.get("contributors", [])],
                   "distribution": [{"@type": "DataDownload", "name": a["relpath"], "sha256": a["sha256"]}
@@ -193,6 +195,11 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
         search = " ".join(filter(None, [rid, release["status"], release["license_expression"],
                                         release["taxonomy_commit"]]))
         yield PageSpec(urls.release(rid), f"Release {rid}", "release.html", context, search, jsonld)
+
+
+def _iso(shown: str | None) -> str | None:
+    """"2026-12-07 11:32:29 UTC" (as pages show times) in ISO 8601 for machine-readable metadata."""
+    return shown.replace(" UTC", "Z").replace(" ", "T", 1) if shown else None
 
 
 def _pretty(raw: str | None) -> str:
