@@ -308,6 +308,7 @@ def test_release_pages_when_the_catalog_has_releases(built: tuple[Path, Path, Pa
         site, "contributions/knowledge/arts/music/music_theory/musical_scales/")
     assert "1.0.0-rc.1" in page(site, "") and "1.0.0-rc.1" in page(site, "licenses/")
     assert "release 1.0.0-rc.1" in page(site, "contributions/knowledge/arts/music/music_theory/musical_scales/")
+    assert "files were not found beside the catalog" in html and 'href="files/' not in html  # no folder: no links
 
 
 def test_pages_nested_in_each_others_folders_are_written(tmp_path: Path) -> None:
@@ -438,3 +439,28 @@ def test_the_home_page_counts_the_samples_the_datasets_hold(built: tuple[Path, P
     data = load(catalog)
     assert data.counts["samples"] > len(held)  # every run's kept samples: not what the datasets hold
     assert f"<strong>{len(held):,}</strong> samples in the datasets</div>" in overview.home(data, "")
+
+
+def test_release_folders_are_published_only_as_recorded(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    from builder.release.cut import CutOptions, cut_release
+    from builder.site import release_files
+
+    _, catalog0, _ = built
+    build = tmp_path / "build"
+    shutil.copytree(catalog0.parent, build, ignore=shutil.ignore_patterns("site", "taxonomy"))
+    folder = cut_release(CutOptions("0.2.0", build, with_model=False)).folder
+    catalog = build / "catalog.duckdb"
+    found, notes = release_files.locate(load(catalog).releases, catalog)
+    assert notes == [] and [(r.release_id, r.folder) for r in found] == [("0.2.0", folder.resolve())]
+    assert {"manifest.json", "SHA256SUMS", "data/train.jsonl"} <= set(found[0].files)
+    site = tmp_path / "site"
+    assert release_files.link(found, site, urls.release) == len(found[0].files)
+    linked = site / "releases/0.2.0/files/data/train.jsonl"
+    assert linked.read_bytes() == (folder / "data/train.jsonl").read_bytes()
+    with (folder / "data/train.jsonl").open("ab") as changed:  # no longer what the manifest lists
+        changed.write(b"\n")
+    found, notes = release_files.locate(load(catalog).releases, catalog)
+    assert found == [] and "data/train.jsonl differs from its manifest" in notes[0]
+    (folder / "manifest.json").write_text("{}", encoding="utf-8")  # not the manifest the catalog recorded
+    found, notes = release_files.locate(load(catalog).releases, catalog)
+    assert found == [] and "no folder whose manifest.json is the one recorded" in notes[0]

@@ -9,6 +9,7 @@ sets it).
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import itertools
 import json
@@ -27,6 +28,7 @@ from urllib.parse import urlencode, urlsplit
 import duckdb
 import pytest
 
+from builder.release.cut import CutOptions, cut_release
 from builder.stages.dataset import DatasetOptions, build_dataset
 from builder.stages.generate import GenerateOptions, generate
 from registry.catalog.indexer import index
@@ -52,6 +54,7 @@ seed_examples:
     answer: 'Shown as <b>text</b>, &lt;escaped&gt; once.'
 """
 CONTRIBUTION = "knowledge/history/technology/printing_press"
+RELEASE = "0.1.0"
 # The taxonomy's README is contributed markdown too: a tracking pixel and outbound links in it.
 README_TRACKERS = """
 ## Pictures and links
@@ -110,6 +113,7 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     index(taxonomy, path)
     generate(taxonomy, path, GenerateOptions())
     build_dataset(path, folder / "datasets", DatasetOptions())
+    cut_release(CutOptions(RELEASE, folder, with_model=False))  # a data-only release beside the catalog
     return path
 
 
@@ -522,8 +526,26 @@ def test_images_and_links_in_contributed_markdown_fetch_nothing(visit: Visit) ->
     visit.assert_clean()  # no request to evil.example: a tracking pixel is a link, never fetched
 
 
+def test_a_release_file_downloads_with_the_sha256_its_page_shows(visit: Visit, catalog: Path) -> None:
+    page = visit.page
+    page.goto(f"{visit.base}/releases/{RELEASE}/")
+    row = page.locator(".md-content tr").filter(has=page.locator("a[download]", has_text="data/train.jsonl"))
+    shown = row.locator("code[title]").get_attribute("title")
+    with page.expect_download() as download:
+        row.locator("a[download]").click()
+    assert hashlib.sha256(Path(download.value.path()).read_bytes()).hexdigest() == shown
+    with page.expect_download() as download:  # the manifest, as the catalog recorded it
+        page.locator(".md-content a[download]", has_text="manifest.json").click()
+    manifest = hashlib.sha256(Path(download.value.path()).read_bytes()).hexdigest()
+    assert manifest == published(catalog.parent / "site", f"SELECT manifest_sha256 FROM release "
+                                                          f"WHERE release_id = '{RELEASE}'")[0][0]
+    assert manifest in page.inner_text(".md-content")
+    visit.assert_clean()
+
+
 def test_no_page_requests_anything_beyond_127_0_0_1(visit: Visit, site: Path) -> None:
-    pages = ["", "taxonomy/", "contributors/", "documents/", "runs/", "licenses/", "releases/", "audit/",
+    pages = ["", "taxonomy/", "contributors/", "documents/", "runs/", "licenses/", "releases/", f"releases/{RELEASE}/",
+             "audit/",
              "reference/rules/", f"contributions/{CONTRIBUTION}/"]
     pages += [str(p.parent.relative_to(site)) + "/" for section in ("contributors", "documents", "runs")
               for p in sorted((site / section).glob("*/index.html"))[:1]]

@@ -28,7 +28,7 @@ from mkdocs.structure.files import File, Files
 from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
-from builder.site import overview, readme, reference, urls, vendor
+from builder.site import overview, readme, reference, release_files, urls, vendor
 from builder.site.readmodel import SiteData, load
 from builder.site.pages import entity_pages
 from builder.site.render import CONTENT, TITLE, Renderer, RenderStats, Skeleton
@@ -72,6 +72,7 @@ class State:
     settings: Settings
     data: SiteData
     mermaid: Path | None
+    releases: list[release_files.ReleaseFolder]  # release folders whose files the site publishes
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     nav: Navigation | None = None
@@ -104,8 +105,10 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     except RegistryError as exc:
         raise PluginError(f"{exc} ({exc.hint})" if exc.hint else str(exc)) from None
     mermaid, why = vendor.mermaid(settings.vendor)
-    st = _current["build"] = State(settings, data, mermaid, timings={"load": time.perf_counter() - started,
-                                                                      "mkdocs": -time.perf_counter()})
+    releases, notes = release_files.locate(data.releases, settings.catalog)
+    data.release_files = {r.release_id: r.files for r in releases}
+    st = _current["build"] = State(settings, data, mermaid, releases, notes,
+                                   timings={"load": time.perf_counter() - started, "mkdocs": -time.perf_counter()})
     if mermaid is None:
         st.notes.append(f"lineage diagrams are shown as source: mermaid was not vendored ({why})")
     return config
@@ -169,6 +172,7 @@ def on_post_build(config: MkDocsConfig) -> None:
             if st.settings.audit else None
         renderer = Renderer(TEMPLATES, lambda depth: _skeleton(st, config, depth), st.mermaid is not None)
         st.render = renderer.write_all(entity_pages(st.data), site, st.settings.previous)
+        release_files.link(st.releases, site, urls.release)
         st.timings["pages"] = time.perf_counter() - started
         if audit is not None:
             st.timings["audit"] = audit.result()

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from builder.site import lineage, urls
+from builder.site import lineage, release_files, urls
 from builder.site.readmodel import GENERATION_STAGES, Row, SiteData
+from registry.release.manifest import MANIFEST, SIGNATURE, SUMS
 
 # What a contribution's search entry holds of its text, in characters: ~6 MB at 10,000 contributions, so that
 # the index stays within its 15 MB budget (the whole pages would be 75 MB: a 12 s first search).
@@ -181,7 +182,13 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
         contributors = [{**c, "href": urls.href(urls.contributor(str(c["contributor"]).lower()))
                          if str(c["contributor"]).lower() in data.contributors else None}
                         for c in details.get("contributors", [])]
-        context = {**release, "artifacts": details.get("artifacts", []), "licenses": details.get("licenses", []),
+        published = set(data.release_files.get(rid, ()))
+        artifacts = [{**a, "href": f"{release_files.FILES}/{urls.href(a['relpath'])}" if a["relpath"] in published
+                      else None} for a in details.get("artifacts", [])]
+        extras = [{"name": name, "href": f"{release_files.FILES}/{name}"} for name in (MANIFEST, SUMS, SIGNATURE)
+                  if name in published]
+        context = {**release, "artifacts": artifacts, "published": bool(published), "extras": extras,
+                   "licenses": details.get("licenses", []),
                    "contributors": contributors, "checks": details.get("checks", []),
                    "takedowns": [{**t, "href": urls.href(urls.contribution(t["subject"]) if t["subject_kind"] ==
                                                          "contribution" else urls.document(t["subject"]))}

@@ -52,6 +52,8 @@ class SiteData:
     license_summary: list[Row]
     document_licenses: list[Row]
     counts: dict[str, int] = field(default_factory=dict)
+    # release_id -> the files published under its page (set by the site build: release_files.locate)
+    release_files: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def load(catalog: Path) -> SiteData:
