@@ -338,22 +338,21 @@ def test_contributed_markup_stays_text_in_the_console(visit: Visit, site: Path) 
 
 
 
-def contributor_of(catalog: Path, contribution_id: str) -> str:
+def catalog_value(catalog: Path, sql: str, contribution_id: str) -> str:
     con = duckdb.connect(str(catalog), read_only=True)
     try:
-        return str(con.execute("SELECT created_by FROM contribution WHERE contribution_id = ?",
-                               [contribution_id]).fetchall()[0][0])
+        return str(con.execute(sql, [contribution_id]).fetchall()[0][0])
     finally:
         con.close()
+
+
+def contributor_of(catalog: Path, contribution_id: str) -> str:
+    return catalog_value(catalog, "SELECT created_by FROM contribution WHERE contribution_id = ?", contribution_id)
 
 
 def document_of(catalog: Path, contribution_id: str) -> str:
-    con = duckdb.connect(str(catalog), read_only=True)
-    try:
-        return str(con.execute("SELECT min(doc_sha256) FROM contribution_source WHERE contribution_id = ?",
-                               [contribution_id]).fetchall()[0][0])
-    finally:
-        con.close()
+    return catalog_value(catalog, "SELECT min(doc_sha256) FROM contribution_source WHERE contribution_id = ?",
+                         contribution_id)
 
 
 # Every table's last column must end inside the page and nothing may be scrolled out of view (the right edge
