@@ -171,8 +171,8 @@ def _runs(data: SiteData) -> Iterator[PageSpec]:
                    "generation": run["stage"] in GENERATION_STAGES, "models": details.get("models", []),
                    "inputs": details.get("inputs", [])}
         search = " ".join(filter(None, [run["run_id"], run["generator"], run["teacher_model_ref"], run["status"]]))
-        yield PageSpec(urls.run(run["run_id"]), f"Run {run['run_id'][:12]} ({run['stage']}, {run['generator']})", "run.html",
-                       context, search)
+        title = f"Run {run['run_id'][:12]} ({run['stage']}, {run['generator']})"
+        yield PageSpec(urls.run(run["run_id"]), title, "run.html", context, search)
 
 
 def _releases(data: SiteData) -> Iterator[PageSpec]:
@@ -194,7 +194,8 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
                                                          "contribution" else urls.document(t["subject"]))}
                                  for t in details.get("takedowns", [])]}
         jsonld = {"@context": "https://schema.org", "@type": "Dataset", "name": f"Taxonomy Registry release {rid}",
-                  "version": rid, "datePublished": _iso(release["released_at"]), "license": release["license_expression"],
+                  "version": rid, "datePublished": _iso(release["released_at"]),
+                  "license": release["license_expression"],
                   "identifier": release["manifest_sha256"],
                   "creator": [c["contributor"] for c in details.get("contributors", [])],
                   "distribution": [{"@type": "DataDownload", "name": a["relpath"], "sha256": a["sha256"]}
