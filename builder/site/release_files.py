@@ -68,7 +68,10 @@ def _candidates(release: dict[str, Any], catalog: Path) -> list[Path]:
 
 def _is_recorded(folder: Path, manifest_sha256: str) -> bool:
     manifest = folder / MANIFEST
-    return manifest.is_file() and file_sha256(manifest) == manifest_sha256
+    try:
+        return manifest.is_file() and file_sha256(manifest) == manifest_sha256
+    except OSError:  # unreadable: not a folder the site can publish
+        return False
 
 
 def _files(folder: Path) -> tuple[tuple[str, ...], str | None]:
@@ -88,8 +91,13 @@ def _files(folder: Path) -> tuple[tuple[str, ...], str | None]:
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:  # another file system
+            shutil.copyfile(source, target)
+    except OSError as exc:
+        raise RegistryError(f"the release file {source} could not be published at {target}: "
+                            f"{exc.strerror or exc}", hint="the previous site is unchanged; free space or make "
+                            f"{source} readable and build again") from None
