@@ -181,6 +181,9 @@ def show(
         "datasets: " + ", ".join(f"{d['path']} ({d['rows']} rows)" for d in m.inputs["datasets"]),
         f"samples: {m.samples.get('total', 0)} from {len(m.contributions)} contributions",
         *(f"  {x['license']} ({x['license_class']}): {x['samples']} samples" for x in m.license_mix),
+        *([f"evaluation: {ev['items']} items, {ev['regressions']} regression(s), {ev['empty']} contribution(s) "
+           f"with nothing held out (evaluation.json {ev['results_sha256'][:16]})"]
+          if (ev := m.metrics.get("evaluation")) else []),
         f"gates: {sum(p.passed for p in m.policy)}/{len(m.policy)} passed"
         + (f"; overridden with --allow: {', '.join(m.allowed)}" if m.allowed else ""),
         *(f"  {_gate(p)}" for p in m.policy if not p.passed),
