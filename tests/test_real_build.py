@@ -197,3 +197,15 @@ def _builds(work: Path) -> int:
         return int(con.execute("SELECT count(*) FROM build").fetchall()[0][0])
     finally:
         con.close()
+
+
+def test_train_and_export_refuse_a_tokenizer_past_the_embedding(released: dict[str, Any], tmp_path: Path) -> None:
+    """`taxreg train --base-model` and `taxreg export` load the folder themselves: the same refusal, not an index
+    error in the middle of training."""
+    from builder.model import base_model
+    from registry.errors import RegistryError
+
+    bad = shutil.copytree(released["base"], tmp_path / "bad")
+    _more_tokens(bad)
+    with pytest.raises(RegistryError, match="tokenizer has 556 tokens but the model's embedding only 516 rows"):
+        base_model.load(bad)

@@ -33,6 +33,11 @@ MISTRAL_TEMPLATE = (
     "{%- else %}[INST] {{ m['content'] }} [/INST]{%- endif %}{%- endfor %}")
 
 
+# transformers picks Qwen2's tokenizer class for model_type qwen2 whatever the folder says, and it adds
+# <|endoftext|> (its unk token): a real Qwen vocabulary has it, so the tiny one does too
+QWEN_SPECIAL = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -95,9 +100,9 @@ FAMILIES = {f.name: f for f in (
     Family("llama-untied", _llama_untied, "llama", LLAMA3_TEMPLATE, ("<|begin_of_text|>", "<|start_header_id|>",
                                                                      "<|end_header_id|>", "<|eot_id|>"),
            ("<|begin_of_text|>", "<|eot_id|>", "<|pad|>"), tied=False),
-    Family("qwen2", _qwen2, "qwen2", CHATML_TEMPLATE, ("<|im_start|>", "<|im_end|>"),
+    Family("qwen2", _qwen2, "qwen2", CHATML_TEMPLATE, QWEN_SPECIAL,
            ("<|im_end|>", "<|im_end|>", "<|pad|>"), tied=False),
-    Family("qwen3", _qwen3, "qwen3", CHATML_TEMPLATE, ("<|im_start|>", "<|im_end|>"),
+    Family("qwen3", _qwen3, "qwen3", CHATML_TEMPLATE, QWEN_SPECIAL,
            ("<|im_end|>", "<|im_end|>", "<|pad|>")),
     Family("mistral", _mistral, "mistral", MISTRAL_TEMPLATE, ("<s>", "</s>", "[INST]", "[/INST]"),
            ("<s>", "</s>", "<|pad|>"), tied=False),

@@ -153,6 +153,12 @@ def load(folder: Path) -> tuple[Any, Any]:
                             hint="check config.json and the .safetensors files (truncated? another model's?); "
                                  "no remote code is run") from None
     _refuse_gaps(folder, info)
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise RegistryError(f"{folder}'s tokenizer has {len(tokenizer)} tokens but the model's embedding only {rows} "
+                            f"rows: token ids from {rows} up would index past it",
+                            hint="pass the tokenizer the model was trained with (or resize the embedding and save "
+                                 "the model again)")
     return model, tokenizer
 
 
