@@ -112,10 +112,17 @@ def test_nothing_changed_skips_and_another_base_retrains(released: dict[str, Any
     make_base("llama3", work / "other", seed=1)
     other = build(work, "--base-model", str(work / "other"))
     assert all(other[s] == "ran" for s in MODEL_STAGES), other
-    # the same files in another folder are the same base: nothing to redo
+    # the same files in another folder are the same base: the same key, so nothing would rerun
+    from builder.settings import ModelSettings
+    from builder.stage import BuildContext, BuildOptions
+    from builder.stages.base_model import STAGE
+    from registry.config import ValidationConfig
+
     shutil.copytree(work / "other", work / "copy")
-    moved = build(work, "--base-model", str(work / "copy"))
-    assert all(moved[s] == "skipped" for s in MODEL_STAGES), moved
+    keys = [STAGE.key(BuildContext(BuildOptions(work / "taxonomy", work / "build",
+                                                model_settings=ModelSettings(base=work / name)), ValidationConfig()))
+            for name in ("other", "copy", "smol")]
+    assert keys[0] == keys[1] != keys[2]
 
 
 def _not_causal(folder: Path) -> None:
