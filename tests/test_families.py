@@ -117,5 +117,5 @@ def test_a_graph_past_the_threshold_is_written_with_external_data(family: dict[s
         if family["name"] != EXTERNAL:
             assert not data.exists()
             continue
-        assert data.is_file() and data.stat().st_size > 4 * graph.stat().st_size
+        assert data.is_file() and data.stat().st_size > graph.stat().st_size  # small tensors stay inline
         assert family["report"]["passed"]
