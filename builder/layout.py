@@ -103,6 +103,14 @@ class BuildLayout:
         return self.root / "vendor"
 
     @property
+    def lineage(self) -> Path:
+        """OpenLineage run events of each build, one JSONL file per build (`lineage_events`)."""
+        return self.root / "lineage"
+
+    def lineage_events(self, build_id: str) -> Path:
+        return self.lineage / f"{build_id}.jsonl"
+
+    @property
     def state(self) -> Path:
         """The stage keys of the last build: what `taxreg build` skips."""
         return self.root / ".taxreg" / "stages.json"
@@ -147,6 +155,32 @@ class ReleaseLayout:
     @property
     def bom(self) -> Path:
         return self.root / "bom"
+
+    @property
+    def disclosures(self) -> Path:
+        """The training-data disclosures: the EU AI Act summary (md, json) and California AB 2013."""
+        return self.root / "disclosures"
+
+    @property
+    def eu_summary(self) -> Path:
+        return self.disclosures / "eu-training-content-summary.md"
+
+    @property
+    def eu_summary_json(self) -> Path:
+        return self.disclosures / "eu-training-content-summary.json"
+
+    @property
+    def ab2013(self) -> Path:
+        return self.disclosures / "ab2013.md"
+
+    @property
+    def attribution(self) -> Path:
+        return self.root / "ATTRIBUTION.md"
+
+    @property
+    def provenance(self) -> Path:
+        """The SLSA build provenance: an in-toto statement, in a DSSE envelope when the release is signed."""
+        return self.root / "provenance.intoto.jsonl"
 
     def relpath(self, path: Path) -> str:
         """`path` as the manifest and SHA256SUMS name it: relative, '/'-separated."""

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from builder.layout import DEFAULT, BuildLayout, ModelLayout, ReleaseLayout
-from builder.release import bom, cards, signing, spdx3
+from builder.release import bom, cards, disclosures, signing, spdx3
+from builder.release.disclosures import provenance
+from builder.settings import Disclosure
 from registry import __version__, folders, source_date
 from registry.catalog import policy, publish, releases
 from registry.catalog.connection import open_catalog, transaction
@@ -40,6 +42,7 @@ from registry.release.manifest import (
     FileEntry,
     Manifest,
     PolicyResult,
+    listed,
     read_manifest,
 )
 from registry.release.sums import file_sha256, format_sums
@@ -63,6 +66,7 @@ class CutOptions:
     build_id: str | None = None
     policy: LicensePolicy = field(default_factory=LicensePolicy)
     config: dict[str, Any] = field(default_factory=dict)  # the build's own settings, recorded as inputs
+    disclosure: Disclosure = field(default_factory=Disclosure)  # [provider]: what the disclosures cannot derive
 
     def __post_init__(self) -> None:
         versions.check_version(self.version)
@@ -105,7 +109,9 @@ def cut_release(options: CutOptions) -> CutOutcome:
         shipment = _gather(con, options)
         results = policy.run_checks(con, policy.PolicyInput(
             tuple(shipment.datasets[n].dataset_id for n in sorted(shipment.datasets)), shipment.license,
-            options.policy, shipment.parity, frozenset(options.allow), shipment.license_declared))
+            options.policy, shipment.parity, frozenset(options.allow), shipment.license_declared,
+            tuple(disclosures.gaps(con, [d.dataset_id for d in shipment.datasets.values()], options.disclosure)),
+            options.disclosure.required))
         if policy.blocking(results):
             policy.record_checks(con, results, options.build_id, options.version, datetime.now(UTC))
             raise policy.refusal(options.version, results)
@@ -213,13 +219,15 @@ def _assemble(con: Any, staging: Path, options: CutOptions, shipment: _Shipment,
     audit = publish.write_release_audit(con, release.audit,
                                         Steady(shipment.released_at, options.build_dir.resolve()))
     unsteady = sorted(release.relpath(release.audit / f.relpath) for f in audit if not f.reproducible)
-    draft = _manifest(con, options, shipment, results, unsteady)
+    draft = provenance.stamp(_manifest(con, options, shipment, results, unsteady), disclosures.command(
+        options.version, options.dataset, options.license, options.allow, options.with_model, bool(options.sign_key)))
     if shipment.model is not None:
         cards.write_model_card(release.model_card, draft)
     bom.write_bom(release.bom, draft, staging)
     spdx3.write_spdx(release.bom, draft, staging)
     if options.sign_key is not None:
         (staging / PUBLIC_KEY).write_bytes(signing.public_key_pem(options.sign_key))
+    disclosures.write(con, staging, draft, disclosures.Inputs(options.build_dir, options.disclosure, options.sign_key))
     manifest = draft.with_files([_entry(staging, p, p not in set(unsteady)) for p in _listed(staging)])
     (staging / MANIFEST).write_bytes(manifest.to_bytes())
     sums = [(p, file_sha256(staging / p)) for p in [*_listed(staging), MANIFEST]]
@@ -343,9 +351,7 @@ def _shipped(relative: Path) -> str:
 
 def _listed(staging: Path) -> list[str]:
     """Every file SHA256SUMS lists, except the manifest itself (sorted, '/'-separated)."""
-    skip = {MANIFEST, SUMS, SIGNATURE}
-    return sorted((p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()
-                   and p.relative_to(staging).as_posix() not in skip), key=str.encode)
+    return listed(staging)
 
 
 def _entry(staging: Path, relpath: str, reproducible: bool) -> FileEntry:

@@ -21,7 +21,7 @@ METHOD = "model-signing 1.x, ECDSA key (in-toto statement, DSSE envelope, Sigsto
 def public_key_pem(private_key: Path) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return bytes(_private_key(private_key).public_key().public_bytes(
+    return bytes(load_private_key(private_key).public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
@@ -32,7 +32,7 @@ def public_key_sha256(private_key: Path) -> str:
 def sign(folder: Path, private_key: Path) -> None:
     from model_signing import hashing, signing
 
-    _private_key(private_key)  # a clear error before the library's own
+    load_private_key(private_key)  # a clear error before the library's own
     folder = folder.resolve()  # the library compares ignored paths with resolved ones: a relative one is not ignored
     config = hashing.Config().set_ignored_paths(paths=[folder / SIGNATURE])  # type: ignore[no-untyped-call]
     signer = signing.Config().use_elliptic_key_signer(private_key=private_key)  # type: ignore[no-untyped-call]
@@ -56,7 +56,7 @@ def verify(folder: Path, public_key: Path | None) -> str | None:
     return None
 
 
-def _private_key(path: Path) -> Any:
+def load_private_key(path: Path) -> Any:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 

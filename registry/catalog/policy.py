@@ -29,6 +29,8 @@ RULES = {
                      "compatible with the release license.",
     "parity.fp32": "The fp32 ONNX export matches PyTorch (parity.json).",
     "takedown.excluded": "No shipped sample derives from a taken-down document or contribution.",
+    "disclosure.complete": "The EU training-content summary has every provider fact ([provider] in taxreg.toml); "
+                           "a warning, a failure with [release] require_complete_disclosure = true.",
     "license.declared": "The release license was declared (--license or [release] license); otherwise the union of "
                         "the source licenses stands in, which license.compatible cannot fail against (a warning).",
 }
@@ -50,6 +52,8 @@ class PolicyInput:
     parity: dict[str, Any] | None  # parity.json; None for a data-only release
     allow: frozenset[str] = frozenset()
     license_declared: bool = True  # False: release_license is the union of the sources, standing in
+    disclosure_gaps: tuple[str, ...] = ()  # the EU summary's items "to be completed by the provider"
+    disclosure_required: bool = False  # [release] require_complete_disclosure: a gap fails the cut
 
     def __post_init__(self) -> None:
         unknown = sorted(self.allow - RULES.keys())
@@ -77,6 +81,10 @@ def run_checks(con: Any, given: PolicyInput) -> list[PolicyResult]:
     rows += _teacher_rows(con, given)
     rows += _parity_rows(given)
     rows.append(_declared_row(given))
+    rows += _rows("disclosure.complete", [(gap, {"reason": "to be completed by the provider: set it in [provider] of "
+                                                          "taxreg.toml"}) for gap in given.disclosure_gaps],
+                  given.allow, {"checked": "eu-training-content-summary"},
+                  "error" if given.disclosure_required else "warning")
     return sorted(rows, key=lambda r: (r.rule, r.subject))
 
 

@@ -1,0 +1,67 @@
+"""provenance.intoto.jsonl: reading a release's SLSA provenance and checking its subjects against the files.
+
+The file holds one line: an in-toto Statement v1 (unsigned release) or a DSSE envelope whose payload is that
+statement (signed). The statement's subjects are every file the manifest lists but the provenance itself, each with
+its sha256. The envelope's signature is checked in the builder, with the signing library.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry.release.sums import file_sha256
+
+PROVENANCE = "provenance.intoto.jsonl"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    statement: dict[str, Any]
+    envelope: dict[str, Any] | None  # None: the statement is not signed
+
+
+def read(path: Path) -> Provenance:
+    """The statement (and the envelope it came in); ValueError says what is malformed."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(lines) != 1:
+        raise ValueError(f"{len(lines)} lines; the cut writes one")
+    entry = json.loads(lines[0])
+    if not isinstance(entry, dict):
+        raise ValueError("not a JSON object")
+    envelope = entry if "payloadType" in entry else None
+    if envelope is not None:
+        if envelope.get("payloadType") != PAYLOAD_TYPE:
+            raise ValueError(f"payloadType {envelope.get('payloadType')!r}, not {PAYLOAD_TYPE}")
+        try:
+            entry = json.loads(base64.b64decode(str(envelope.get("payload", "")), validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"the envelope's payload is not a base64 JSON statement: {exc}") from None
+    if not isinstance(entry, dict) or entry.get("_type") != STATEMENT_TYPE or \
+            entry.get("predicateType") != PREDICATE_TYPE:
+        raise ValueError(f"not an in-toto statement ({STATEMENT_TYPE}) with predicate {PREDICATE_TYPE}")
+    return Provenance(entry, envelope)
+
+
+def subject_problems(folder: Path, statement: dict[str, Any], listed: set[str]) -> list[tuple[str, str]]:
+    """(path, problem) for each subject that names no listed file or another sha256, and each listed file that is
+    not a subject. `listed`: the files the manifest lists."""
+    subjects: dict[str, str] = {}
+    for subject in statement.get("subject") or []:
+        if isinstance(subject, dict):
+            subjects[str(subject.get("name"))] = str((subject.get("digest") or {}).get("sha256"))
+    problems = []
+    for name, sha in sorted(subjects.items()):
+        if name not in listed:
+            problems.append((name, "a provenance subject, but not a file of the release"))
+        elif (folder / name).is_file() and file_sha256(folder / name) != sha:
+            problems.append((name, f"the provenance names sha256 {sha}, the file has {file_sha256(folder / name)}"))
+    problems += [(name, "not a subject of the provenance") for name in sorted(listed - set(subjects) - {PROVENANCE})]
+    return problems
