@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from registry.release.provenance import PROVENANCE
+
 DEFAULT_DATASET = "default"
 
 
@@ -180,7 +182,7 @@ class ReleaseLayout:
     @property
     def provenance(self) -> Path:
         """The SLSA build provenance: an in-toto statement, in a DSSE envelope when the release is signed."""
-        return self.root / "provenance.intoto.jsonl"
+        return self.root / PROVENANCE
 
     def relpath(self, path: Path) -> str:
         """`path` as the manifest and SHA256SUMS name it: relative, '/'-separated."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from registry.release.manifest import SIGNATURE, Manifest
+from registry.release import provenance
+from registry.release.manifest import PUBLIC_KEY, SIGNATURE, Manifest
+from registry.release.provenance import PROVENANCE
 from registry.release.verify import Difference, verify_release
 
 
@@ -21,5 +23,20 @@ def verify_folder(folder: Path, public_key: Path | None = None) -> tuple[Manifes
     problem = signing.verify(folder, public_key)
     if problem is not None:
         return manifest, [*differences, Difference(SIGNATURE, "signature", problem)], "invalid"
+    problem = _envelope_problem(folder, public_key or folder / PUBLIC_KEY)
+    if problem is not None:
+        return manifest, [*differences, Difference(PROVENANCE, "signature", problem)], "invalid"
     pinned = f"the key {public_key}" if public_key else "the key shipped in the release (pass --key to pin it)"
     return manifest, differences, f"valid for {pinned}"
+
+
+def _envelope_problem(folder: Path, public_key: Path) -> str | None:
+    """The provenance envelope must verify with the release key (a statement re-signed with another key does not).
+    A bare statement or an unreadable file is already a difference of `verify_release`."""
+    from builder.release.disclosures.provenance import verify_envelope
+
+    try:
+        found = provenance.read(folder / PROVENANCE)
+    except (OSError, ValueError):
+        return None
+    return None if found.envelope is None else verify_envelope(found, public_key)

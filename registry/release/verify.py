@@ -10,14 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry.errors import RegistryError
+from registry.release import provenance
 from registry.release.manifest import MANIFEST, PUBLIC_KEY, SIGNATURE, SUMS, UNLISTED, Manifest, read_manifest
+from registry.release.provenance import PROVENANCE
 from registry.release.sums import file_sha256, format_sums, read_sums
 
 
 @dataclass(frozen=True, slots=True)
 class Difference:
     path: str
-    problem: str  # missing | extra | changed | unreadable | manifest | signature
+    problem: str  # missing | extra | changed | unreadable | manifest | signature | provenance
     detail: str
 
 
@@ -37,6 +39,7 @@ def verify_release(folder: Path) -> tuple[Manifest | None, list[Difference]]:
     manifest = _check_manifest(folder, sums, differences)
     if manifest is not None:
         _check_signature_presence(folder, manifest, on_disk, differences)
+        _check_provenance(folder, manifest, differences)
     return manifest, sorted(differences, key=lambda d: (d.path, d.problem))
 
 
@@ -106,6 +109,23 @@ def _check_manifest(folder: Path, sums: dict[str, str], differences: list[Differ
     if sums and MANIFEST not in sums:
         differences.append(Difference(MANIFEST, "manifest", f"not listed in {SUMS}"))
     return manifest
+
+
+def _check_provenance(folder: Path, manifest: Manifest, differences: list[Difference]) -> None:
+    """The provenance's subjects are the listed files with their hashes; a signed release's is an envelope."""
+    if manifest.file(PROVENANCE) is None or not (folder / PROVENANCE).is_file():
+        return  # a release cut before provenance was written, or a missing file (reported above)
+    try:
+        found = provenance.read(folder / PROVENANCE)
+    except (OSError, ValueError) as exc:
+        differences.append(Difference(PROVENANCE, "unreadable", str(exc)))
+        return
+    listed = {f.path for f in manifest.files}
+    differences += [Difference(path, "provenance", detail)
+                    for path, detail in provenance.subject_problems(folder, found.statement, listed)]
+    if manifest.signature and found.envelope is None:
+        differences.append(Difference(PROVENANCE, "signature", "the release is signed but its provenance is a bare "
+                                                               "statement: the envelope was stripped"))
 
 
 def _check_signature_presence(folder: Path, manifest: Manifest, on_disk: set[str],

@@ -99,7 +99,8 @@ def _dependencies(facts: ReleaseFacts) -> list[dict[str, Any]]:
     m = facts.manifest
     found: list[dict[str, Any]] = []
     if m.inputs.get("taxonomy_commit"):
-        found.append({"name": "taxonomy", "digest": {"gitCommit": m.inputs["taxonomy_commit"]}})
+        found.append({"name": "taxonomy", "digest": {"gitCommit": m.inputs["taxonomy_commit"]},
+                      "annotations": {"role": "taxonomy"}})
     found += [{"uri": f"{d.repo_url}@{d.repo_commit}#{d.path}", "digest": {"sha256": d.doc_sha256},
                "annotations": {"role": "document", "license": d.license_spdx or "UNKNOWN"}} for d in facts.documents]
     base = m.inputs.get("base_model")
