@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from builder.layout import BuildLayout
+from builder.lineage import LineageEmitter
 from builder.stage import BuildContext, BuildOptions, Stage, StageResult, digest_of, hash_outputs
 from builder.stages import STAGES
 from registry import __version__, folders, gitrepo, source_date
@@ -66,20 +67,24 @@ def run_build(options: BuildOptions, config: ValidationConfig, listener: Listene
         ctx.build_id = builds.start_build(con, _taxonomy_commit(options), digest_of(_options_json(options)),
                                           source_date.from_environment())
     reports = [StageReport(s.name) for s in chosen]
+    events = LineageEmitter(ctx, chosen)
     status = "failed"
     try:
         for stage, report in zip(chosen, reports, strict=True):
             report.status = "running"
             listener(reports)
             started = time.perf_counter()
+            events.started(stage)
             try:
                 _run_stage(run, stage, report)
-            except BaseException:
+            except BaseException as exc:
                 report.status = "failed"
+                events.finished(stage, exc)
                 raise
             finally:
                 report.seconds = time.perf_counter() - started
                 listener(reports)
+            report.warning = report.warning or events.finished(stage)
         status = "succeeded"
     finally:
         with open_catalog(ctx.layout.catalog) as con:

@@ -37,7 +37,8 @@ def build(
         loaded = settings.load()
         config = loaded.validation()
         options = BuildOptions(taxonomy, build_dir, release, seed, train_steps, allow=tuple(allow or ()),
-                               license=license or loaded.release_license, sign_key=sign, force=tuple(force or ()))
+                               license=license or loaded.release_license, sign_key=sign, force=tuple(force or ()),
+                               disclosure=loaded.disclosure, lineage=loaded.lineage)
         with build_lock(build_dir, wait), console.StageBoard() as board:
             reports = run_build(options, config, board.update)
     ran = sum(r.status == "ran" for r in reports)

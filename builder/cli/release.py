@@ -48,19 +48,21 @@ def cut(
     """Check the release gates, then write BUILD/releases/VERSION/ with its manifest and SHA256SUMS."""
     from builder.buildlock import build_lock
     from builder.release.cut import CutOptions, cut_release
-    from registry.catalog.policy import undeclared_warning
+    from registry.catalog.policy import disclosure_warning, undeclared_warning
     from registry.licenses import LicensePolicy
     from registry.release.verify import count_phrase
 
     with console.user_errors(state["debug"]):
         loaded = settings.load()
         options = CutOptions(version, build_dir, dataset, license or loaded.release_license, tuple(allow or ()),
-                             sign, not no_model, policy=LicensePolicy(frozenset(loaded.allowed_licenses)))
+                             sign, not no_model, policy=LicensePolicy(frozenset(loaded.allowed_licenses)),
+                             disclosure=loaded.disclosure)
         with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
             outcome = cut_release(options)
     m = outcome.manifest
-    if (warning := undeclared_warning(m.policy)) is not None:
-        console.print_warning(warning)
+    for warning in (undeclared_warning(m.policy), disclosure_warning(m.policy)):
+        if warning is not None:
+            console.print_warning(warning)
     overridden = sorted({p.rule for p in m.policy if p.overridden})
     console.print_line(f"{outcome.folder}: {count_phrase(m)}, {m.samples.get('total', 0)} samples from "
                        f"{len(m.contributions)} contributions, license {m.license}")

@@ -23,18 +23,25 @@ def verify_folder(folder: Path, public_key: Path | None = None) -> tuple[Manifes
     problem = signing.verify(folder, public_key)
     if problem is not None:
         return manifest, [*differences, Difference(SIGNATURE, "signature", problem)], "invalid"
-    problem = _envelope_problem(folder, public_key or folder / PUBLIC_KEY)
+    problem = _envelope_problem(folder, manifest, public_key)
     if problem is not None:
         return manifest, [*differences, Difference(PROVENANCE, "signature", problem)], "invalid"
     pinned = f"the key {public_key}" if public_key else "the key shipped in the release (pass --key to pin it)"
     return manifest, differences, f"valid for {pinned}"
 
 
-def _envelope_problem(folder: Path, public_key: Path) -> str | None:
-    """The provenance envelope must verify with the release key (a statement re-signed with another key does not).
-    A bare statement or an unreadable file is already a difference of `verify_release`."""
+def _envelope_problem(folder: Path, manifest: Manifest | None, public_key: Path | None) -> str | None:
+    """The provenance envelope must verify with the release key: the pinned one, else the shipped one when it is the
+    key the manifest names (another shipped key is a difference already). A statement re-signed with another key
+    does not verify; a bare statement or an unreadable file is a difference of `verify_release`."""
     from builder.release.disclosures.provenance import verify_envelope
+    from registry.release.sums import file_sha256
 
+    if public_key is None:
+        public_key = folder / PUBLIC_KEY
+        named = (manifest.signature or {}).get("public_key_sha256") if manifest else None
+        if not public_key.is_file() or file_sha256(public_key) != named:
+            return None
     try:
         found = provenance.read(folder / PROVENANCE)
     except (OSError, ValueError):

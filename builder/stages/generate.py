@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from builder.stage import BuildContext, BuildStage, StageResult
+from builder.stage import BuildContext, BuildStage, Lineage, StageResult
 
 
 class GenerateStage(BuildStage):
     name = "generate"
     needs = ("validate+index",)
+
+    def lineage(self, ctx: BuildContext) -> Lineage:
+        return Lineage(tables=("run", "source_chunk", "sample", "run_sample", "sample_lineage"))
 
     def key(self, ctx: BuildContext) -> Any:
         return {"generator": "seed", "seed": ctx.options.seed}

@@ -4,6 +4,7 @@ skips the cut when what it ships is unchanged, and is refused when it changed: a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ class ReleaseStage(BuildStage):
         from builder.release.cut import CutOptions, cut_release
         from registry.catalog import releases
         from registry.catalog.connection import open_catalog
-        from registry.catalog.policy import undeclared_warning
+        from registry.catalog.policy import disclosure_warning, undeclared_warning
 
         version, options = _version(ctx), ctx.options
         with open_catalog(ctx.layout.catalog) as con:
@@ -64,12 +65,13 @@ class ReleaseStage(BuildStage):
                                                             "kept, so only the cut and the site run")
         outcome = cut_release(CutOptions(version, options.build_dir, license=options.license, allow=options.allow,
                                          sign_key=options.sign_key, with_model=options.model, build_id=ctx.build_id,
-                                         policy=ctx.config.policy,
+                                         policy=ctx.config.policy, disclosure=options.disclosure,
                                          config={"seed": options.seed, "train_steps": options.train_steps}))
         warning = undeclared_warning(outcome.manifest.policy)
+        notes = [n for n in (warning, disclosure_warning(outcome.manifest.policy)) if n]
         detail = f"{outcome.folder} (manifest {outcome.manifest_sha256[:12]}), license {outcome.manifest.license}"
         return StageResult(detail + (" (undeclared)" if warning else ""),
-                           {"manifest_sha256": outcome.manifest_sha256}, warning=warning,
+                           {"manifest_sha256": outcome.manifest_sha256}, warning="; ".join(notes) or None,
                            saved={"options": release_options(options), "manifest_sha256": outcome.manifest_sha256})
 
 
@@ -77,7 +79,8 @@ def release_options(options: BuildOptions) -> str:
     """The options a release stage's cut depends on (besides the files it ships)."""
     return digest_of({"release": options.release, "license": options.license, "allow": sorted(options.allow),
                       "sign_key": str(options.sign_key.resolve()) if options.sign_key else None,
-                      "model": options.model, "seed": options.seed, "train_steps": options.train_steps})
+                      "model": options.model, "seed": options.seed, "train_steps": options.train_steps,
+                      "disclosure": asdict(options.disclosure)})
 
 
 def _version(ctx: BuildContext) -> str:

@@ -21,9 +21,9 @@ class DatasetSample:
     teacher_model_refs: tuple[str, ...]
 
 
-def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]:
-    """Kept samples derived from the current version of an active contribution, none from a taken-down one."""
-    rows = con.execute("""
+# Kept samples derived from the current version of an active contribution, none from a taken-down one, with their
+# contributions, licenses and teachers (? twice: a run id, or NULL for every run).
+ELIGIBLE_SQL = """
         WITH live AS (
             SELECT DISTINCT l.sample_id FROM sample_lineage l JOIN contribution c
               ON c.contribution_id = l.contribution_id AND c.current_version_id = l.version_id
@@ -64,7 +64,12 @@ def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]
         SELECT c.sample_id, c.kind, k.ids, l.ids, t.ids
         FROM chosen c LEFT JOIN contributions k USING (sample_id) LEFT JOIN licenses l USING (sample_id)
         LEFT JOIN teachers t USING (sample_id)
-        ORDER BY c.sample_id""", [run_id, run_id]).fetchall()
+        ORDER BY c.sample_id"""
+
+
+def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]:
+    """Kept samples derived from the current version of an active contribution, none from a taken-down one."""
+    rows = con.execute(ELIGIBLE_SQL, [run_id, run_id]).fetchall()
     return [DatasetSample(sid, kind, tuple(cids or ()), tuple(lic or ("UNKNOWN",)),
                           tuple(teachers or ())) for sid, kind, cids, lic, teachers in rows]
 

@@ -35,6 +35,7 @@ RULES = {
                         "the source licenses stands in, which license.compatible cannot fail against (a warning).",
 }
 DECLARED = "license.declared"
+DISCLOSURE = "disclosure.complete"
 RESTRICTIVE_TERMS = re.compile(r"non[- ]?commercial|research[- ]only|no[- ]derivatives|may not be used to train",
                                re.IGNORECASE)
 SHOWN = 8  # offending subjects named in the refusal message; every one is in policy_check
@@ -81,10 +82,7 @@ def run_checks(con: Any, given: PolicyInput) -> list[PolicyResult]:
     rows += _teacher_rows(con, given)
     rows += _parity_rows(given)
     rows.append(_declared_row(given))
-    rows += _rows("disclosure.complete", [(gap, {"reason": "to be completed by the provider: set it in [provider] of "
-                                                          "taxreg.toml"}) for gap in given.disclosure_gaps],
-                  given.allow, {"checked": "eu-training-content-summary"},
-                  "error" if given.disclosure_required else "warning")
+    rows += _disclosure_rows(given)
     return sorted(rows, key=lambda r: (r.rule, r.subject))
 
 
@@ -94,6 +92,29 @@ def _declared_row(given: PolicyInput) -> PolicyResult:
         return PolicyResult(DECLARED, "*", "info", True, False, {"release_license": given.release_license})
     return PolicyResult(DECLARED, "*", "warning", False, False, {
         "release_license": given.release_license, "reason": undeclared_note(given.release_license)})
+
+
+def _disclosure_rows(given: PolicyInput) -> list[PolicyResult]:
+    """Required: one failing row per gap. Otherwise one row that does not block and carries the gaps, said as a
+    warning by the cut (`disclosure_warning`)."""
+    reason = "to be completed by the provider: set [provider] in taxreg.toml"
+    if given.disclosure_required:
+        return _rows(DISCLOSURE, [(gap, {"reason": reason}) for gap in given.disclosure_gaps], given.allow,
+                     {"checked": "eu-training-content-summary"})
+    if not given.disclosure_gaps:
+        return [PolicyResult(DISCLOSURE, "*", "info", True, False, {"checked": "eu-training-content-summary"})]
+    return [PolicyResult(DISCLOSURE, "*", "warning", True, False, {"to_complete": list(given.disclosure_gaps),
+                                                                   "reason": reason})]
+
+
+def disclosure_warning(results: Iterable[PolicyResult]) -> str | None:
+    """What the EU summary still asks of the provider, when the cut did not require it."""
+    row = next((p for p in results if p.rule == DISCLOSURE and p.severity == "warning"), None)
+    if row is None:
+        return None
+    return (f"the EU training-content summary marks {', '.join(row.details['to_complete'])} \"to be completed by the "
+            "provider\": set them in [provider] of taxreg.toml ([release] require_complete_disclosure = true makes "
+            "this an error)")
 
 
 def undeclared_note(union: str) -> str:

@@ -1,8 +1,9 @@
 """provenance.intoto.jsonl: reading a release's SLSA provenance and checking its subjects against the files.
 
 The file holds one line: an in-toto Statement v1 (unsigned release) or a DSSE envelope whose payload is that
-statement (signed). The statement's subjects are every file the manifest lists but the provenance itself, each with
-its sha256. The envelope's signature is checked in the builder, with the signing library.
+statement (signed). The statement's subjects are every file the manifest lists but the provenance itself and the public
+key (the signer's identity, not a product of the build), each with its sha256. The envelope's
+signature is checked in the builder, with the signing library.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from registry.release.sums import file_sha256
+from registry.release.manifest import MANIFEST, PUBLIC_KEY, SUMS
 
 PROVENANCE = "provenance.intoto.jsonl"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -50,9 +51,11 @@ def read(path: Path) -> Provenance:
     return Provenance(entry, envelope)
 
 
-def subject_problems(folder: Path, statement: dict[str, Any], listed: set[str]) -> list[tuple[str, str]]:
-    """(path, problem) for each subject that names no listed file or another sha256, and each listed file that is
-    not a subject. `listed`: the files the manifest lists."""
+def subject_problems(statement: dict[str, Any], listed: dict[str, str]) -> list[tuple[str, str]]:
+    """(path, problem) for each subject that names no listed file or another sha256, and each listed file (but the
+    provenance and the public key) that is not a subject. `listed`: each file's sha256 as SHA256SUMS (else the
+    manifest) records it. Whether the files still have those hashes is the sums' check, so a changed file or an
+    edited manifest is reported once; a file whose hashes were all rewritten is caught here."""
     subjects: dict[str, str] = {}
     for subject in statement.get("subject") or []:
         if isinstance(subject, dict):
@@ -61,7 +64,8 @@ def subject_problems(folder: Path, statement: dict[str, Any], listed: set[str]) 
     for name, sha in sorted(subjects.items()):
         if name not in listed:
             problems.append((name, "a provenance subject, but not a file of the release"))
-        elif (folder / name).is_file() and file_sha256(folder / name) != sha:
-            problems.append((name, f"the provenance names sha256 {sha}, the file has {file_sha256(folder / name)}"))
-    problems += [(name, "not a subject of the provenance") for name in sorted(listed - set(subjects) - {PROVENANCE})]
+        elif listed[name] != sha:
+            problems.append((name, f"the provenance names sha256 {sha}, {SUMS} {listed[name]}"))
+    unlisted = set(listed) - set(subjects) - {PROVENANCE, PUBLIC_KEY, MANIFEST}
+    problems += [(name, "not a subject of the provenance") for name in sorted(unlisted)]
     return problems

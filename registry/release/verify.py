@@ -39,7 +39,7 @@ def verify_release(folder: Path) -> tuple[Manifest | None, list[Difference]]:
     manifest = _check_manifest(folder, sums, differences)
     if manifest is not None:
         _check_signature_presence(folder, manifest, on_disk, differences)
-        _check_provenance(folder, manifest, differences)
+        _check_provenance(folder, manifest, sums, differences)
     return manifest, sorted(differences, key=lambda d: (d.path, d.problem))
 
 
@@ -111,7 +111,7 @@ def _check_manifest(folder: Path, sums: dict[str, str], differences: list[Differ
     return manifest
 
 
-def _check_provenance(folder: Path, manifest: Manifest, differences: list[Difference]) -> None:
+def _check_provenance(folder: Path, manifest: Manifest, sums: dict[str, str], differences: list[Difference]) -> None:
     """The provenance's subjects are the listed files with their hashes; a signed release's is an envelope."""
     if manifest.file(PROVENANCE) is None or not (folder / PROVENANCE).is_file():
         return  # a release cut before provenance was written, or a missing file (reported above)
@@ -120,9 +120,9 @@ def _check_provenance(folder: Path, manifest: Manifest, differences: list[Differ
     except (OSError, ValueError) as exc:
         differences.append(Difference(PROVENANCE, "unreadable", str(exc)))
         return
-    listed = {f.path for f in manifest.files}
+    listed = {**{f.path: f.sha256 for f in manifest.files}, **sums}
     differences += [Difference(path, "provenance", detail)
-                    for path, detail in provenance.subject_problems(folder, found.statement, listed)]
+                    for path, detail in provenance.subject_problems(found.statement, listed)]
     if manifest.signature and found.envelope is None:
         differences.append(Difference(PROVENANCE, "signature", "the release is signed but its provenance is a bare "
                                                                "statement: the envelope was stripped"))

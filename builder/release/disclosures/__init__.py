@@ -12,7 +12,7 @@ from builder.layout import BuildLayout, ReleaseLayout
 from builder.release.disclosures import ab2013, attribution, eu_summary, facts, provenance
 from builder.settings import Disclosure
 from registry.catalog import disclosure as reads
-from registry.release.manifest import Manifest, listed
+from registry.release.manifest import PUBLIC_KEY, Manifest, listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ def write(con: Any, staging: Path, draft: Manifest, given: Inputs) -> None:
     eu_summary.write(release.eu_summary, release.eu_summary_json, known, sections)
     ab2013.write(release.ab2013, known)
     attribution.write(release.attribution, draft.version, known.attributions)
-    subjects = listed(staging, frozenset({release.relpath(release.provenance)}))
+    subjects = listed(staging, frozenset({release.relpath(release.provenance), PUBLIC_KEY}))
     provenance.write(release.provenance, staging, subjects, known, given.sign_key)
 
 

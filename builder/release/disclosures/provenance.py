@@ -19,6 +19,7 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.signer import Signature, Signer, SSlibKey
 
 from builder.release.disclosures.facts import ReleaseFacts
+from builder.source_version import source_digest
 from registry.release.canonical import canonical_bytes, canonical_sha256
 from registry.release.manifest import Manifest
 from registry.release.provenance import PAYLOAD_TYPE, PREDICATE_TYPE, Provenance
@@ -147,23 +148,9 @@ def installed() -> tuple[tuple[str, str, str], ...]:
 
 def _digest(name: str, dist: Any) -> str:
     if name == DISTRIBUTION:
-        return _source_digest()
+        return source_digest()
     record = dist.read_text("RECORD") or ""
     return hashlib.sha256(record.encode()).hexdigest()
-
-
-def _source_digest() -> str:
-    """sha256 over the builder's own sources (an editable install's RECORD names only a .pth file)."""
-    import builder
-    import registry
-
-    digest = hashlib.sha256()
-    for package in (registry, builder):
-        root = Path(str(package.__file__)).parent
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".sql", ".j2")):
-            digest.update(f"{package.__name__}/{path.relative_to(root).as_posix()}\n".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def _envelope(statement: bytes, sign_key: Path) -> dict[str, Any]:
