@@ -84,7 +84,8 @@ def run_build(options: BuildOptions, config: ValidationConfig, listener: Listene
             finally:
                 report.seconds = time.perf_counter() - started
                 listener(reports)
-            report.warning = report.warning or events.finished(stage)
+            unsent = events.finished(stage)
+            report.warning = report.warning or unsent
         status = "succeeded"
     finally:
         with open_catalog(ctx.layout.catalog) as con:

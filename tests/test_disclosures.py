@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from builder import settings
 from builder.cli import app
+from builder.dataset_card import validate_croissant
 from builder.datasets import DatasetOptions, build_dataset
 from builder.generators.run import GenerateOptions, generate
 from builder.release.disclosures.provenance import _DeterministicSigner
@@ -241,6 +242,34 @@ def test_ab2013_answers_its_twelve_items_in_order(released: dict[str, Path]) -> 
     assert f"{manifest.samples['total']} samples" in text and "## 12. Whether the system used" in text
 
 
+def test_croissant_has_rai_fields_and_per_record_lineage_and_still_validates(released: dict[str, Path]) -> None:
+    import mlcroissant as mlc
+    import pyarrow.parquet as pq
+
+    path = released["plain"] / "data/croissant.json"
+    validate_croissant(path)
+    croissant = json.loads(path.read_text())
+    assert croissant["rai:hasSyntheticData"] is False
+    assert "rai:dataSocialImpact" in croissant and "documents pinned" in croissant["rai:dataCollection"]
+    [train] = [r for r in croissant["recordSet"] if r["name"] == "train"]
+    assert [f["name"] for f in train["field"]] == ["id", "kind", "contribution", "document", "license", "generator"]
+    records = {r["train/id"].decode(): r for r in mlc.Dataset(jsonld=path).records("train")}
+    assert len(records) == pq.read_table(released["plain"] / "data/train.parquet").num_rows
+    lineage = rows(released["build"], """
+        SELECT l.sample_id, string_agg(DISTINCT l.contribution_id, ', '),
+               string_agg(DISTINCT d.repo_url || '@' || d.repo_commit || '#' || d.path, ', ')
+        FROM sample_lineage l LEFT JOIN source_document d USING (doc_sha256) GROUP BY 1""")
+    checked = 0
+    for sample_id, contribution, document in lineage:
+        if str(sample_id) in records:
+            record = records[str(sample_id)]
+            assert record["train/contribution"].decode() == contribution
+            assert (record["train/document"] or b"").decode() == (document or "")
+            assert record["train/generator"].decode() == "seed" and record["train/license"]
+            checked += 1
+    assert checked == len(records)
+
+
 # --- provenance -------------------------------------------------------------------------------------------
 
 
@@ -399,6 +428,9 @@ def test_teachers_and_takedowns_are_disclosed_from_the_catalog(released: dict[st
                                    "samples_excluded": excluded}] and excluded > 0
     assert doc not in {d["doc_sha256"] for d in facts["documents"]}
     assert f"document {doc} (the rightsholder asked): {excluded} samples left out" in text
+    croissant = json.loads((folder / "data/croissant.json").read_text())
+    assert croissant["rai:hasSyntheticData"] is True and MODEL in croissant["rai:machineAnnotationTools"]
+    validate_croissant(folder / "data/croissant.json")
     statement, _ = statement_of(folder)
     roles = [d["annotations"]["role"] for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]]
     assert "teacher" in roles and verify_folder(folder)[1] == []

@@ -11,6 +11,12 @@ from typing import Any
 from registry.catalog.columns import insert, upsert
 from registry.catalog.connection import transaction
 
+# The per-record lineage columns of a dataset split, after id, kind and messages: what each sample derives from
+LINEAGE = {"contribution": "The taxonomy contribution(s) the sample derives from (their taxonomy paths).",
+           "document": "The knowledge document(s) its text comes from, as repo@commit#path.",
+           "license": "The SPDX license(s) of its sources.",
+           "generator": "The generator(s) that made it: seed, or teacher:<model>."}
+
 
 @dataclass(frozen=True, slots=True)
 class DatasetSample:
@@ -19,6 +25,14 @@ class DatasetSample:
     contribution_ids: tuple[str, ...]
     licenses: tuple[str, ...]  # SPDX ids of its sources ("UNKNOWN" where none is known)
     teacher_model_refs: tuple[str, ...]
+    documents: tuple[str, ...] = ()  # repo@commit#path of the documents its chunks come from
+    generators: tuple[str, ...] = ()  # the runs that made it: "seed", or "teacher:<model>"
+
+    def lineage(self) -> dict[str, str | None]:
+        """The per-record lineage columns of a dataset split (and its Croissant fields)."""
+        return {"contribution": ", ".join(self.contribution_ids) or None,
+                "document": ", ".join(self.documents) or None, "license": " AND ".join(self.licenses),
+                "generator": ", ".join(self.generators) or None}
 
 
 # Kept samples derived from the current version of an active contribution, none from a taken-down one, with their
@@ -60,18 +74,28 @@ ELIGIBLE_SQL = """
             SELECT rs.sample_id, list(DISTINCT r.teacher_model_ref ORDER BY r.teacher_model_ref) AS ids
             FROM run_sample rs JOIN run r USING (run_id) SEMI JOIN chosen USING (sample_id)
             WHERE r.teacher_model_ref IS NOT NULL GROUP BY rs.sample_id
+        ), documents AS (
+            SELECT e.sample_id, list(DISTINCT d.repo_url || '@' || d.repo_commit || '#' || d.path ORDER BY 1) AS ids
+            FROM edges e JOIN source_document d USING (doc_sha256) GROUP BY e.sample_id
+        ), generators AS (  -- the runs that kept the sample: seed, or teacher:<model>
+            SELECT rs.sample_id, list(DISTINCT r.generator || coalesce(':' || r.teacher_model_ref, '') ORDER BY 1)
+                   AS ids
+            FROM run_sample rs JOIN run r USING (run_id) SEMI JOIN chosen USING (sample_id)
+            WHERE rs.kept GROUP BY rs.sample_id
         )
-        SELECT c.sample_id, c.kind, k.ids, l.ids, t.ids
+        SELECT c.sample_id, c.kind, k.ids, l.ids, t.ids, d.ids, g.ids
         FROM chosen c LEFT JOIN contributions k USING (sample_id) LEFT JOIN licenses l USING (sample_id)
-        LEFT JOIN teachers t USING (sample_id)
+        LEFT JOIN teachers t USING (sample_id) LEFT JOIN documents d USING (sample_id)
+        LEFT JOIN generators g USING (sample_id)
         ORDER BY c.sample_id"""
 
 
 def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]:
     """Kept samples derived from the current version of an active contribution, none from a taken-down one."""
     rows = con.execute(ELIGIBLE_SQL, [run_id, run_id]).fetchall()
-    return [DatasetSample(sid, kind, tuple(cids or ()), tuple(lic or ("UNKNOWN",)),
-                          tuple(teachers or ())) for sid, kind, cids, lic, teachers in rows]
+    return [DatasetSample(sid, kind, tuple(cids or ()), tuple(lic or ("UNKNOWN",)), tuple(teachers or ()),
+                          tuple(docs or ()), tuple(generators or ()))
+            for sid, kind, cids, lic, teachers, docs, generators in rows]
 
 
 def license_inputs(con: Any) -> list[tuple[str, str, str | None]]:
