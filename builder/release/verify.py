@@ -1,20 +1,21 @@
-"""`taxreg release verify DIR`: the file checks of `registry.release.verify`, plus the signature when present."""
+"""`taxreg release verify DIR`, the whole verdict: the file checks of `registry.release.integrity` (every file against
+SHA256SUMS and the manifest) plus the signature, checked with the signing library, when present or pinned."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from registry.release import provenance
+from registry.release.integrity import Difference, check_files
 from registry.release.manifest import PUBLIC_KEY, SIGNATURE, Manifest
 from registry.release.provenance import PROVENANCE
-from registry.release.verify import Difference, verify_release
 
 
 def verify_folder(folder: Path, public_key: Path | None = None) -> tuple[Manifest | None, list[Difference], str]:
     """(manifest, differences, what the signature check said: 'unsigned', 'valid ...' or the failure)."""
     from builder.release import signing
 
-    manifest, differences = verify_release(folder)
+    manifest, differences = check_files(folder)
     if not (folder / SIGNATURE).is_file():
         if public_key is not None:  # a pinned key asks for a signature: stripping one must not pass
             return manifest, [*differences, Difference(SIGNATURE, "missing", f"--key {public_key} given, but the "
@@ -33,7 +34,7 @@ def verify_folder(folder: Path, public_key: Path | None = None) -> tuple[Manifes
 def _envelope_problem(folder: Path, manifest: Manifest | None, public_key: Path | None) -> str | None:
     """The provenance envelope must verify with the release key: the pinned one, else the shipped one when it is the
     key the manifest names (another shipped key is a difference already). A statement re-signed with another key
-    does not verify; a bare statement or an unreadable file is a difference of `verify_release`."""
+    does not verify; a bare statement or an unreadable file is a difference of `check_files`."""
     from builder.release.disclosures.provenance import verify_envelope
     from registry.release.sums import file_sha256
 

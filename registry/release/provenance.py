@@ -51,11 +51,11 @@ def read(path: Path) -> Provenance:
     return Provenance(entry, envelope)
 
 
-def subject_problems(statement: dict[str, Any], listed: dict[str, str]) -> list[tuple[str, str]]:
+def subject_problems(statement: dict[str, Any], listed: dict[str, str | None]) -> list[tuple[str, str]]:
     """(path, problem) for each subject that names no listed file or another sha256, and each listed file (but the
-    provenance and the public key) that is not a subject. `listed`: each file's sha256 as SHA256SUMS (else the
-    manifest) records it. Whether the files still have those hashes is the sums' check, so a changed file or an
-    edited manifest is reported once; a file whose hashes were all rewritten is caught here."""
+    provenance and the public key) that is not a subject. `listed`: each file's sha256 as the release's other
+    witnesses agree on it (None: they do not, and say so themselves). A changed file or an edited SHA256SUMS line
+    or manifest is reported once, by them; a file whose hashes were all rewritten is caught here."""
     subjects: dict[str, str] = {}
     for subject in statement.get("subject") or []:
         if isinstance(subject, dict):
@@ -64,8 +64,9 @@ def subject_problems(statement: dict[str, Any], listed: dict[str, str]) -> list[
     for name, sha in sorted(subjects.items()):
         if name not in listed:
             problems.append((name, "a provenance subject, but not a file of the release"))
-        elif listed[name] != sha:
-            problems.append((name, f"the provenance names sha256 {sha}, {SUMS} {listed[name]}"))
+        elif listed[name] is not None and listed[name] != sha:
+            problems.append((name, f"the provenance names sha256 {sha}; {SUMS}, the manifest and the file have "
+                                   f"{listed[name]}"))
     unlisted = set(listed) - set(subjects) - {PROVENANCE, PUBLIC_KEY, MANIFEST}
     problems += [(name, "not a subject of the provenance") for name in sorted(unlisted)]
     return problems
