@@ -231,7 +231,7 @@ def test_attribution_credits_every_source_as_its_attribution_txt_writes_it(relea
         assert f"by {creators}" in line and f"license: {raw}" in line and f"revision {revision or 'N/A'}" in line
         if link:
             assert f"<{link}>" in line
-    assert "License text: https://creativecommons.org/licenses/by/4.0/legalcode" in text
+    assert "License text: <https://creativecommons.org/licenses/by/4.0/legalcode>" in text
 
 
 def test_ab2013_answers_its_twelve_items_in_order(released: dict[str, Path]) -> None:

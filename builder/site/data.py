@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.site import disclosures
 from registry.catalog.connection import open_read_only
 
 Row = dict[str, Any]
@@ -49,6 +50,7 @@ class SiteData:
     license_summary: list[Row]
     document_licenses: list[Row]
     counts: dict[str, int] = field(default_factory=dict)
+    release_disclosures: dict[str, Row] = field(default_factory=dict)  # release_id -> its disclosure texts
 
 
 def load(catalog: Path) -> SiteData:
@@ -192,6 +194,8 @@ def _load(con: Any) -> SiteData:  # one statement per roll-up, read top to botto
             SELECT coalesce(license_spdx, 'UNKNOWN') AS license, license_class, count(DISTINCT doc_sha256) AS documents
             FROM source_document GROUP BY ALL ORDER BY documents DESC, license"""),
         counts=_counts(con),
+        release_disclosures=disclosures.load(releases, _grouped(rows(con, """
+            SELECT release_id, relpath, sha256 FROM release_artifact ORDER BY release_id, relpath"""), "release_id")),
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from builder.site import lineage, urls
+from builder.site import disclosures, lineage, urls
 from builder.site.data import Row, SiteData
 
 SEARCH_SEEDS = 3  # questions of a contribution put in the search index (the page has them all)
@@ -149,7 +149,9 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
                    "contributors": contributors, "checks": details.get("checks", []),
                    "takedowns": [{**t, "href": urls.href(urls.contribution(t["subject"]) if t["subject_kind"] ==
                                                          "contribution" else urls.document(t["subject"]))}
-                                 for t in details.get("takedowns", [])]}
+                                 for t in details.get("takedowns", [])],
+                   "disclosures": data.release_disclosures.get(rid),
+                   "attribution_href": urls.href(disclosures.attribution_folder(rid))}
         jsonld = {"@context": "https://schema.org", "@type": "Dataset", "name": f"Taxonomy Registry release {rid}",
                   "version": rid, "datePublished": release["released_at"], "license": release["license_expression"],
                   "identifier": release["manifest_sha256"],
@@ -159,6 +161,11 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
         search = " ".join(filter(None, [rid, release["status"], release["license_expression"],
                                         release["taxonomy_commit"]]))
         yield PageSpec(urls.release(rid), f"Release {rid}", "release.html", context, search, jsonld)
+        shown = data.release_disclosures.get(rid) or {}
+        if shown.get("attribution_html"):
+            yield PageSpec(disclosures.attribution_folder(rid), f"Attribution: release {rid}", "attribution.html",
+                           {"release_id": rid, "release_href": urls.href(urls.release(rid)),
+                            "html": shown["attribution_html"]}, f"{rid} attribution credits licenses")
 
 
 def _pretty(raw: str | None) -> str:

@@ -40,7 +40,7 @@ def render(version: str, attributions: list[Attribution]) -> str:
              "wrote it in the taxonomy's attribution.txt, grouped by license.", ""]
     for spdx in sorted(by_license):
         url = license_url(spdx) if spdx != "UNKNOWN" else None
-        lines += [f"## {spdx}", "", f"License text: {url}" if url else "License not known.", ""]
+        lines += [f"## {spdx}", "", f"License text: <{url}>" if url else "License not known.", ""]
         for a in sorted(by_license[spdx], key=lambda a: (a.title or "", a.contribution_id)):
             lines.append(f"- {_credit(a)}")
         lines.append("")
