@@ -103,6 +103,34 @@ def test_two_clean_builds_give_the_same_hashes(two_builds: tuple[Path, Path, Pat
     assert {"audit/audit.duckdb", "audit/run.parquet", "parity.json", "bom/spdx.json"} <= {f.path for f in ma.files}
 
 
+def test_the_model_release_discloses_its_training_data_and_the_build_its_lineage(
+        two_builds: tuple[Path, Path, Path, str]) -> None:
+    """The EU summary counts the training split with the shipped tokenizer and names the base model; the provenance
+    pins the base weights; the build's OpenLineage events (JSONL by default) have every stage."""
+    from tokenizers import Tokenizer
+
+    _, build, _, _ = two_builds
+    folder = build / "releases/1.0.0"
+    summary = json.loads((folder / "disclosures/eu-training-content-summary.json").read_text())
+    texts = [m["content"] for line in (folder / "data/train.jsonl").read_text().splitlines()
+             for m in json.loads(line)["messages"]]
+    tokens = sum(len(e.ids) for e in Tokenizer.from_file(str(folder / "model/onnx/tokenizer.json")).encode_batch(
+        texts, add_special_tokens=False))
+    split = summary["facts"]["training_split"]
+    assert split["tokens"] == tokens and split["tokenizer"].startswith("model/onnx/tokenizer.json")
+    manifest, _ = read_manifest(folder)
+    base = manifest.inputs["base_model"]
+    text = (folder / "disclosures/eu-training-content-summary.md").read_text()
+    assert f"Fine-tuned (LoRA) from {base['model_ref']}" in text and "demo model" in text
+    statement = json.loads((folder / "provenance.intoto.jsonl").read_text())
+    [dependency] = [d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+                    if d.get("annotations", {}).get("role") == "base_model"]
+    assert dependency["name"] == base["model_ref"] and dependency["digest"]["sha256"] == base["weights_sha256"]
+    [events] = list((build / "lineage").glob("*.jsonl"))
+    jobs = [(e["job"]["name"], e["eventType"]) for e in map(json.loads, events.read_text().splitlines())]
+    assert jobs == [(stage, state) for stage in STAGES for state in ("START", "COMPLETE")]
+
+
 def test_a_rerun_skips_unchanged_stages_and_an_existing_release_is_kept(
         two_builds: tuple[Path, Path, Path, str]) -> None:
     taxonomy, build, _, _ = two_builds
