@@ -1,6 +1,6 @@
 """Each release's Disclosures on the site: the EU training-content summary, AB 2013 and the attribution page, read
-from the release folder the catalog records, and shown only where a file still has the sha256 the cut recorded (a
-moved or edited release shows which files are missing). The attribution page is ATTRIBUTION.md itself, rendered."""
+from the release folder the site publishes (`release_files.locate`), each shown only where the file still has the
+sha256 the cut recorded. The attribution page is ATTRIBUTION.md itself, rendered."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ from typing import Any
 
 from builder.layout import ReleaseLayout
 from builder.site import urls
+from builder.site.release_files import ReleaseFolder
 
 Row = dict[str, Any]
 
 
-def load(releases: list[Row], artifacts: dict[str, list[Row]]) -> dict[str, Row]:
-    """release id -> its disclosure files (as recorded, and whether present) and their texts as HTML."""
-    return {r["release_id"]: _one(ReleaseLayout(Path(r["path"])), {a["relpath"]: a["sha256"] for a in
-                                                                   artifacts.get(r["release_id"], [])})
-            for r in releases if r.get("path")}
+def load(folders: list[ReleaseFolder], details: dict[str, dict[str, list[Row]]]) -> dict[str, Row]:
+    """release id -> its disclosure files (as recorded, and whether present) and their texts as HTML, for each
+    release folder the site found (`release_files.locate`: the manifest the catalog recorded)."""
+    return {f.release_id: _one(ReleaseLayout(f.folder), {a["relpath"]: a["sha256"] for a in
+                                                         details.get(f.release_id, {}).get("artifacts", [])})
+            for f in folders}
 
 
 def attribution_folder(release_id: str) -> str:

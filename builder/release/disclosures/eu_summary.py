@@ -14,6 +14,7 @@ from typing import Any
 
 from builder.release.disclosures.facts import ReleaseFacts
 from builder.settings import Disclosure
+from registry.model_folder import DEMO_NAME
 from registry.release.canonical import canonical_bytes
 
 KIND = "taxonomy-registry/eu-training-content-summary"
@@ -190,7 +191,8 @@ def _dependencies(facts: ReleaseFacts) -> str:
     if not base:
         return "None: no model ships in this release."
     digest = f", weights sha256 {base['weights_sha256']}" if base.get("weights_sha256") else ""
-    demo = " (a randomly initialised demo model, not a general-purpose AI model)" if base.get("demo") else ""
+    demo = " (a randomly initialised demo model, not a general-purpose AI model)" \
+        if base.get("demo") or str(base["model_ref"]).startswith(DEMO_NAME) else ""
     revision = f" at revision {base['revision']}" if base.get("revision") else ""
     return (f"Fine-tuned (LoRA) from {base['model_ref']}{revision}{digest}{demo}; that model's own summary of training "
             "content covers its pre-training.")
