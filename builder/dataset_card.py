@@ -101,7 +101,8 @@ def _collection(samples: list[DatasetSample]) -> str:
     return (f"Contributors write seed examples (qna.yaml) in a taxonomy: {len(contributions)} contributions; "
             f"knowledge seeds quote {len(documents)} documents pinned by "
             f"repository and commit. Samples made by: {', '.join(generators) or 'none'}. Each record names its "
-            "contribution, document, license and generator.")
+            "contribution, document and generator; its license follows from them (v_sample_license in the audit "
+            "database).")
 
 
 def _size_category(n: int) -> str:

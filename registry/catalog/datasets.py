@@ -11,10 +11,11 @@ from typing import Any
 from registry.catalog.columns import insert, upsert
 from registry.catalog.connection import transaction
 
-# The per-record lineage columns of a dataset split, after id, kind and messages: what each sample derives from
+# The per-record lineage columns of a dataset split, after id, kind and messages: what each sample derives from.
+# Not its license: a changed attribution license must leave the split's bytes (and the model trained on them) as
+# they are; the license follows from the contribution and document (v_sample_license in the catalog).
 LINEAGE = {"contribution": "The taxonomy contribution(s) the sample derives from (their taxonomy paths).",
            "document": "The knowledge document(s) its text comes from, as repo@commit#path.",
-           "license": "The SPDX license(s) of its sources.",
            "generator": "The generator(s) that made it: seed, or teacher:<model>."}
 
 
@@ -31,8 +32,7 @@ class DatasetSample:
     def lineage(self) -> dict[str, str | None]:
         """The per-record lineage columns of a dataset split (and its Croissant fields)."""
         return {"contribution": ", ".join(self.contribution_ids) or None,
-                "document": ", ".join(self.documents) or None, "license": " AND ".join(self.licenses),
-                "generator": ", ".join(self.generators) or None}
+                "document": ", ".join(self.documents) or None, "generator": ", ".join(self.generators) or None}
 
 
 # Kept samples derived from the current version of an active contribution, none from a taken-down one, with their
