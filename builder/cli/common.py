@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,14 @@ FormatOpt = Annotated[FindingFormat, typer.Option("--format", help="text, github
 MaxSizeOpt = Annotated[int | None, typer.Option("--max-file-size", help="Largest qna.yaml in bytes [1 MiB].")]
 LicenseOpt = Annotated[
     list[str] | None, typer.Option("--allow-license", help="Allowed SPDX license (repeat); replaces the policy.")]
+WaitOpt = Annotated[float, typer.Option(help="Seconds to wait for another taxreg writing the build directory.")]
+
+
+def writing(catalog: Path | None, *outputs: Path, wait: float = 0.0) -> AbstractContextManager[None]:
+    """The lock of every build folder a command writes (`builder.buildlock.lock_paths`), saying when it waits."""
+    from builder.buildlock import lock_paths
+
+    return lock_paths(catalog, outputs, wait, on_wait=lambda note: console.print_summary(note, False))
 
 
 def _version(value: bool) -> None:

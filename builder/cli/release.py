@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from builder import console, settings
-from builder.cli.common import app, state
+from builder.cli.common import WaitOpt, app, state, writing
 from builder.console import TableFormat
 from builder.layout import BuildLayout
 from registry.errors import RegistryError
@@ -20,7 +20,6 @@ release_app = typer.Typer(no_args_is_help=True, help="Releases anyone can verify
 app.add_typer(release_app, name="release")
 
 BuildDirOpt = Annotated[Path, typer.Option("--build-dir", help="The build directory.")]
-WaitOpt = Annotated[float, typer.Option(help="Seconds to wait for another taxreg writing the build directory.")]
 
 
 class OutputFormat(StrEnum):
@@ -46,7 +45,6 @@ def cut(
     wait: WaitOpt = 0.0,
 ) -> None:
     """Check the release gates, then write BUILD/releases/VERSION/ with its manifest and SHA256SUMS."""
-    from builder.buildlock import build_lock
     from builder.release.cut import CutOptions, cut_release
     from registry.catalog.policy import undeclared_warning
     from registry.licenses import LicensePolicy
@@ -56,7 +54,7 @@ def cut(
         loaded = settings.load()
         options = CutOptions(version, build_dir, dataset, license or loaded.release_license, tuple(allow or ()),
                              sign, not no_model, policy=LicensePolicy(frozenset(loaded.allowed_licenses)))
-        with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
+        with writing(BuildLayout(build_dir).catalog, wait=wait):
             outcome = cut_release(options)
     m = outcome.manifest
     if (warning := undeclared_warning(m.policy)) is not None:
@@ -195,7 +193,6 @@ def takedown(
     fmt: FormatOpt = OutputFormat.TEXT,
 ) -> None:
     """Show what depends on a document or contribution (samples, datasets, models, releases) and take it down."""
-    from builder.buildlock import build_lock
     from builder.release.takedown import takedown as run_takedown
 
     with console.user_errors(state["debug"]):
@@ -203,7 +200,7 @@ def takedown(
         if dry_run:  # only reads (the catalog opened read-only): no need to wait for a build
             impact, new = run_takedown(catalog, subject, reason, by, dry_run)
         else:
-            with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
+            with writing(BuildLayout(build_dir).catalog, wait=wait):
                 impact, new = run_takedown(catalog, subject, reason, by, dry_run)
     counts = {what: len(impact.ids(what)) for what in ("sample", "run", "dataset", "model", "release")}
     if fmt is OutputFormat.JSON:

@@ -24,8 +24,9 @@ from typing import Any
 from builder.layout import DEFAULT, BuildLayout, ModelLayout, ReleaseLayout
 from builder.release import bom, cards, signing, spdx3
 from registry import __version__, folders, source_date
-from registry.catalog import policy, publish, releases
+from registry.catalog import builds, policy, publish, releases
 from registry.catalog.connection import open_catalog, transaction
+from registry.catalog.datasets import blocked_samples, dataset_samples, eligible_samples
 from registry.catalog.reproducible import Steady
 from registry.errors import RegistryError
 from registry.licenses import LicensePolicy, normalize
@@ -87,6 +88,7 @@ class _Shipment:
     license_declared: bool  # False: the union of the source licenses stands in for a declared one
     released_at: datetime
     time_source: str  # what released_at came from, for the manifest's note
+    catalog_state: str  # builds.catalog_state before the gates: checked again inside the commit
 
 
 def cut_release(options: CutOptions) -> CutOutcome:
@@ -103,6 +105,7 @@ def cut_release(options: CutOptions) -> CutOutcome:
         versions.refuse_case_twin(root, options.version)
         folders.require_writable(target, "release folder")  # before the gates are recorded, not at the first write
         shipment = _gather(con, options)
+        _require_current(con, shipment)
         results = policy.run_checks(con, policy.PolicyInput(
             tuple(shipment.datasets[n].dataset_id for n in sorted(shipment.datasets)), shipment.license,
             options.policy, shipment.parity, frozenset(options.allow), shipment.license_declared))
@@ -136,7 +139,26 @@ def _gather(con: Any, options: CutOptions) -> _Shipment:
     license = _release_license(options.license, datasets)
     released_at, time_source = source_date.stamp(con)
     return _Shipment(datasets, data_dir, model, parity, license, options.license is not None, released_at,
-                     time_source)
+                     time_source, builds.catalog_state(con))
+
+
+def _require_current(con: Any, shipment: _Shipment) -> None:
+    """The dataset must be what `taxreg dataset build` would write from the catalog now: else the manifest (its
+    samples) and the audit copy (the catalog) would describe two different taxonomies. Samples a takedown keeps
+    out are left to the takedown.excluded gate."""
+    from builder.datasets import copies_of
+
+    params = next(iter(shipment.datasets.values())).params
+    mix = params.get("mix") or {}
+    now = {s.sample_id for s in eligible_samples(con, params.get("run_id")) if copies_of(s, mix) > 0}
+    shipped = dataset_samples(con, sorted({d.dataset_id for d in shipment.datasets.values()}))
+    gone, new = shipped - now - blocked_samples(con), now - shipped
+    if gone or new:
+        raise RegistryError(
+            f"{shipment.data_dir} is not the dataset of the catalog as it is now: {len(new)} kept sample(s) are not "
+            f"in it and {len(gone)} of its samples no longer come from a current leaf (the catalog was indexed or "
+            "generated again after the dataset was built)",
+            hint="run `taxreg dataset build` again (or `taxreg build`), then cut")
 
 
 def _datasets(con: Any, folder: Path) -> dict[str, releases.DatasetFile]:
@@ -356,6 +378,10 @@ def _entry(staging: Path, relpath: str, reproducible: bool) -> FileEntry:
 def _commit(con: Any, staging: Path, target: Path, options: CutOptions, shipment: _Shipment, manifest: Manifest,
             digest: str, results: list[PolicyResult]) -> None:
     with transaction(con):
+        if builds.catalog_state(con) != shipment.catalog_state:
+            raise RegistryError(f"the catalog changed while release {options.version} was being cut (leaves, "
+                                "datasets, takedowns or an index run): what the gates checked is not what it holds",
+                                hint="nothing was released; run the cut again")
         policy.record_checks(con, results, options.build_id, options.version, datetime.now(UTC))
         releases.record_release(con, manifest, str(target), digest, options.build_id, _artifacts(manifest),
                                 shipment.released_at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -44,6 +45,15 @@ def active_leaves_digest(con: Any) -> list[tuple[str, str, list[str]]]:
 
 def takedown_subjects(con: Any) -> list[str]:
     return [s for (s,) in con.execute("SELECT subject FROM takedown ORDER BY subject").fetchall()]
+
+
+def catalog_state(con: Any) -> str:
+    """A digest of what a release is cut from: the active leaves, takedowns, dataset files and the last index run.
+    A cut takes it before its gates and again inside its commit: what it ships is what the gates saw."""
+    datasets = [d for (d,) in con.execute("SELECT dataset_id FROM dataset ORDER BY 1").fetchall()]
+    last = con.execute("SELECT run_id FROM index_run ORDER BY finished_at DESC, run_id LIMIT 1").fetchall()
+    state = [active_leaves_digest(con), takedown_subjects(con), datasets, last[0][0] if last else None]
+    return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()
 
 
 def catalog_id(con: Any) -> str:
