@@ -45,7 +45,7 @@ def cut(
     wait: WaitOpt = 0.0,
 ) -> None:
     """Check the release gates, then write BUILD/releases/VERSION/ with its manifest and SHA256SUMS."""
-    from builder.release.cut import CutOptions, cut_release
+    from builder.release.cut import CutOptions, cut_release, dirty_note
     from registry.catalog.policy import undeclared_warning
     from registry.licenses import LicensePolicy
     from registry.release.verify import count_phrase
@@ -57,8 +57,9 @@ def cut(
         with writing(BuildLayout(build_dir).catalog, wait=wait):
             outcome = cut_release(options)
     m = outcome.manifest
-    if (warning := undeclared_warning(m.policy)) is not None:
-        console.print_warning(warning)
+    for warning in (undeclared_warning(m.policy), dirty_note(m)):
+        if warning is not None:
+            console.print_warning(warning)
     overridden = sorted({p.rule for p in m.policy if p.overridden})
     console.print_line(f"{outcome.folder}: {count_phrase(m)}, {m.samples.get('total', 0)} samples from "
                        f"{len(m.contributions)} contributions, license {m.license}")
@@ -166,7 +167,9 @@ def show(
     model = m.model or {}
     lines = [
         f"release {m.version}  ({m.released_at}, taxonomy-registry {m.builder_version})",
-        f"license: {m.license}", f"taxonomy commit: {m.inputs.get('taxonomy_commit') or 'none (not a git tree)'}",
+        f"license: {m.license}", f"taxonomy commit: {m.inputs.get('taxonomy_commit') or 'none (not a git tree)'}"
+        + (f" plus {len(m.inputs['taxonomy_dirty'])} uncommitted change(s): {', '.join(m.inputs['taxonomy_dirty'])}"
+           f" (tree sha256 {m.inputs.get('taxonomy_tree_sha256')})" if m.inputs.get("taxonomy_dirty") else ""),
         f"model: {model.get('base_model')} + " + ", ".join(a["kind"] for a in model.get("artifacts", []))
         if m.model else "model: none (data-only release)",
         "datasets: " + ", ".join(f"{d['path']} ({d['rows']} rows)" for d in m.inputs["datasets"]),

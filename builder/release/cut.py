@@ -271,7 +271,7 @@ def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[
     return Manifest(
         version=options.version, released_at=shipment.released_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         builder_version=__version__, license=shipment.license,
-        inputs={"taxonomy_commit": _taxonomy_commit(con), "config": config, "config_sha256": canonical_sha256(config),
+        inputs={**_taxonomy(con), "config": config, "config_sha256": canonical_sha256(config),
                 "seeds": {"generation": releases.generation_seeds(con, ids),
                           "training": _training_seed(BuildLayout(options.build_dir).model)},
                 "base_model": base, "teacher_models": releases.teachers(con, ids),
@@ -284,7 +284,7 @@ def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[
         license_mix=tuple(releases.license_mix(con, ids)),
         metrics={"parity": _parity_metrics(shipment.parity)} if shipment.parity is not None else {},
         policy=tuple(results), allowed=tuple(sorted(options.allow)), files=(),
-        determinism=_determinism(shipment, unsteady),
+        determinism=_determinism(con, shipment, unsteady),
         signature={"method": signing.METHOD, "path": SIGNATURE, "public_key": PUBLIC_KEY,
                    "public_key_sha256": signing.public_key_sha256(options.sign_key)} if options.sign_key else None)
 
@@ -337,17 +337,37 @@ def _training_seed(model: ModelLayout) -> Any:
     return params.get("seed") if isinstance(params, dict) else config.get("seed")
 
 
-def _taxonomy_commit(con: Any) -> str | None:
-    rows = con.execute("SELECT taxonomy_commit FROM index_run ORDER BY finished_at DESC LIMIT 1").fetchall()
-    return rows[0][0] if rows else None
+def _taxonomy(con: Any) -> dict[str, Any]:
+    """The commit the catalog was indexed from, and when the tree held changes nobody committed (allowed with
+    --allow taxonomy.dirty), which paths and the digest of the tree as it was."""
+    tree = policy.last_tree(con)
+    dirty = {"taxonomy_dirty": list(tree.dirty), "taxonomy_tree_sha256": tree.tree_sha256} if tree.dirty else {}
+    return {"taxonomy_commit": tree.commit, **dirty}
 
 
-def _determinism(shipment: _Shipment, unsteady: list[str]) -> dict[str, Any]:
+def dirty_note(manifest: Manifest) -> str | None:
+    """What a release cut from uncommitted changes is, in one sentence; None for one cut from a committed tree."""
+    dirty = manifest.inputs.get("taxonomy_dirty") or []
+    if not dirty:
+        return None
+    commit = str(manifest.inputs.get("taxonomy_commit"))
+    shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+    return (f"cut from uncommitted changes to {len(dirty)} path(s) ({shown}): commit {commit[:12]} does not "
+            f"hold them; the tree as it was has sha256 {manifest.inputs.get('taxonomy_tree_sha256')}, and the release "
+            f"date {manifest.released_at} is that commit's (or SOURCE_DATE_EPOCH), not the edits'. Commit them "
+            "and cut a new version to make it reproducible")
+
+
+def _determinism(con: Any, shipment: _Shipment, unsteady: list[str]) -> dict[str, Any]:
+    tree = policy.last_tree(con)
+    dirty = [f"The taxonomy had {len(tree.dirty)} uncommitted change(s) (inputs.taxonomy_dirty, cut with --allow "
+             f"taxonomy.dirty): commit {str(tree.commit)[:12]} does not reproduce it, and the release time is that "
+             "commit's (or SOURCE_DATE_EPOCH), not the time of the edits."] if tree.dirty else []
     return {
         "source_date_epoch": source_date.from_environment(),
         "not_reproducible": unsteady,  # empty unless DuckDB wrote a header of a layout publish does not know
         "notes": [
-            f"Timestamps come from {shipment.time_source}; files are written sorted.",
+            f"Timestamps come from {shipment.time_source}; files are written sorted.", *dirty,
             "Every file is byte-reproducible from the same inputs on the same platform (a file listed with "
             "reproducible: false is not); compare two builds with `taxreg release diff` (reproducible: yes).",
             "audit/ is a snapshot of the catalog with its wall-clock times clamped to the release time, random run "
