@@ -99,33 +99,27 @@ def diff(
     old: Annotated[str, typer.Argument(help="The older release: a version or a folder.")],
     new: Annotated[str, typer.Argument(help="The newer release: a version or a folder.")],
     build_dir: BuildDirOpt = settings.DEFAULT_BUILD,
+    files: Annotated[bool, typer.Option("--files", help="List every differing file (text; json always does).")]
+    = False,
     fmt: FormatOpt = OutputFormat.TEXT,
 ) -> None:
-    """Contributions added, changed, removed (with their samples), counts, license mix, metrics, file hashes."""
-    from dataclasses import asdict
-
-    from builder.release.compare import diff_folders, locate
+    """Contributions added, changed, removed (their text and samples), counts, license mix, inputs, gates, metrics
+    (marked when worse), files by folder; json: a stable structure (see README)."""
+    from builder.release.compare import diff_folders, locate, report_lines
 
     with console.user_errors(state["debug"]):
         result = diff_folders(locate(build_dir, old), locate(build_dir, new))
     if fmt is OutputFormat.JSON:
-        _json(asdict(result))
+        _json(result.to_json())
         return
-    for c in result.contributions:
-        console.print_line(f"{c.change:<8} {c.contribution_id}  {_short(c.old_version)} -> {_short(c.new_version)}"
-                           f"  samples +{len(c.samples_added)} -{len(c.samples_removed)}")
-        for sample in c.samples_added:
-            console.print_line(f"           + {sample}")
-        for sample in c.samples_removed:
-            console.print_line(f"           - {sample}")
-    for title, changes in (("samples", result.samples), ("license mix", result.license_mix),
-                           ("declared", result.declared), ("policy", result.policy),
-                           ("metrics", result.metrics), ("files", result.files)):
-        for v in changes:
-            console.print_line(f"{title}: {v.name}: {_short(v.old)} -> {_short(v.new)}")
+    for line in report_lines(result, files):
+        console.print_line(line)
+    worse = [v.name for v in result.metrics if v.worse]
     console.print_summary(f"{result.old} -> {result.new}: {len(result.contributions)} contribution(s) changed, "
-                          f"{len(result.files)} file(s) differ; reproducible outputs identical: "
-                          f"{'yes' if result.reproducible_match else 'no'}", False)
+                          f"{len(result.files)} file(s) differ"
+                          + (f", {len(worse)} metric(s) worse" if worse else "")
+                          + f"; reproducible outputs identical: {'yes' if result.reproducible_match else 'no'}",
+                          bool(worse))
 
 
 @release_app.command("list")
@@ -232,11 +226,6 @@ def _gate(result: Any) -> str:
         "warning" if result.severity == "warning" else "failed"
     reason = result.details.get("reason") or result.details.get("message")
     return f"{result.rule}{about}: {verdict}" + (f" ({reason})" if reason else "")
-
-
-def _short(value: Any) -> str:
-    text = "none" if value is None else str(value)
-    return text[:12] if len(text) == 64 else text
 
 
 def _json(value: Any) -> None:
