@@ -40,7 +40,8 @@ def with_metrics(release: Path, target: Path, int8: float) -> Path:
     data = json.loads((target / "manifest.json").read_bytes())
     data["metrics"] = {"parity": {"passed": True, "variants": {
         "fp32": {"top1_agreement": 1.0, "max_abs_diff": 2.4e-7, "passed": True},
-        "int8": {"top1_agreement": int8, "max_abs_diff": 0.012, "passed": True, "thresholds": {"top1_agreement": 0.95}}}}}
+        "int8": {"top1_agreement": int8, "max_abs_diff": 0.012, "passed": True,
+                 "thresholds": {"top1_agreement": 0.95}}}}}
     (target / "manifest.json").write_bytes(canonical_bytes(data))
     return target
 

@@ -57,7 +57,9 @@ def cut(
         with writing(BuildLayout(build_dir).catalog, wait=wait):
             outcome = cut_release(options)
     m = outcome.manifest
-    for warning in (undeclared_warning(m.policy), dirty_note(m)):
+    site = BuildLayout(build_dir).site  # the cut does not rebuild it: the site needs the taxonomy, which a cut lacks
+    stale = f"{site} does not list release {m.version} yet: run `taxreg site` to publish it" if site.is_dir() else None
+    for warning in (undeclared_warning(m.policy), dirty_note(m), stale):
         if warning is not None:
             console.print_warning(warning)
     overridden = sorted({p.rule for p in m.policy if p.overridden})
