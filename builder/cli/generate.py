@@ -55,9 +55,9 @@ def generate(
             teacher_temperature, teacher_max_tokens, teacher_timeout, license=teacher_license,
             terms=teacher_terms, max_response_bytes=teacher_max_response_bytes, max_wait=teacher_max_wait,
             max_failed=teacher_max_failed) if generator == "teacher" else None
-        options = GenerateOptions(generator, since, seed, ChunkingConfig(max_size=chunk_size, unit=chunk_unit),
-                                  FilterConfig(max_words=max_words), documents, teacher)
-        with writing(catalog, wait=wait):
+        with writing(catalog, wait=wait), console.StepDisplay(generator) as display:
+            options = GenerateOptions(generator, since, seed, ChunkingConfig(max_size=chunk_size, unit=chunk_unit),
+                                      FilterConfig(max_words=max_words), documents, teacher, display.update)
             outcome = run_generate(taxonomy, catalog, options)
     stats = outcome.stats
     dropped = ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()) or "none"
