@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from builder import console
 from builder.console import FindingFormat
 from registry import __version__
+
+
+def _value_type(option: TyperOption, ctx: Any) -> str | None:
+    """What `--help` shows after an option: its value's type, or nothing for a flag (typer 0.29 shows `<bool>`
+    after every flag, as though it took a value)."""
+    if option.is_flag and not option.count:
+        return None
+    return _typed(option, ctx)
+
+
+_typed = TyperOption.display_type_rich
+TyperOption.display_type_rich = _value_type  # type: ignore[method-assign,assignment]
 
 app = typer.Typer(
     name="taxreg", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
