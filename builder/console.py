@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from builder.progress import Step, duration
+from registry.disks import DiskFull, full_disk
 from registry.errors import RegistryError, ValidationFailed
 from registry.findings import RULES, Finding, Severity
 
@@ -43,10 +44,24 @@ class TableFormat(StrEnum):
 
 @contextmanager
 def user_errors(debug: bool, fmt: FindingFormat = FindingFormat.TEXT, root: Path = Path(".")) -> Iterator[None]:
-    """Domain errors become a message and exit code 2 (1 for refused findings); tracebacks only with --debug."""
+    """Domain errors become a message and exit code 2 (1 for refused findings), a full disk "no space left on
+    <folder>" whatever raised it; tracebacks only with --debug."""
     try:
         yield
-    except RegistryError as exc:
+    except Exception as exc:
+        full = full_disk(exc)
+        if full is not None and "no space left on" not in str(exc):
+            if debug:
+                traceback.print_exc()
+            _no_space(full)
+            raise typer.Exit(EXIT_USAGE) from None
+        if not isinstance(exc, RegistryError):  # not anticipated: one line; the traceback is for --debug
+            if debug:
+                raise
+            err.print(f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}")
+            err.print("[bold]hint:[/] run again with `taxreg --debug ...` for the traceback, and report it if it "
+                      "looks like a bug")
+            raise typer.Exit(EXIT_USAGE) from None
         if debug:
             traceback.print_exc()
         if isinstance(exc, ValidationFailed) and exc.findings:
@@ -57,13 +72,14 @@ def user_errors(debug: bool, fmt: FindingFormat = FindingFormat.TEXT, root: Path
             err.print(f"[bold]hint:[/] {escape(exc.hint)}")
         code = EXIT_FINDINGS if isinstance(exc, ValidationFailed) else EXIT_USAGE
         raise typer.Exit(code) from None
-    except Exception as exc:  # not anticipated: say what in one line; the traceback is for --debug
-        if debug:
-            raise
-        err.print(f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}")
-        err.print("[bold]hint:[/] run again with `taxreg --debug ...` for the traceback, and report it if it "
-                  "looks like a bug")
-        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _no_space(full: DiskFull) -> None:
+    """A full disk, said the same way by every command, whatever library was writing."""
+    where = f" (`df -h {full.folder}`)" if full.folder else ""
+    err.print(f"[bold red]error:[/] {escape(full.message())}")
+    err.print(f"[bold]hint:[/] free some space there{escape(where)} or write to another disk, then run the command "
+              "again: outputs are built beside their targets, so the previous ones are intact")
 
 
 def shown_path(root: Path, path: str) -> str:
@@ -197,7 +213,7 @@ class StageBoard(_Display):
             return
         self.last_line[r.name] = now
         err.print(f"{STAGE_MARKS['running']} {escape(r.name):<15} running  {now - r.started:7.1f}s  "
-                  f"{escape(_progress(r, now))}")
+                  f"{escape(_progress(r, now))}".rstrip())
 
     def _render(self) -> Table:
         table = Table("", "stage", "state", "time", "detail", box=None)
