@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,6 +76,33 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real InstructLab data not found at {SHARED_DATA} (CI provides ../shared beside the repo)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Mounts small RAM disks (as root), e.g. `tmpfs("4m")`, to fill up; unmounted at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        disk = tmp_path / f"disk{len(mounted)}"
+        disk.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], check=False,
+                          capture_output=True).returncode:
+            pytest.skip("cannot mount a tmpfs here")
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def fill(disk: Path, keep: int) -> None:
+    """Fill `disk` until `keep` bytes are free."""
+    free = os.statvfs(disk)
+    (disk / "fill").write_bytes(b"x" * max(0, free.f_bavail * free.f_frsize - keep))
 
 
 def git(root: Path, *args: str) -> str:

@@ -10,7 +10,8 @@ from typing import Any
 
 import duckdb
 
-from registry import __version__
+from registry import __version__, disks
+from registry.disks import DiskFull
 from registry.errors import CatalogError
 
 # Migration scripts in order; SCHEMA_VERSION is the number of scripts. Never edit a released script:
@@ -106,6 +107,21 @@ def transaction(con: Any) -> Iterator[None]:
     except duckdb.Error as exc:
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
+        full = disks.full_disk(exc)
+        if full is not None:  # said first, as every command says a full disk
+            full = DiskFull(full.path or _file_of(con))
+            raise CatalogError(f"{full.message()}: the catalog could not save this run ({exc})",
+                               hint=f"nothing of it was written and the previous catalog is intact; free some space "
+                                    f"(`df -h {full.folder}`) and run the command again") from exc
         raise CatalogError(f"the catalog could not save this run: {exc}",
                            hint="nothing of it was written and the previous catalog is intact; fix the cause "
                                 "(e.g. free disk space) and run the command again") from exc
+
+
+def _file_of(con: Any) -> Path | None:
+    """The file of the connection's database (what a failed commit was writing)."""
+    with contextlib.suppress(duckdb.Error):
+        rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+        if rows and rows[0][0]:
+            return Path(rows[0][0])
+    return None
