@@ -30,7 +30,7 @@ def site(
 
     with console.user_errors(state["debug"]), writing(catalog, out, layout.DEFAULT.vendor, wait=wait):
         outcome = build_site(SiteOptions(catalog, out, taxonomy if taxonomy.is_dir() else None,
-                                         layout.DEFAULT.vendor, incremental=not full, audit=not no_audit))
+                                         layout.DEFAULT.vendor, incremental=not full, audit=not no_audit, wait=wait))
     for note in outcome.notes:
         console.print_line(f"warning: {note}")
     steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in outcome.timings.items())

@@ -111,7 +111,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     try:
         data = load(settings.catalog)
     except RegistryError as exc:
-        raise PluginError(f"{exc} ({exc.hint})" if exc.hint else str(exc)) from None
+        raise PluginError(f"{exc} ({exc.hint})" if exc.hint else str(exc)) from exc  # taxreg site reports `exc`
     mermaid, why = vendor.mermaid(settings.vendor)
     st = _current["build"] = State(settings, data, mermaid, timings={"load": time.perf_counter() - started,
                                                                       "mkdocs": -time.perf_counter()})

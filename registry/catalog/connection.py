@@ -67,7 +67,7 @@ def _connect(path: Path, read_only: bool) -> Any:
         message = str(exc)
         if "lock" in message.lower():
             raise CatalogError(f"the catalog {path} is in use by another process",
-                               hint="wait for the other taxreg command to finish") from None
+                               hint="wait for the other taxreg command to finish") from exc  # DuckDB's: --debug
         raise CatalogError(f"cannot open the catalog {path}: {message}",
                            hint="it is not a catalog taxreg can open: move the file away (a new catalog is "
                                 "made in its place) or point the command at another one") from None
