@@ -23,6 +23,7 @@ def build(taxonomy: Path, folder: Path) -> dict[str, StageReport]:
     return {r.name: r for r in run_build(options, settings.load().validation(), lambda _: None, STAGES)}
 
 
+@pytest.mark.slow  # two real demo models
 def test_a_new_version_with_the_same_text_keeps_the_base_model(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")

@@ -21,6 +21,8 @@ from builder.buildlock import build_lock
 from registry.release.manifest import read_manifest, reproducible_view
 from tests.conftest import EXAMPLE_TAXONOMY, REPO
 
+pytestmark = pytest.mark.slow  # real models or whole builds: left out of `pytest -m "not slow"`
+
 EPOCH = "1767225600"  # 2026-01-01: every timestamp a build writes
 STAGES = ["validate+index", "generate", "dataset", "base model", "train", "export", "release", "site"]
 
