@@ -37,4 +37,4 @@ def site(
     console.print_summary(
         f"site -> {outcome.out} in {outcome.seconds:.1f} s ({steps}): {outcome.pages_rendered} pages rendered, "
         f"{outcome.pages_reused} unchanged, search index {outcome.search_bytes / 1e6:.1f} MB. "
-        f"Serve it: python -m http.server -d {out} -b 127.0.0.1", False)
+        f"Serve it: python -m http.server -d {out} -b 127.0.0.1 8080", False)

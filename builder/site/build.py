@@ -20,7 +20,7 @@ from pathlib import Path
 
 from builder.layout import DEFAULT
 from registry import folders
-from registry.errors import CatalogError, RegistryError
+from registry.errors import RegistryError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "mkdocs.yml"
@@ -85,20 +85,9 @@ def build_site(options: SiteOptions) -> SiteOutcome:
 def readable(catalog: Path, wait: float) -> None:
     """The catalog opens read-only, at once or within `wait` seconds: DuckDB lets no reader in while another process
     holds it read-write (a `taxreg index` outside this build folder's lock, a script)."""
-    from registry.catalog.connection import open_read_only
+    from registry.catalog.connection import open_read_only_waiting
 
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            open_read_only(catalog).close()
-            return
-        except CatalogError as exc:
-            if "in use by another process" not in str(exc):
-                raise
-            if time.monotonic() >= deadline:
-                raise CatalogError(f"{exc}: it is being written" + (f" (waited {wait:g} s)" if wait else ""),
-                                   hint="wait for the writer to finish, or pass --wait SECONDS") from exc
-        time.sleep(0.2)
+    open_read_only_waiting(catalog, wait).close()
 
 
 def _cause(exc: Exception) -> RegistryError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -12,7 +13,7 @@ import duckdb
 
 from registry import __version__, disks
 from registry.disks import DiskFull
-from registry.errors import CatalogError
+from registry.errors import CatalogError, CatalogInUse
 
 # Migration scripts in order; SCHEMA_VERSION is the number of scripts. Never edit a released script:
 # add the next one.
@@ -52,6 +53,20 @@ def open_read_only(path: Path) -> Any:
     return con
 
 
+def open_read_only_waiting(path: Path, wait: float) -> Any:
+    """open_read_only, tried again for up to `wait` seconds while another process writes the catalog (DuckDB lets
+    readers in only when no process holds the file read-write); then the same "in use" error."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return open_read_only(path)
+        except CatalogInUse as exc:
+            if time.monotonic() >= deadline:
+                raise CatalogInUse(str(exc) + (f" (waited {wait:g} s)" if wait else ""),
+                                   hint="wait for the other taxreg command to finish, or pass --wait SECONDS") from exc
+            time.sleep(0.1)
+
+
 def schema_version(con: Any) -> int:
     exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'catalog_meta'").fetchall()[0][0]
     if not exists:
@@ -66,8 +81,8 @@ def _connect(path: Path, read_only: bool) -> Any:
     except duckdb.IOException as exc:
         message = str(exc)
         if "lock" in message.lower():
-            raise CatalogError(f"the catalog {path} is in use by another process",
-                               hint="wait for the other taxreg command to finish") from exc  # DuckDB's: --debug
+            raise CatalogInUse(f"the catalog {path} is in use by another process",
+                               hint="wait for the other taxreg command to finish") from exc  # --debug: DuckDB's words
         raise CatalogError(f"cannot open the catalog {path}: {message}",
                            hint="it is not a catalog taxreg can open: move the file away (a new catalog is "
                                 "made in its place) or point the command at another one") from None
