@@ -3,6 +3,7 @@ their paths from a `BuildLayout` (or the `ModelLayout` of a model folder)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -125,6 +126,24 @@ class BuildLayout:
     def lock_holder(self) -> Path:
         """Who holds the lock, for the message the next writer gets."""
         return self.root / ".taxreg" / "build.lock.holder"
+
+    def places(self) -> set[Path]:
+        """The outputs a command may be pointed at directly (`--out`, `--catalog`): what makes a path part of this
+        build folder."""
+        model = self.model
+        return {self.catalog, self.datasets, self.site, self.vendor, self.releases, model.root, model.base,
+                model.adapter, model.checkpoints, *(model.variant(v) for v in ModelLayout.VARIANTS)}
+
+    @classmethod
+    def owning(cls, path: Path) -> BuildLayout | None:
+        """The build folder whose layout puts `path` at one of its places (a dataset folder included), or None:
+        `--out build/model/base` is the base model of `build`, `--out /tmp/x` belongs to no build folder."""
+        path = Path(os.path.abspath(path))
+        for root in path.parents[:3]:  # the deepest place (model/base, datasets/NAME) is two levels down
+            layout = cls(root)
+            if path in layout.places() or path.parent == layout.datasets:
+                return layout
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 from builder.layout import BuildLayout
 from builder.lineage import LineageEmitter
+from builder.progress import Step
 from builder.stage import BuildContext, BuildOptions, Stage, StageResult, digest_of, hash_outputs
 from builder.stages import STAGES
 from registry import __version__, folders, gitrepo, source_date
@@ -34,6 +35,8 @@ class StageReport:
     detail: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
     warning: str | None = None
+    started: float = 0.0  # time.monotonic() when it began running
+    progress: Step | None = None  # the latest a running stage reported
 
 
 Listener = Callable[[list[StageReport]], None]
@@ -71,7 +74,8 @@ def run_build(options: BuildOptions, config: ValidationConfig, listener: Listene
     status = "failed"
     try:
         for stage, report in zip(chosen, reports, strict=True):
-            report.status = "running"
+            report.status, report.started = "running", time.monotonic()
+            ctx.progress = _reporter(report, reports, listener)
             listener(reports)
             started = time.perf_counter()
             events.started(stage)
@@ -92,6 +96,14 @@ def run_build(options: BuildOptions, config: ValidationConfig, listener: Listene
             builds.finish_build(con, ctx.build_id, status, {r.name: {"status": r.status, "seconds": round(r.seconds, 3),
                                                                      **r.stats} for r in reports})
     return reports
+
+
+def _reporter(report: StageReport, reports: list[StageReport], listener: Listener) -> Callable[[Step], None]:
+    def progress(step: Step) -> None:
+        report.progress = step
+        listener(reports)
+
+    return progress
 
 
 def check_needs(stages: Sequence[Stage]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from builder.layout import DEFAULT, BuildLayout
+from builder.progress import Report, ignore
 from builder.settings import Disclosure, LineageTarget
 from registry.config import ValidationConfig
 
@@ -40,11 +41,13 @@ class BuildOptions:
 
 @dataclass(slots=True)
 class BuildContext:
-    """What every stage is given: the options, the validation settings, the build folder and this build's id."""
+    """What every stage is given: the options, the validation settings, the build folder, this build's id, and
+    where a long stage reports its progress (the stage board renders it)."""
 
     options: BuildOptions
     config: ValidationConfig
     build_id: str = ""
+    progress: Report = ignore
 
     @property
     def layout(self) -> BuildLayout:

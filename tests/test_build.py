@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,8 @@ import pytest
 from builder.buildlock import build_lock
 from registry.release.manifest import read_manifest, reproducible_view
 from tests.conftest import EXAMPLE_TAXONOMY, REPO
+
+pytestmark = pytest.mark.slow  # real models or whole builds: left out of `pytest -m "not slow"`
 
 EPOCH = "1767225600"  # 2026-01-01: every timestamp a build writes
 STAGES = ["validate+index", "generate", "dataset", "base model", "train", "export", "release", "site"]
@@ -60,9 +63,20 @@ def two_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pa
     work = tmp_path_factory.mktemp("builds")
     taxonomy = work / "taxonomy"
     shutil.copytree(EXAMPLE_TAXONOMY, taxonomy)
-    first = taxreg(*build_args(taxonomy, work / "a", "--release", "1.0.0", steps=None))
+    first = taxreg(*build_args(taxonomy, work / "a", "--release", "1.0.0", "--log-every", "5", steps=None))
     taxreg(*build_args(taxonomy, work / "b", "--release", "1.0.0", steps=None))
     return taxonomy, work / "a", work / "b", first.stdout + first.stderr
+
+
+def test_a_log_shows_a_running_stage_s_progress(two_builds: tuple[Path, Path, Path, str]) -> None:
+    """Off a terminal, training and export say where they are while they run (issue 16.5), not only at the end."""
+    output = two_builds[3]
+    train = [line for line in output.splitlines() if " train " in line and " running " in line]
+    assert train and any(re.search(r"step \d+/60, (eval )?loss \d+\.\d{3}", line) for line in train), train
+    assert any("ETA " in line for line in train), train
+    export = [line for line in output.splitlines() if " export " in line and " running " in line]
+    phases = ("loading and merging", "evaluation prompts", "exporting the fp32 graph", "quantizing", "parity")
+    assert any(phase in line for line in export for phase in phases), export
 
 
 def test_every_stage_runs_and_the_release_verifies(two_builds: tuple[Path, Path, Path, str]) -> None:

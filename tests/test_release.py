@@ -390,6 +390,7 @@ def _wait_for(marker: Path, seconds: float = 60) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # a real demo model
 def test_release_with_the_real_tiny_model(tmp_path: Path) -> None:
     """The model stages for real on a tiny demo model, then a full cut: files, card, BOM, gates, verify."""
     import yaml

@@ -1,7 +1,8 @@
 """Signing a release folder with a local key, offline: OpenSSF `model-signing` (an in-toto statement listing
 every file's sha256, in a DSSE envelope, written as a Sigstore bundle) with an ECDSA key in PEM.
 
-Make a key with: openssl ecparam -name prime256v1 -genkey -noout -out release-key.pem
+Make a key with: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out release-key.pem (PKCS8;
+OpenSSL's `EC PRIVATE KEY` from `openssl ecparam -genkey` works too).
 The public key ships in the release (release.pub.pem); `release verify --key PUB` pins the signer.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 from registry.errors import RegistryError
 from registry.release.manifest import PUBLIC_KEY, SIGNATURE
 
-KEYGEN = "make one with: openssl ecparam -name prime256v1 -genkey -noout -out key.pem"
+KEYGEN = "make one with: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem"
 METHOD = "model-signing 1.x, ECDSA key (in-toto statement, DSSE envelope, Sigstore bundle)"
 
 

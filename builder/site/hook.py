@@ -112,7 +112,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     try:
         data = load(settings.catalog)
     except RegistryError as exc:
-        raise PluginError(f"{exc} ({exc.hint})" if exc.hint else str(exc)) from None
+        raise PluginError(f"{exc} ({exc.hint})" if exc.hint else str(exc)) from exc  # taxreg site reports `exc`
     mermaid, why = vendor.mermaid(settings.vendor)
     releases, notes = release_files.locate(data.releases, settings.catalog)
     data.release_files = {r.release_id: r.files for r in releases}

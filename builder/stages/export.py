@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from builder.progress import Step
 from builder.stage import BuildContext, BuildOptions, BuildStage, StageResult, files_digest
 
 
@@ -26,7 +27,8 @@ class ExportStage(BuildStage):
 
         model = ctx.layout.model
         outcome = export(ExportOptions(model.base, model.adapter, model.root, ctx.layout.catalog,
-                                       dataset=ctx.layout.dataset()))
+                                       dataset=ctx.layout.dataset()),
+                         progress=lambda message: ctx.progress(Step(note=message)))
         variants = outcome.report["variants"]
         parts = [f"{name} top-1 {float(variants[name]['top1_agreement']):.1%}" for name in ("fp32", "int8")
                  if name in variants]

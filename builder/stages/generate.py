@@ -20,7 +20,8 @@ class GenerateStage(BuildStage):
     def run(self, ctx: BuildContext) -> StageResult:
         from builder.generators.run import GenerateOptions, generate
 
-        options = GenerateOptions("seed", random_seed=ctx.options.seed, documents_dir=ctx.config.documents_dir)
+        options = GenerateOptions("seed", random_seed=ctx.options.seed, documents_dir=ctx.config.documents_dir,
+                                  progress=ctx.progress)
         outcome = generate(ctx.options.taxonomy, ctx.layout.catalog, options)
         stats = outcome.stats
         return StageResult(f"run {outcome.run_id[:12]}: {outcome.leaves} leaves, {stats['produced']} samples, "

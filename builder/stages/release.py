@@ -23,9 +23,19 @@ class ReleaseStage(BuildStage):
 
     def check(self, ctx: BuildContext, con: Any, saved: Mapping[str, Any]) -> None:
         """Say so before hours of work: the version exists and was not cut by a build with these options."""
-        from registry.catalog import releases
+        from registry import gitrepo
+        from registry.catalog import policy, releases
 
         version = _version(ctx)
+        taxonomy = ctx.options.taxonomy
+        dirty = sorted(gitrepo.dirty_paths(taxonomy)) if gitrepo.is_repository(taxonomy) else []
+        if dirty and "taxonomy.dirty" not in ctx.options.allow:
+            shown = ", ".join(dirty[:8]) + (f" and {len(dirty) - 8} more" if len(dirty) > 8 else "")
+            raise policy.GateFailed(
+                f"release {version}: {taxonomy} has uncommitted changes ({shown}); the release would name commit "
+                f"{gitrepo.head(taxonomy)}, which does not hold them",
+                hint="commit them first (so that checking out the commit reproduces the release), or pass --allow "
+                     "taxonomy.dirty to cut from the tree as it is (recorded in the manifest)")
         if releases.release_exists(con, version) and saved.get("options") != release_options(ctx.options):
             raise taken(version, ctx.options.build_dir, ", and this one was not cut by a build with these options",
                         hint="pass a new --release version, or build without one (a rerun with the options that "
@@ -51,7 +61,7 @@ class ReleaseStage(BuildStage):
         return f"release {_version(ctx)} exists, cut from the same inputs: kept"
 
     def run(self, ctx: BuildContext) -> StageResult:
-        from builder.release.cut import CutOptions, cut_release
+        from builder.release.cut import CutOptions, cut_release, dirty_note
         from registry.catalog import releases
         from registry.catalog.connection import open_catalog
         from registry.catalog.policy import disclosure_warning, undeclared_warning
@@ -67,11 +77,12 @@ class ReleaseStage(BuildStage):
                                          sign_key=options.sign_key, with_model=options.model, build_id=ctx.build_id,
                                          policy=ctx.config.policy, disclosure=options.disclosure,
                                          config={"seed": options.seed, "train_steps": options.train_steps}))
-        warning = undeclared_warning(outcome.manifest.policy)
-        notes = [n for n in (warning, disclosure_warning(outcome.manifest.policy)) if n]
+        undeclared = undeclared_warning(outcome.manifest.policy)
+        notes = [n for n in (undeclared, disclosure_warning(outcome.manifest.policy), dirty_note(outcome.manifest))
+                 if n]
         detail = f"{outcome.folder} (manifest {outcome.manifest_sha256[:12]}), license {outcome.manifest.license}"
-        return StageResult(detail + (" (undeclared)" if warning else ""),
-                           {"manifest_sha256": outcome.manifest_sha256}, warning="; ".join(notes) or None,
+        return StageResult(detail + (" (undeclared)" if undeclared else ""),
+                           {"manifest_sha256": outcome.manifest_sha256}, warning=". ".join(notes) or None,
                            saved={"options": release_options(options), "manifest_sha256": outcome.manifest_sha256})
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from builder.progress import Report, Step
 from builder.stage import BuildContext, BuildOptions, BuildStage, StageResult, files_digest
 
 
@@ -24,7 +26,7 @@ class TrainStage(BuildStage):
     def run(self, ctx: BuildContext) -> StageResult:
         from builder.model.train import train
 
-        outcome = train(_options(ctx))
+        outcome = train(_options(ctx), progress=steps(ctx.progress))
         losses = outcome.results
         first, last = losses.get("train_loss_first"), losses.get("train_loss_last")
         detail = f"{outcome.global_step} steps" + (f" (resumed at {outcome.resumed_from})" if outcome.resumed_from
@@ -36,6 +38,21 @@ class TrainStage(BuildStage):
         return StageResult(detail, {"run_id": outcome.run_id, "steps": outcome.global_step,
                                     "resumed_from": outcome.resumed_from, "peak_rss_mb": round(outcome.peak_rss_mb)},
                            digest=files_digest([ctx.layout.model.adapter], ctx.layout.root))
+
+
+def steps(report: Report) -> Callable[[Any], None]:
+    """The Trainer's events as progress: the step, the total and the last logged loss."""
+    loss = ""
+
+    def on_event(event: Any) -> None:
+        nonlocal loss
+        if "loss" in event.logs:
+            loss = f"loss {event.logs['loss']:.3f}"
+        if "eval_loss" in event.logs:
+            loss = f"eval loss {event.logs['eval_loss']:.3f}"
+        report(Step(event.step, event.total, loss, unit="step"))
+
+    return on_event
 
 
 def _options(ctx: BuildContext) -> Any:

@@ -35,18 +35,32 @@ class DatasetSample:
                 "document": ", ".join(self.documents) or None, "generator": ", ".join(self.generators) or None}
 
 
+# Samples derived from a taken-down contribution or document (`taxreg takedown`): never in a new dataset.
+_BLOCKED = """
+    SELECT DISTINCT l.sample_id FROM sample_lineage l LEFT JOIN contribution c USING (contribution_id)
+    WHERE c.status = 'taken_down' OR l.contribution_id IN (SELECT subject FROM takedown)
+       OR l.doc_sha256 IN (SELECT subject FROM takedown)"""
+
+
+def blocked_samples(con: Any) -> set[str]:
+    """The ids of samples a takedown keeps out of every dataset built from now on."""
+    return {sid for (sid,) in con.execute(_BLOCKED).fetchall()}
+
+
+def dataset_samples(con: Any, dataset_ids: list[str]) -> set[str]:
+    """The sample ids the given dataset files hold."""
+    return {sid for (sid,) in con.execute("SELECT DISTINCT sample_id FROM dataset_member WHERE dataset_id IN "
+                                          "(SELECT unnest(?::VARCHAR[]))", [dataset_ids]).fetchall()}
+
+
 # Kept samples derived from the current version of an active contribution, none from a taken-down one, with their
 # contributions, licenses and teachers (? twice: a run id, or NULL for every run).
-ELIGIBLE_SQL = """
+ELIGIBLE_SQL = f"""
         WITH live AS (
             SELECT DISTINCT l.sample_id FROM sample_lineage l JOIN contribution c
               ON c.contribution_id = l.contribution_id AND c.current_version_id = l.version_id
             WHERE c.status = 'active'
-        ), blocked AS (  -- derived from a taken-down contribution or document (`taxreg takedown`)
-            SELECT DISTINCT l.sample_id FROM sample_lineage l LEFT JOIN contribution c USING (contribution_id)
-            WHERE c.status = 'taken_down' OR l.contribution_id IN (SELECT subject FROM takedown)
-               OR l.doc_sha256 IN (SELECT subject FROM takedown)
-        ), chosen AS (
+        ), blocked AS ({_BLOCKED}), chosen AS (
             SELECT s.sample_id, s.kind FROM sample s
             WHERE s.kept AND s.sample_id IN (SELECT sample_id FROM live)
               AND s.sample_id NOT IN (SELECT sample_id FROM blocked)

@@ -31,6 +31,8 @@ RULES = {
     "takedown.excluded": "No shipped sample derives from a taken-down document or contribution.",
     "disclosure.complete": "The EU training-content summary has every provider fact ([provider] in taxreg.toml); "
                            "a warning, a failure with [release] require_complete_disclosure = true.",
+    "taxonomy.dirty": "The catalog was indexed from a committed tree: checking out the taxonomy commit the release "
+                      "names gives back its inputs (a cut from uncommitted changes needs --allow taxonomy.dirty).",
     "license.declared": "The release license was declared (--license or [release] license); otherwise the union of "
                         "the source licenses stands in, which license.compatible cannot fail against (a warning).",
 }
@@ -77,6 +79,7 @@ def run_checks(con: Any, given: PolicyInput) -> list[PolicyResult]:
                                 for s, d in sources if d["license"]
                                 and (why := incompatibility(d["license"], given.release_license))], "sources"),
         ("takedown.excluded", _taken_down(con, given.dataset_ids), "takedowns"),
+        ("taxonomy.dirty", _dirty(con), "commit"),
     ):
         rows += _rows(rule, found, given.allow, {"checked": _count(con, checked, sources)})
     rows += _teacher_rows(con, given)
@@ -232,6 +235,29 @@ def _taken_down(con: Any, dataset_ids: tuple[str, ...]) -> list[tuple[str, dict[
             for s, kind, reason, n in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class IndexedTree:
+    """What the catalog's last index run read of the taxonomy (all None outside git)."""
+
+    commit: str | None
+    dirty: tuple[str, ...]
+    tree_sha256: str | None
+
+
+def last_tree(con: Any) -> IndexedTree:
+    rows = con.execute("SELECT taxonomy_commit, dirty_paths, tree_sha256 FROM index_run "
+                       "ORDER BY finished_at DESC LIMIT 1").fetchall()
+    if not rows:
+        return IndexedTree(None, (), None)
+    commit, dirty, tree = rows[0]
+    return IndexedTree(commit, tuple(dirty or ()), tree)
+
+
+def _dirty(con: Any) -> list[tuple[str, dict[str, Any]]]:
+    tree = last_tree(con)
+    return [(path, {"reason": f"not in commit {str(tree.commit)[:12]}"}) for path in tree.dirty]
+
+
 def _teacher_rows(con: Any, given: PolicyInput) -> list[PolicyResult]:
     rows = con.execute(f"""
         SELECT r.teacher_model_ref, any_value(m.license_spdx), any_value(m.output_terms), count(DISTINCT rs.sample_id)
@@ -269,9 +295,11 @@ def _parity_rows(given: PolicyInput) -> list[PolicyResult]:
                          {**evidence, **({} if passed else {"reason": "fp32 parity did not pass (parity.json)"})})]
 
 
-def _count(con: Any, what: str, sources: list[Any]) -> int:
+def _count(con: Any, what: str, sources: list[Any]) -> int | str | None:
     if what == "sources":
         return len(sources)
+    if what == "commit":
+        return last_tree(con).commit
     table = {"leaves": "contribution WHERE status = 'active'", "samples": "sample WHERE kept",
              "takedowns": "takedown"}[what]
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
