@@ -88,11 +88,36 @@ class ModelSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Disclosure:
+    """[provider] and [release] require_complete_disclosure: what a release's EU training-content summary cannot
+    learn from the catalog. Left out, a field is marked "to be completed by the provider" and the
+    disclosure.complete gate warns (fails when `required`)."""
+
+    provider_name: str | None = None
+    provider_contact: str | None = None
+    representative: str | None = None  # the authorised representative in the Union, with contact details
+    code_of_practice: bool | None = None  # a signatory of the GPAI Code of Practice (the summary's 3.1)
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LineageTarget:
+    """[lineage]: where `taxreg build` sends its OpenLineage run events (a JSONL file in the build folder without a
+    url)."""
+
+    url: str | None = None
+    namespace: str = "taxreg"
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     allowed_licenses: tuple[str, ...] = DEFAULT_ALLOWED
     max_file_size: int = 1024 * 1024
     words: WordLimits = field(default_factory=WordLimits)
     release_license: str | None = None  # [release] license: what the license gates check against
+    disclosure: Disclosure = field(default_factory=Disclosure)
+    lineage: LineageTarget = field(default_factory=LineageTarget)
     model: ModelSettings = field(default_factory=ModelSettings)
 
     def validation(self, documents: Path | None = None, max_file_size: int | None = None,
@@ -177,11 +202,16 @@ def load(path: Path = Path(SETTINGS_FILE)) -> Settings:
     words = validate.get("words", dict, {}, lambda v: not set(v) - {"context", "qa", "leaf"} and all(
         _positive(x) for x in v.values()))
     size = validate.get("max_file_size", int, 1024 * 1024, _positive)
-    return Settings(spdx_ids(licenses, str(path)), size, WordLimits(**words), _release_license(raw, path),
-                    _model_settings(raw, path))
+    release = Table.of(raw, path, "release", {
+        "license": "an SPDX license expression, e.g. \"CC-BY-4.0\"",
+        "require_complete_disclosure": "true or false (a release whose disclosures lack provider facts fails)"})
+    return Settings(spdx_ids(licenses, str(path)), size, WordLimits(**words), _release_license(release, path),
+                    _disclosure(raw, path, release.get("require_complete_disclosure", bool, False, lambda v: True)),
+                    _lineage(raw, path), _model_settings(raw, path))
 
 
-SECTIONS = ("validate", "release", "model", "train", "export")
+SECTIONS = ("validate", "release", "provider", "lineage", "model", "train", "export")
+
 
 
 def _model_settings(raw: dict[str, Any], path: Path) -> ModelSettings:
@@ -238,9 +268,36 @@ def export_variants(values: list[str], where: str = "--variant") -> tuple[str, .
     return found
 
 
-def _release_license(raw: dict[str, Any], path: Path) -> str | None:
+def _disclosure(raw: dict[str, Any], path: Path, required: bool) -> Disclosure:
+    """[provider]: who places the model on the market, as the EU summary's section 1.1 asks."""
+    text = "a non-empty string"
+    provider = Table.of(raw, path, "provider", {
+        "name": text, "contact": f"{text} (an e-mail or postal address)",
+        "representative": f"{text}: the authorised representative in the EU and their contact, or \"none\"",
+        "code_of_practice": "true or false: a signatory of the GPAI Code of Practice"})
+    signatory = provider.get("code_of_practice", bool, False, lambda v: True) \
+        if "code_of_practice" in provider.values else None
+    name, contact, representative = (provider.get(key, str, "", _filled) or None
+                                     for key in ("name", "contact", "representative"))
+    return Disclosure(name, contact, representative, signatory, required)
+
+
+def _lineage(raw: dict[str, Any], path: Path) -> LineageTarget:
+    """[lineage]: an OpenLineage HTTP endpoint for the build's run events."""
+    lineage = Table.of(raw, path, "lineage", {
+        "url": "an http(s) URL of an OpenLineage endpoint, e.g. \"http://127.0.0.1:5000\"",
+        "namespace": "a non-empty string naming this build's jobs", "timeout": "a positive number of seconds"})
+    url = lineage.get("url", str, "", lambda v: v.startswith(("http://", "https://")))
+    return LineageTarget(url or None, lineage.get("namespace", str, "taxreg", _filled),
+                         float(lineage.get("timeout", (int, float), 5.0, lambda v: v > 0)))
+
+
+def _filled(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _release_license(release: Table, path: Path) -> str | None:
     """[release] license = "SPDX expression": the license a release is declared under."""
-    release = Table.of(raw, path, "release", {"license": "an SPDX license expression, e.g. \"CC-BY-4.0\""})
     value = release.get("license", str, "")
     if not value:
         return None

@@ -44,6 +44,9 @@ def build(
     sign: Annotated[Path | None, typer.Option(help="Sign the release with this local private key.")] = None,
     force: Annotated[list[str] | None, typer.Option(help="Run this stage even if its inputs did not change.")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for another build holding the lock.")] = 0.0,
+    log_every: Annotated[float, typer.Option(
+        help="Off a terminal (a log, CI): seconds between the progress lines of a running stage (step, loss, "
+             "ETA).")] = console.LOG_EVERY,
 ) -> None:
     """Validate, index, generate, build the dataset, train, export, (release) and publish the site."""
     from builder.buildlock import build_lock
@@ -56,8 +59,9 @@ def build(
         model = loaded.model.over(base_model, settings.TrainSettings(
             steps=train_steps, epochs=train_epochs, lr=lr, batch_size=batch_size, max_length=max_length), variant)
         options = BuildOptions(taxonomy, build_dir, release, seed, model, allow=tuple(allow or ()),
-                               license=license or loaded.release_license, sign_key=sign, force=tuple(force or ()))
-        with build_lock(build_dir, wait), console.StageBoard() as board:
+                               license=license or loaded.release_license, sign_key=sign, force=tuple(force or ()),
+                               disclosure=loaded.disclosure, lineage=loaded.lineage)
+        with build_lock(build_dir, wait), console.StageBoard(log_every) as board:
             reports = run_build(options, config, board.update)
     ran = sum(r.status == "ran" for r in reports)
     for note in (r.warning for r in reports):

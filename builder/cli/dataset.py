@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from builder import console, layout, settings
-from builder.cli.common import CatalogOpt, dataset_app, state
+from builder.cli.common import CatalogOpt, WaitOpt, dataset_app, state, writing
 
 
 @dataset_app.command("build")
@@ -20,13 +20,15 @@ def dataset_build(
     mix: Annotated[list[str] | None, typer.Option(help="Ratio per kind: knowledge=1.0, skills=0.5 (repeat).")]
     = None,
     run: Annotated[str | None, typer.Option(help="Only samples of this generation run.")] = None,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Write train/test JSONL and Parquet, a dataset card and croissant.json (byte-identical for the same inputs)."""
     from builder.datasets import DatasetOptions, build_dataset
 
     with console.user_errors(state["debug"]):
         ratios = {"knowledge": 1.0, "skills": 1.0} | _ratios(mix or [])
-        outcome = build_dataset(catalog, out, DatasetOptions(name, test_fraction, ratios, run))
+        with writing(catalog, out / name, wait=wait):
+            outcome = build_dataset(catalog, out, DatasetOptions(name, test_fraction, ratios, run))
     for f in outcome.files:
         console.print_line(f"{f.sha256}  {f.path}  ({f.rows} rows)")
     console.print_summary(f"dataset {name} -> {outcome.folder} (license: {outcome.license_expression})", False)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from builder import console, settings
-from builder.cli.common import CatalogOpt, DocumentsOpt, TaxonomyArg, app, state
+from builder.cli.common import CatalogOpt, DocumentsOpt, TaxonomyArg, WaitOpt, app, state, writing
 
 
 @app.command()
@@ -40,6 +40,7 @@ def generate(
         help="teacher: the run fails when all its requests failed or more than this share (0-1) did.")] = 0.1,
     teacher_license: Annotated[str | None, typer.Option(help="teacher: SPDX license of the model.")] = None,
     teacher_terms: Annotated[str | None, typer.Option(help="teacher: terms that apply to its outputs.")] = None,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Turn seeds and document chunks into training samples with lineage; record the run."""
     from builder.generators.run import GenerateOptions
@@ -54,9 +55,10 @@ def generate(
             teacher_temperature, teacher_max_tokens, teacher_timeout, license=teacher_license,
             terms=teacher_terms, max_response_bytes=teacher_max_response_bytes, max_wait=teacher_max_wait,
             max_failed=teacher_max_failed) if generator == "teacher" else None
-        options = GenerateOptions(generator, since, seed, ChunkingConfig(max_size=chunk_size, unit=chunk_unit),
-                                  FilterConfig(max_words=max_words), documents, teacher)
-        outcome = run_generate(taxonomy, catalog, options)
+        with writing(catalog, wait=wait), console.StepDisplay(generator) as display:
+            options = GenerateOptions(generator, since, seed, ChunkingConfig(max_size=chunk_size, unit=chunk_unit),
+                                      FilterConfig(max_words=max_words), documents, teacher, display.update)
+            outcome = run_generate(taxonomy, catalog, options)
     stats = outcome.stats
     dropped = ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()) or "none"
     asked = stats.get("teacher")
@@ -77,6 +79,7 @@ def import_sdg(
     max_words: Annotated[int, typer.Option(help="Drop samples longer than this (words).")] = 2048,
     documents: DocumentsOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when a record cannot be placed.")] = False,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Record InstructLab SDG output as one run, recovering each record's leaf, seeds and document chunks."""
     from builder.imports.sdg import ImportOptions
@@ -87,7 +90,8 @@ def import_sdg(
     with console.user_errors(state["debug"]):
         options = ImportOptions(ChunkingConfig(max_size=chunk_size, unit=chunk_unit), FilterConfig(max_words=max_words),
                                 documents)
-        outcome = run_import(source, taxonomy, catalog, options)
+        with writing(catalog, wait=wait):
+            outcome = run_import(source, taxonomy, catalog, options)
     for where, why in outcome.unplaced:
         console.print_line(f"unplaced {where}: {why}")
     for warning in outcome.warnings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from builder.progress import Report, ignore
 from registry.catalog.generation import LeafInput
 from registry.chunking import Chunk
 from registry.samples import Sample
@@ -34,6 +35,7 @@ class GeneratorInput:
     teacher: TeacherConfig | None = None  # the teacher generator's endpoint and parameters
     catalog: Any = None  # the open catalog connection: the teacher journals its requests there
     run_id: str = ""
+    progress: Report = ignore  # long generators (the teacher) report how many of their requests are done
 
 
 class Generator(Protocol):

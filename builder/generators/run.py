@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from builder.generators import GENERATORS, Generator, GeneratorInput
 from builder.generators.base import LoadedDocument
+from builder.progress import Report, ignore
 from registry import gitrepo
 from registry.catalog.connection import open_catalog
 from registry.catalog.generation import LeafInput, RunInfo, current_leaves, new_run_id, record_failed_run, write_run
@@ -36,6 +37,7 @@ class GenerateOptions:
     filters: FilterConfig = field(default_factory=FilterConfig)
     documents_dir: Path | None = None
     teacher: TeacherConfig | None = None  # endpoint and parameters of the `teacher` generator
+    progress: Report = ignore  # told the teacher's requests done/total as they finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,8 @@ def generate(taxonomy: Path, catalog: Path, options: GenerateOptions) -> Generat
         run_id, started = new_run_id(), datetime.now(UTC)
         try:
             documents = load_documents(documents_root(taxonomy, options.documents_dir), leaves, options.chunking)
-            samples = generator.generate(GeneratorInput(leaves, documents, options.random_seed, teacher, con, run_id))
+            samples = generator.generate(GeneratorInput(leaves, documents, options.random_seed, teacher, con, run_id,
+                                                        options.progress))
             verdicts, stats = apply_filters(samples, options.filters)
             verdicts += _rejected(generator, stats)
             chunker = f"{options.chunking.unit}:{options.chunking.max_size}"

@@ -57,6 +57,7 @@ from typing import Any, NamedTuple
 
 from builder.generators.base import GeneratorInput
 from builder.generators.seed import SYSTEM_PROMPT, user_turn
+from builder.progress import Report, Step, ignore
 from registry.catalog.generation import LeafInput, SeedRow
 from registry.catalog.journal import FAILED, OK, FinishedRequest, JournalWriter, StoredRequest, TeacherJournal
 from registry.errors import RegistryError
@@ -367,8 +368,9 @@ class Sender:
     """Sends what the journal does not hold yet, `concurrency` at a time; journals each one as it finishes."""
 
     def __init__(self, config: TeacherConfig, writer: JournalWriter, run_id: str,
-                 previous: dict[str, StoredRequest], report: SendReport) -> None:
+                 previous: dict[str, StoredRequest], report: SendReport, progress: Report = ignore) -> None:
         self.config, self.writer, self.run_id, self.previous, self.report = config, writer, run_id, previous, report
+        self.progress = progress
         self.answers: dict[str, str] = {}
         self.gave_up = False  # a request ran out of attempts on errors worth retrying: start no new ones
 
@@ -427,6 +429,9 @@ class Sender:
             self.report.failed += 1
             self.report.first_error = self.report.first_error or error
             self.report.last_error = error
+        r = self.report
+        self.progress(Step(r.reused + r.ok + r.failed, r.planned, f"{r.failed} failed" if r.failed else "",
+                           unit="request"))
 
 
 def _failure(exc: Exception, config: TeacherConfig) -> _Failure | None:
@@ -506,7 +511,7 @@ class TeacherGenerator:
         self.report.planned, self.report.reused = len(planned), len(planned) - len(todo)
         writer = JournalWriter(given.catalog)
         try:
-            sender = Sender(config, writer, given.run_id, stored, self.report)
+            sender = Sender(config, writer, given.run_id, stored, self.report, given.progress)
             answers.update(asyncio.run(sender.send_all(todo)) if todo else {})
         finally:
             writer.close()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from registry import disks
 from registry.errors import EnvironmentProblem, RegistryError
 
 MODEL_FILE = "model.onnx"
@@ -388,6 +389,7 @@ def quantize_int8(fp32: Path, out_dir: Path, work: Path, keep_fp32: tuple[str, .
     """Dynamic int8 quantization of the weights (activations quantized at run time), onnxruntime's own tool.
 
     `keep_fp32` names MatMul nodes left as they are (builder/model/mixed_int8.py chooses them)."""
+    from google.protobuf.message import DecodeError
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = untied(fp32)
@@ -399,8 +401,12 @@ def quantize_int8(fp32: Path, out_dir: Path, work: Path, keep_fp32: tuple[str, .
     del graph
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MODEL_FILE
-    quantize_dynamic(source, path, weight_type=QuantType.QInt8, use_external_data_format=big,
-                     nodes_to_exclude=list(keep_fp32))
+    try:
+        quantize_dynamic(source, path, weight_type=QuantType.QInt8, use_external_data_format=big,
+                         nodes_to_exclude=list(keep_fp32))
+    except DecodeError:  # onnx's shape inference writes its copy unchecked: on a full disk it reads back cut short
+        disks.require_space(work, source.stat().st_size, work)
+        raise
     shutil.rmtree(work)
     return path
 

@@ -54,6 +54,8 @@ class SiteData:
     counts: dict[str, int] = field(default_factory=dict)
     # release_id -> the files published under its page (set by the site build: release_files.locate)
     release_files: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # release_id -> its disclosures as that folder holds them (set with release_files: disclosures.load)
+    release_disclosures: dict[str, Row] = field(default_factory=dict)
 
 
 def load(catalog: Path) -> SiteData:

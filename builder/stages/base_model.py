@@ -13,7 +13,8 @@ from builder.stage import BuildContext, BuildOptions, BuildStage, StageResult, f
 
 class BaseModelStage(BuildStage):
     name = "base model"
-    needs = ("validate+index",)  # the demo tokenizer is trained on the taxonomy's text
+    # No `needs`: the demo tokenizer reads the taxonomy's text, which its key digests by content (a new version of a
+    # leaf with the same text, e.g. an edited comment or attribution, keeps the base model)
 
     def wanted(self, options: BuildOptions) -> bool:
         return options.model
@@ -37,8 +38,8 @@ class BaseModelStage(BuildStage):
         from registry.catalog.connection import open_catalog
 
         with open_catalog(ctx.layout.catalog) as con:  # a takedown is a new base model: its text leaves the tokenizer
-            takedowns = builds.takedown_subjects(con)
-        return {"takedowns": takedowns, "spec": asdict(DemoSpec(seed=ctx.options.seed))}
+            takedowns, text = builds.takedown_subjects(con), builds.tokenizer_text_digest(con)
+        return {"takedowns": takedowns, "text": text, "spec": asdict(DemoSpec(seed=ctx.options.seed))}
 
     def outputs(self, ctx: BuildContext) -> list[Path]:
         # a given base is outside the build folder and its content is the key: nothing of its own to compare
@@ -54,11 +55,37 @@ class BaseModelStage(BuildStage):
         from builder.model.demo import DemoSpec, init_demo_model
 
         base = ctx.layout.model.base
+        before = vocabulary(base)
         outcome = init_demo_model(ctx.options.taxonomy, base, DemoSpec(seed=ctx.options.seed), ctx.config,
                                   force=True, catalog=ctx.layout.catalog, build_id=ctx.build_id)
-        return StageResult(f"demo Granite, {outcome.parameters / 1e6:.1f}M parameters, vocabulary {outcome.vocab_size}",
-                           {"parameters": outcome.parameters, "vocab_size": outcome.vocab_size},
-                           digest=files_digest([base], ctx.layout.root))
+        moved = _moved(before, vocabulary(base))
+        # what train and export read: not the card, whose corpus digest changes with any edit of the text
+        model_files = sorted(p for p in base.iterdir() if p.name != "README.md")
+        return StageResult(f"demo Granite, {outcome.parameters / 1e6:.1f}M parameters, vocabulary {outcome.vocab_size}"
+                           f"; {moved}", {"parameters": outcome.parameters, "vocab_size": outcome.vocab_size},
+                           digest=files_digest(model_files, ctx.layout.root))
+
+
+def vocabulary(base: Path) -> dict[str, int] | None:
+    """token -> id of a base model's tokenizer.json (None when there is none)."""
+    import json
+
+    try:
+        vocab = json.loads((base / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return vocab if isinstance(vocab, dict) else None
+
+
+def _moved(before: dict[str, int] | None, after: dict[str, int] | None) -> str:
+    """Why the stage board shows a new base model, in words: its key (the taxonomy's text, takedowns, the seed)
+    changed, and what that did to the tokenizer."""
+    if before is None or after is None:
+        return "tokenizer trained on the taxonomy's text"
+    differ = sum(before.get(token) != i for token, i in after.items()) + len(before.keys() - after.keys())
+    return "made again (its text, takedowns or seed changed): " + (
+        "the tokenizer came out the same" if not differ else
+        f"{differ} of {len(after)} token ids differ from the previous tokenizer")
 
 
 def _given(folder: Path) -> StageResult:

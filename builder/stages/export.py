@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from builder.progress import Step
 from builder.stage import BuildContext, BuildOptions, BuildStage, StageResult, files_digest
 
 INT4_SKIPPED = ("int4 skipped: onnxruntime-genai is not installed (pip install onnxruntime-genai in this CPU "
@@ -31,7 +32,8 @@ class ExportStage(BuildStage):
         model, variants = ctx.layout.model, built_variants(ctx)
         outcome = export(ExportOptions(ctx.base_model, model.adapter, model.root, ctx.layout.catalog,
                                        dataset=ctx.layout.dataset(), int4="int4" in variants,
-                                       int8="int8" in variants, device=ctx.options.model_settings.device))
+                                       int8="int8" in variants, device=ctx.options.model_settings.device),
+                         progress=lambda message: ctx.progress(Step(note=message)))
         figures = outcome.report["variants"]
         parts = [f"{name} top-1 {float(figures[name]['top1_agreement']):.1%}" for name in variants]
         skipped = "int4" in ctx.options.model_settings.variants and "int4" not in variants

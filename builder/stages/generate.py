@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from builder.stage import BuildContext, BuildStage, StageResult
+from builder.stage import BuildContext, BuildStage, Lineage, StageResult
 
 
 class GenerateStage(BuildStage):
     name = "generate"
     needs = ("validate+index",)
+
+    def lineage(self, ctx: BuildContext) -> Lineage:
+        return Lineage(tables=("run", "source_chunk", "sample", "run_sample", "sample_lineage"))
 
     def key(self, ctx: BuildContext) -> Any:
         return {"generator": "seed", "seed": ctx.options.seed}
@@ -17,7 +20,8 @@ class GenerateStage(BuildStage):
     def run(self, ctx: BuildContext) -> StageResult:
         from builder.generators.run import GenerateOptions, generate
 
-        options = GenerateOptions("seed", random_seed=ctx.options.seed, documents_dir=ctx.config.documents_dir)
+        options = GenerateOptions("seed", random_seed=ctx.options.seed, documents_dir=ctx.config.documents_dir,
+                                  progress=ctx.progress)
         outcome = generate(ctx.options.taxonomy, ctx.layout.catalog, options)
         stats = outcome.stats
         return StageResult(f"run {outcome.run_id[:12]}: {outcome.leaves} leaves, {stats['produced']} samples, "

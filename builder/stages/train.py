@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from builder.progress import Report, Step
 from builder.stage import BuildContext, BuildOptions, BuildStage, StageResult, files_digest
 
 
@@ -24,7 +26,7 @@ class TrainStage(BuildStage):
     def run(self, ctx: BuildContext) -> StageResult:
         from builder.model.train import train
 
-        outcome = train(_options(ctx))
+        outcome = train(_options(ctx), progress=steps(ctx.progress))
         losses = outcome.results
         first, last = losses.get("train_loss_first"), losses.get("train_loss_last")
         detail = f"{outcome.global_step} steps" + (f" (resumed at {outcome.resumed_from})" if outcome.resumed_from
@@ -36,6 +38,21 @@ class TrainStage(BuildStage):
         return StageResult(detail, {"run_id": outcome.run_id, "steps": outcome.global_step,
                                     "resumed_from": outcome.resumed_from, "peak_rss_mb": round(outcome.peak_rss_mb)},
                            digest=files_digest([ctx.layout.model.adapter], ctx.layout.root))
+
+
+def steps(report: Report) -> Callable[[Any], None]:
+    """The Trainer's events as progress: the step, the total and the last logged loss."""
+    loss = ""
+
+    def on_event(event: Any) -> None:
+        nonlocal loss
+        if "loss" in event.logs:
+            loss = f"loss {event.logs['loss']:.3f}"
+        if "eval_loss" in event.logs:
+            loss = f"eval loss {event.logs['eval_loss']:.3f}"
+        report(Step(event.step, event.total, loss, unit="step"))
+
+    return on_event
 
 
 DEMO_STEPS = 60  # neither steps nor epochs given: the embedded default build's minute of training
@@ -59,11 +76,11 @@ def _options(ctx: BuildContext) -> Any:
     from builder.model.train import TrainOptions
 
     model, values = ctx.layout.model, settings_of(ctx)
-    steps = values["steps"]
-    every = max(10, steps // 3) if steps else 50
+    max_steps = values["steps"]
+    every = max(10, max_steps // 3) if max_steps else 50
     return TrainOptions(ctx.base_model, ctx.layout.dataset(), model.adapter, ctx.layout.catalog,
                         rank=values["rank"], alpha=values["alpha"], targets=tuple(values["targets"]),
-                        epochs=values["epochs"] or 1.0, max_steps=steps or -1, lr=values["lr"],
+                        epochs=values["epochs"] or 1.0, max_steps=max_steps or -1, lr=values["lr"],
                         batch_size=values["batch_size"], max_length=values["max_length"], seed=values["seed"],
                         eval_steps=every, save_steps=every)
 
