@@ -11,6 +11,7 @@ from registry.samples import Sample
 from registry.spans import SpacedText
 
 if TYPE_CHECKING:
+    from builder.generators.batch import BatchFiles
     from builder.generators.teacher import TeacherConfig
 
 
@@ -34,6 +35,7 @@ class GeneratorInput:
     teacher: TeacherConfig | None = None  # the teacher generator's endpoint and parameters
     catalog: Any = None  # the open catalog connection: the teacher journals its requests there
     run_id: str = ""
+    batch: BatchFiles | None = None  # answer through Batch API files instead of asking the endpoint live
 
 
 class Generator(Protocol):
