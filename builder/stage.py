@@ -13,10 +13,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from builder.layout import DEFAULT, BuildLayout
 from registry.config import ValidationConfig
+
+if TYPE_CHECKING:
+    from builder.generators.configure import Generation
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,7 @@ class BuildOptions:
     force: tuple[str, ...] = ()  # stages to run even when their inputs did not change
     model: bool = True  # base, train and export (off: a data-only build)
     site: bool = True
+    generation: Generation | None = None  # the generator and its endpoints ([generate]); None: the seed generator
 
 
 @dataclass(slots=True)

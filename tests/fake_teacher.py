@@ -41,6 +41,8 @@ class FakeTeacher:
         self.answered: Counter[str] = Counter()  # 200 chat completions fully written, per key
         self.arrivals: list[tuple[float, str, str]] = []  # (time, key, fault)
         self.serve_limit: int | None = None  # arrivals after this many are not answered
+        self.limit_role: str | None = None  # ... counting only this role's arrivals (None: every arrival)
+        self.role_arrivals: Counter[str] = Counter()
         self.hold = False  # ... and are held until `released` (else the connection is dropped at once)
         self.released = threading.Event()
         self.retry_after = "1"
@@ -60,11 +62,13 @@ class FakeTeacher:
 
     def arrive(self, key: str, role: str) -> str:
         with self.lock:
-            over = self.serve_limit is not None and len(self.arrivals) >= self.serve_limit
+            counted = len(self.arrivals) if self.limit_role is None else self.role_arrivals[role]
+            over = self.serve_limit is not None and self.limit_role in (None, role) and counted >= self.serve_limit
             faults, refuse = (self.judge_faults, self.judge_refuse) if role == "judge" else (self.faults, None)
             fault = "over_limit" if over else self.refuse or refuse or (faults.popleft() if faults else "")
             self.received[key] += 1
             self.roles[key] = role
+            self.role_arrivals[role] += 1
             self.arrivals.append((time.monotonic(), key, fault))
             return fault
 

@@ -27,17 +27,30 @@ def build(
     sign: Annotated[Path | None, typer.Option(help="Sign the release with this local private key.")] = None,
     force: Annotated[list[str] | None, typer.Option(help="Run this stage even if its inputs did not change.")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for another build holding the lock.")] = 0.0,
+    generator: Annotated[str | None, typer.Option(
+        help="seed or teacher [default: taxreg.toml \\[generate] generator, else seed].")] = None,
+    teacher_url: Annotated[str | None, typer.Option(help="The teacher's API base URL [\\[generate] url].")] = None,
+    teacher_model: Annotated[str | None, typer.Option(help="The teacher model [\\[generate] model].")] = None,
+    judge_url: Annotated[str | None, typer.Option(
+        help="The judge's API base URL [\\[generate.judge] url, else the teacher's].")] = None,
+    judge_model: Annotated[str | None, typer.Option(
+        help="The judge model [\\[generate.judge] model, else the teacher model].")] = None,
+    no_judge: Annotated[bool, typer.Option("--no-judge", help="Keep the teacher's samples unjudged.")] = False,
 ) -> None:
     """Validate, index, generate, build the dataset, train, export, (release) and publish the site."""
     from builder.buildlock import build_lock
+    from builder.generators.configure import Overrides, resolve
     from builder.pipeline import run_build
     from builder.stage import BuildOptions
 
     with console.user_errors(state["debug"], root=taxonomy):
         loaded = settings.load()
         config = loaded.validation()
+        generation = resolve(loaded.generate, Overrides(generator, {"url": teacher_url, "model": teacher_model},
+                                                        {"url": judge_url, "model": judge_model}, no_judge))
         options = BuildOptions(taxonomy, build_dir, release, seed, train_steps, allow=tuple(allow or ()),
-                               license=license or loaded.release_license, sign_key=sign, force=tuple(force or ()))
+                               license=license or loaded.release_license, sign_key=sign, force=tuple(force or ()),
+                               generation=generation)
         with build_lock(build_dir, wait), console.StageBoard() as board:
             reports = run_build(options, config, board.update)
     ran = sum(r.status == "ran" for r in reports)
