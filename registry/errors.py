@@ -34,6 +34,10 @@ class CatalogError(RegistryError):
     """The catalog cannot be opened, is locked, too new, or refused a statement."""
 
 
+class CatalogInUse(CatalogError):
+    """Another process has the catalog open for writing."""
+
+
 class QueryError(CatalogError):
     """An auditor's SQL failed or tried to write to the read-only catalog."""
 

@@ -29,9 +29,9 @@ from registry.config import ValidationConfig
 from registry.errors import RegistryError
 from registry.licenses import LicensePolicy
 from registry.release.canonical import canonical_bytes
+from registry.release.integrity import check_files
 from registry.release.manifest import SCHEMA_VERSION, from_dict, read_manifest, reproducible_view
 from registry.release.sums import format_sums, parse_sums
-from registry.release.verify import verify_release
 from tests.conftest import EXAMPLE_TAXONOMY, REPO, TaxonomyMaker, skill_yaml
 from tests.releasing import build_data, cut, make_key, rows
 
@@ -81,13 +81,13 @@ def test_versions_are_never_overwritten(released: Path) -> None:
 
 def test_verify_names_every_tampered_file(released: Path, tmp_path: Path) -> None:
     folder = shutil.copytree(released / "releases" / "1.0.0", tmp_path / "copy")
-    assert verify_release(folder)[1] == []
+    assert check_files(folder)[1] == []
     data = bytearray((folder / "data" / "train.parquet").read_bytes())
     data[len(data) // 2] ^= 0x01
     (folder / "data" / "train.parquet").write_bytes(bytes(data))
     (folder / "data" / "README.md").unlink()
     (folder / "bom" / "extra.txt").write_text("not listed")
-    found = {(d.path, d.problem) for d in verify_release(folder)[1]}
+    found = {(d.path, d.problem) for d in check_files(folder)[1]}
     assert found == {("data/train.parquet", "changed"), ("data/README.md", "missing"), ("bom/extra.txt", "extra")}
     result = runner.invoke(app, ["release", "verify", str(folder)])
     assert result.exit_code == 1 and "data/train.parquet: changed" in result.output
@@ -100,7 +100,7 @@ def test_one_malformed_sums_line_is_reported_and_the_rest_still_checked(released
     lines[2] = "garbage\n"
     (folder / "SHA256SUMS").write_text("".join(lines))
     (folder / "data" / "README.md").write_text("edited")
-    found = sorted((d.path, d.problem) for d in verify_release(folder)[1])
+    found = sorted((d.path, d.problem) for d in check_files(folder)[1])
     assert found == sorted([("SHA256SUMS:3", "unreadable"), (broken, "extra"), (broken, "manifest"),
                             ("data/README.md", "changed")])  # not one 'extra' per file
     result = runner.invoke(app, ["release", "verify", str(folder)])
@@ -113,14 +113,14 @@ def test_verify_catches_an_edited_manifest(released: Path, tmp_path: Path) -> No
     manifest["license"] = "MIT"  # re-written canonically, and SHA256SUMS updated to match: the manifest lies
     (folder / "manifest.json").write_bytes(canonical_bytes(manifest))
     sums = parse_sums((folder / "SHA256SUMS").read_text())
-    assert verify_release(folder)[1][0].path == "manifest.json"
+    assert check_files(folder)[1][0].path == "manifest.json"
     import hashlib
     sums["manifest.json"] = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
     manifest["files"][0]["sha256"] = "0" * 64
     (folder / "manifest.json").write_bytes(canonical_bytes(manifest))
     sums["manifest.json"] = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
     (folder / "SHA256SUMS").write_text(format_sums(sums.items()))
-    problems = verify_release(folder)[1]
+    problems = check_files(folder)[1]
     assert [(d.path, d.problem) for d in problems] == [(manifest["files"][0]["path"], "manifest")]
 
 
@@ -309,7 +309,7 @@ def test_kill_9_during_a_cut_leaves_no_partial_release(released: Path, tmp_path:
     assert outcome.recovered and rows(build, "SELECT count(*) FROM release WHERE release_id = '3.0.1'") == [(1,)]
     cut(build, "3.0.0")
     assert not list((build / "releases").glob(".*-new-*"))  # stale temporary folders are cleaned
-    assert verify_release(build / "releases" / "3.0.0")[1] == []
+    assert check_files(build / "releases" / "3.0.0")[1] == []
 
 
 def test_every_command_counts_the_files_the_same_way(tmp_path: Path) -> None:
@@ -374,7 +374,7 @@ def test_sums_and_manifest_formats(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="reads up to"):
         from_dict({"kind": "taxonomy-registry/release-manifest", "schema_version": SCHEMA_VERSION + 1})
     with pytest.raises(RegistryError, match="no release folder"):
-        verify_release(tmp_path / "none")
+        check_files(tmp_path / "none")
 
 
 def test_release_version_is_checked() -> None:
@@ -430,8 +430,8 @@ def test_release_with_the_real_tiny_model(tmp_path: Path) -> None:
     assert sum(1 for e in graph if e.get("relationshipType") == "trainedOn") == 3
     kinds = rows(build, "SELECT DISTINCT kind FROM release_artifact WHERE release_id = '1.0.0' ORDER BY 1")
     assert ("model_artifact",) in kinds and ("dataset",) in kinds
-    assert verify_release(folder)[1] == []
+    assert check_files(folder)[1] == []
     onnx = bytearray((folder / "model" / "onnx" / "model.onnx").read_bytes())
     onnx[-1] ^= 0x01
     (folder / "model" / "onnx" / "model.onnx").write_bytes(bytes(onnx))
-    assert [(d.path, d.problem) for d in verify_release(folder)[1]] == [("model/onnx/model.onnx", "changed")]
+    assert [(d.path, d.problem) for d in check_files(folder)[1]] == [("model/onnx/model.onnx", "changed")]

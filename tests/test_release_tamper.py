@@ -140,3 +140,66 @@ def test_an_unwritable_releases_folder_is_refused_before_the_gates(tmp_path: Pat
         else:
             releases.chmod(0o755)
     assert rows(build, "SELECT count(*) FROM policy_check") == [(0,)]  # no gate recorded for a cut that never began
+
+
+def sums_line(folder: Path, prefix: str) -> tuple[int, str, str]:
+    """(line number, path, sha256) of the first SHA256SUMS line whose path starts with `prefix`."""
+    for number, line in enumerate((folder / "SHA256SUMS").read_text().splitlines(), 1):
+        digest, path = line.split("  ", 1)
+        if path.startswith(prefix):
+            return number, path, digest
+    raise AssertionError(f"no {prefix} line")
+
+
+def edit_line(folder: Path, number: int, text: str) -> None:
+    lines = (folder / "SHA256SUMS").read_text().splitlines(keepends=True)
+    lines[number - 1] = text
+    (folder / "SHA256SUMS").write_text("".join(lines))
+
+
+def test_an_edited_sums_line_is_named_not_the_file_it_lists(releases: dict[str, Path], tmp_path: Path) -> None:
+    folder = copy(releases, "signed", tmp_path)
+    number, path, digest = sums_line(folder, "data/")
+    edit_line(folder, number, f"{'0' * 64}  {path}\n")  # still sorted, well formed: only the digest lies
+    assert problems(folder) == [(f"SHA256SUMS:{number}", "changed"), ("release.sig", "signature")]
+    result = runner.invoke(app, ["release", "verify", str(folder)])
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 1 and len(lines) == 3, result.stdout
+    assert lines[0] == (f"SHA256SUMS:{number}: changed: says sha256 {'0' * 64} for {path}, but the file and the "
+                        f"manifest have {digest}: SHA256SUMS was edited after the cut")
+    assert lines[1] == "release.sig: signature: valid, but these files changed since signing: SHA256SUMS"
+    assert f"{path}: changed" not in result.stdout
+
+
+def test_a_sums_line_for_a_file_that_is_nowhere_is_named_by_its_line(releases: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    folder = copy(releases, "plain", tmp_path)
+    number, path, _ = sums_line(folder, "data/")
+    edit_line(folder, number, f"{'1' * 64}  {path}\n{'2' * 64}  {path}.ghost\n")
+    assert ("SHA256SUMS:" + str(number + 1), "extra") in problems(folder)
+    assert not any(p.endswith(".ghost") for p, _ in problems(folder))  # not a missing file, not a manifest row
+    assert (f"SHA256SUMS:{number}", "changed") in problems(folder)
+
+
+@pytest.mark.parametrize("damage", ["signature", "payload", "truncated"])
+def test_a_damaged_signature_is_one_line_with_what_to_do(releases: dict[str, Path], tmp_path: Path,
+                                                         damage: str) -> None:
+    import base64
+
+    folder = copy(releases, "signed", tmp_path)
+    bundle = json.loads((folder / "release.sig").read_text())
+    envelope = bundle["dsseEnvelope"]
+    field = envelope["signatures"][0] if damage == "signature" else envelope
+    key = "sig" if damage == "signature" else "payload"
+    raw = bytearray(base64.b64decode(field[key]))
+    raw[len(raw) // 2] ^= 0x01
+    field[key] = base64.b64encode(bytes(raw)).decode()
+    text = json.dumps(bundle)
+    (folder / "release.sig").write_text(text[:len(text) // 2] if damage == "truncated" else text)
+    assert problems(folder) == [("release.sig", "signature")]
+    result = runner.invoke(app, ["release", "verify", str(folder)])
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 1 and len(lines) == 2 and "Digest(" not in result.stdout, result.stdout
+    words = "is not a readable signature bundle" if damage == "truncated" else "does not verify with"
+    assert lines[0].startswith(f"release.sig: signature: {'release.sig ' if damage == 'truncated' else ''}{words}")
+    assert "get the release again" in lines[0], lines[0]

@@ -41,11 +41,11 @@ def engine(model_dir: Path) -> Any:
 
 
 @contextmanager
-def serving(engine: Any, workers: int = 2, max_waiting: int = 8) -> Iterator[tuple[Any, str]]:
-    """The real app under uvicorn in a thread: (its Service, its base URL)."""
+def serving(engine: Any, workers: int = 2, max_waiting: int = 8, **connections: Any) -> Iterator[tuple[Any, str]]:
+    """The real app under uvicorn in a thread: (its Service, its base URL). `connections`: the other Limits."""
     from builder.serve.api import Limits, Service, listen, server
 
-    service = Service(engine, "demo", Limits(workers, max_waiting))
+    service = Service(engine, "demo", Limits(workers, max_waiting, **connections))
     sock = listen("127.0.0.1", 0)
     uvicorn_server = server(service, "warning")
     thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -265,6 +265,17 @@ def test_broken_folder_files_and_options_are_user_errors(model_dir: Path, tmp_pa
             assert "report it" not in result.output, result.output
     bad_level = invoke("serve", str(model_dir), "--port", "0", "--log-level", "nonsense")
     assert bad_level.exit_code == 2 and "nonsense" in bad_level.output and "serving" not in bad_level.output
+
+
+def test_the_sampling_rules_live_with_sampling_not_the_cli(model_dir: Path) -> None:
+    from builder.serve.engine import BadSampling, Sampling
+
+    for top_p in (0.0, -0.5, 1.5):
+        with pytest.raises(BadSampling, match="top_p must be above 0 and at most 1"):
+            Sampling(top_p=top_p)
+    assert Sampling(top_p=1.0).top_p == 1.0
+    result = invoke("chat", str(model_dir), "--top-p", "0")
+    assert result.exit_code == 2 and "top_p must be above 0" in result.output and "1 keeps every token" in result.output
 
 
 def test_sigterm_during_requests_shuts_down_quietly(model_dir: Path) -> None:

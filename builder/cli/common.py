@@ -28,6 +28,10 @@ DocumentsOpt = Annotated[
     Path | None, typer.Option("--documents", help="Document cache [default: TAXONOMY/_documents].")]
 FormatOpt = Annotated[FindingFormat, typer.Option("--format", help="text, github (annotations) or json.")]
 MaxSizeOpt = Annotated[int | None, typer.Option("--max-file-size", help="Largest qna.yaml in bytes [1 MiB].")]
+# Read-only commands wait this long for a writer (`taxreg index`, a build) to let go of the catalog.
+READ_WAIT = 10.0
+ReadWaitOpt = Annotated[float, typer.Option("--wait", min=0, help="Seconds to keep trying while another process "
+                                                                  "writes the catalog.")]
 LicenseOpt = Annotated[
     list[str] | None, typer.Option("--allow-license", help="Allowed SPDX license (repeat); replaces the policy.")]
 

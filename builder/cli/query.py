@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from builder import console, settings
-from builder.cli.common import CatalogOpt, app, state
+from builder.cli.common import READ_WAIT, CatalogOpt, ReadWaitOpt, app, state
 from builder.console import TableFormat
 
 
@@ -16,10 +16,11 @@ def query(
     sql: Annotated[str, typer.Argument(help="SQL to run against the catalog (read-only).")],
     catalog: CatalogOpt = settings.DEFAULT_CATALOG,
     fmt: Annotated[TableFormat, typer.Option("--format", help="table, csv or json.")] = TableFormat.TABLE,
+    wait: ReadWaitOpt = READ_WAIT,
 ) -> None:
-    """Run SQL on the catalog, read-only. Try: taxreg query "SELECT * FROM duckdb_tables()"."""
+    """Run one read statement on the catalog. Try: taxreg query "SELECT * FROM duckdb_tables()"."""
     from registry.catalog.query import run_query
 
     with console.user_errors(state["debug"]):
-        result = run_query(catalog, sql)
+        result = run_query(catalog, sql, wait)
     console.print_rows(result.columns, result.rows, fmt)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from builder import console, settings
-from builder.cli.common import app, state
+from builder.cli.common import READ_WAIT, ReadWaitOpt, app, state
 from builder.console import TableFormat
 from builder.layout import BuildLayout
 from registry.errors import RegistryError
@@ -50,7 +50,7 @@ def cut(
     from builder.release.cut import CutOptions, cut_release
     from registry.catalog.policy import undeclared_warning
     from registry.licenses import LicensePolicy
-    from registry.release.verify import count_phrase
+    from registry.release.integrity import count_phrase
 
     with console.user_errors(state["debug"]):
         loaded = settings.load()
@@ -79,7 +79,7 @@ def verify(
 ) -> None:
     """Re-hash every file against SHA256SUMS and the manifest, check the signature; exit 1 on any difference."""
     from builder.release.verify import verify_folder
-    from registry.release.verify import count_phrase
+    from registry.release.integrity import count_phrase
 
     with console.user_errors(state["debug"]):
         manifest, differences, signature = verify_folder(folder, key)
@@ -133,9 +133,10 @@ def diff(
 def list_releases(
     build_dir: BuildDirOpt = settings.DEFAULT_BUILD,
     fmt: Annotated[TableFormat, typer.Option("--format", help="table, csv or json.")] = TableFormat.TABLE,
+    wait: ReadWaitOpt = READ_WAIT,
 ) -> None:
     """Every release recorded in the catalog (files: how many its SHA256SUMS lists, as cut and verify count)."""
-    from registry.catalog.connection import open_read_only
+    from registry.catalog.connection import open_read_only_waiting
     from registry.catalog.releases import list_releases as rows_of
 
     with console.user_errors(state["debug"]):
@@ -143,7 +144,7 @@ def list_releases(
         if not catalog.is_file():
             raise RegistryError(f"no releases: {build_dir} holds no catalog ({catalog})",
                                 hint="run `taxreg build --release VERSION`, or pass --build-dir with a build folder")
-        with open_read_only(catalog) as con:
+        with open_read_only_waiting(catalog, wait) as con:
             columns, rows = rows_of(con)
     console.print_rows(columns, rows, fmt)
 
@@ -156,8 +157,8 @@ def show(
 ) -> None:
     """What a release holds: inputs, model, data, license mix, gates, signature (json: the whole manifest)."""
     from builder.release.compare import locate
+    from registry.release.integrity import count_phrase
     from registry.release.manifest import read_manifest
-    from registry.release.verify import count_phrase
 
     with console.user_errors(state["debug"]):
         manifest, _ = read_manifest(locate(build_dir, release))

@@ -15,7 +15,7 @@ import typer
 from builder import console
 from builder.cli.common import app, state
 from builder.serve import Device
-from registry.errors import RegistryError
+from registry.model_folder import DEMO_MARK
 
 ModelDirArg = Annotated[Path, typer.Argument(
     help="An exported model folder (holds model.onnx), e.g. build/model/onnx or build/model/onnx-int8.")]
@@ -51,6 +51,13 @@ def serve_command(
     workers: Annotated[int, typer.Option("--workers", min=1, max=256, help="Requests decoded at once.")] = 4,
     max_waiting: Annotated[int, typer.Option("--max-waiting", min=0, help="Requests queued for a worker "
                                                                           "before 429.")] = 256,
+    max_connections: Annotated[int, typer.Option("--max-connections", min=1, help="Open connections; past it the "
+                                                 "longest-idle one is closed (503 when all are busy).")] = 512,
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="Seconds a connection without a request in "
+                                                                       "progress stays open.")] = 5.0,
+    request_timeout: Annotated[float, typer.Option("--request-timeout", help="Seconds a request's headers, then its "
+                                                                             "body, may take to arrive (else 408).")]
+    = 10.0,
     log_level: Annotated[LogLevel, typer.Option("--log-level", help="uvicorn's: warning, info (with access "
                                                                     "log), debug...")] = LogLevel.WARNING,
 ) -> None:
@@ -60,13 +67,14 @@ def serve_command(
     from builder.serve.text import ModelDirError
 
     with console.user_errors(state["debug"]):
+        limits = Limits(workers, max_waiting, max_connections, idle_timeout, request_timeout)
         # Workers decode side by side: by default they share the cores rather than each asking for several.
         engine = Engine(model_dir, device, threads or max(1, (os.cpu_count() or 1) // workers))
-        sock = listen(host, port)
-    service = Service(engine, model_name or model_dir.resolve().name, Limits(workers, max_waiting))
+        sock = listen(host, port, max_connections)
+    service = Service(engine, model_name or model_dir.resolve().name, limits)
     bound = sock.getsockname()
     where = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-    demo = " A DEMO model: answers carry no meaning." if engine.config.get("taxreg_demo_model") else ""
+    demo = " A DEMO model: answers carry no meaning." if engine.config.get(DEMO_MARK) else ""
     console.print_summary(
         f"serving {service.name} ({engine.provider}, context {engine.context_window} tokens, {workers} workers) "
         f"at http://{where}:{bound[1]}/v1.{demo}", False)
@@ -98,14 +106,12 @@ def chat_command(
     from builder.serve.text import ModelDirError
 
     with console.user_errors(state["debug"]):
-        if top_p == 0:
-            raise RegistryError("--top-p must be above 0", hint="e.g. --top-p 0.9 (1 keeps every token)")
+        sampling = Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
         engine = Engine(model_dir, device, threads)
         try:
             engine.codec.check_template()
         except ModelDirError as exc:
             raise ModelDirError(str(exc), hint=CHAT_TEMPLATE_HINT) from None
-        sampling = Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
         conversation = Conversation(engine, sampling, system)
         if sys.stdin.isatty():
             console.print_summary(f"chatting with {model_dir} ({engine.provider}); /reset forgets, /exit ends", False)

@@ -32,6 +32,7 @@ from registry.licenses import LicensePolicy, normalize
 from registry.model_folder import DEMO_NAME, ModelFolder
 from registry.release import versions
 from registry.release.canonical import canonical_sha256
+from registry.release.integrity import check_files
 from registry.release.manifest import (
     MANIFEST,
     PUBLIC_KEY,
@@ -43,7 +44,6 @@ from registry.release.manifest import (
     read_manifest,
 )
 from registry.release.sums import file_sha256, format_sums
-from registry.release.verify import verify_release
 
 DATA_FILES = ("train.parquet", "test.parquet", "train.jsonl", "test.jsonl")
 DATA_DOCS = ("README.md", "croissant.json")
@@ -381,7 +381,7 @@ def _adopt(con: Any, target: Path, options: CutOptions) -> CutOutcome:
     """The folder exists: refuse (versions are never overwritten) unless a killed cut left it unrecorded."""
     if releases.release_exists(con, options.version):
         raise versions.taken(options.version, options.build_dir)
-    manifest, differences = verify_release(target)
+    manifest, differences = check_files(target)
     if manifest is None or differences or manifest.version != options.version:
         raise RegistryError(f"{target} exists but is not a complete release of {options.version}",
                             hint="move it away (it is not in the catalog) and cut again")

@@ -8,6 +8,7 @@ The public key ships in the release (release.pub.pem); `release verify --key PUB
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ def sign(folder: Path, private_key: Path) -> None:
 
 
 def verify(folder: Path, public_key: Path | None) -> str | None:
-    """None when the signature holds for every file; else what is wrong, in one line."""
+    """None when the signature holds for every file; else what is wrong, in one line, with what to do."""
+    from cryptography.exceptions import InvalidSignature
     from model_signing import hashing, verifying
 
     folder = folder.resolve()  # as in sign(): `release verify build/releases/X` must ignore the signature file
@@ -51,9 +53,29 @@ def verify(folder: Path, public_key: Path | None) -> str | None:
     verifier = verifying.Config().use_elliptic_key_verifier(public_key=key)  # type: ignore[no-untyped-call]
     try:
         verifier.set_hashing_config(config).verify(folder, folder / SIGNATURE)
-    except Exception as exc:  # the library raises ValueError and crypto errors alike
-        return f"signature does not verify with {key}: {str(exc)[:300]}"
+    except InvalidSignature:
+        return (f"does not verify with {key} ({SIGNATURE} was altered, or made with another key): get the release "
+                "again from where it was published")
+    except ValueError as exc:  # the library's words for a key or file mismatch; JSON errors are ValueErrors too
+        return _mismatch(str(exc), key) or _unreadable(exc)
+    except Exception as exc:  # a bundle of the wrong shape (TypeError, KeyError, protobuf errors)
+        return _unreadable(exc)
     return None
+
+
+def _mismatch(message: str, key: Path) -> str | None:
+    if message.startswith("Key mismatch"):
+        return f"made with another key than {key}: pass --key with the signer's public key"
+    if message.startswith("Signature mismatch"):
+        changed = re.findall(r"Hash mismatch for \\?'(.+?)\\?': Expected", message)  # the names in its list's repr
+        what = ", ".join(changed) if changed else "files were added or removed"
+        return f"valid, but these files changed since signing: {what}"
+    return None
+
+
+def _unreadable(exc: Exception) -> str:
+    return (f"{SIGNATURE} is not a readable signature bundle ({type(exc).__name__}: {str(exc)[:100]}); get the "
+            "release again from where it was published")
 
 
 def _private_key(path: Path) -> Any:

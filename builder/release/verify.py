@@ -1,18 +1,19 @@
-"""`taxreg release verify DIR`: the file checks of `registry.release.verify`, plus the signature when present."""
+"""`taxreg release verify DIR`, the whole verdict: the file checks of `registry.release.integrity` (every file against
+SHA256SUMS and the manifest) plus the signature, checked with the signing library, when present or pinned."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from registry.release.integrity import Difference, check_files
 from registry.release.manifest import SIGNATURE, Manifest
-from registry.release.verify import Difference, verify_release
 
 
 def verify_folder(folder: Path, public_key: Path | None = None) -> tuple[Manifest | None, list[Difference], str]:
     """(manifest, differences, what the signature check said: 'unsigned', 'valid ...' or the failure)."""
     from builder.release import signing
 
-    manifest, differences = verify_release(folder)
+    manifest, differences = check_files(folder)
     if not (folder / SIGNATURE).is_file():
         if public_key is not None:  # a pinned key asks for a signature: stripping one must not pass
             return manifest, [*differences, Difference(SIGNATURE, "missing", f"--key {public_key} given, but the "

@@ -9,6 +9,7 @@ Decoding runs in a bounded pool of threads (one request per thread; onnxruntime 
 event loop only moves bytes. Requests beyond the pool wait in line; beyond `max_waiting` of them, 429 with
 `Retry-After` (the teacher generator and the openai client retry those), streamed or not: a request is admitted
 before its response starts. Decoding stops when its client goes away and when the server is asked to stop.
+Connections (how many, how long idle, how slow a request may arrive) are bounded by builder/serve/connections.py.
 """
 
 from __future__ import annotations
@@ -51,8 +52,20 @@ if TYPE_CHECKING:
 
 @dataclass
 class Limits:
+    """What the server takes on: requests (decoding, waiting) and connections (how many, how long idle or slow)."""
+
     workers: int = 4  # requests decoding at once
     max_waiting: int = 256  # requests waiting for a worker before 429
+    max_connections: int = 512  # open connections (with room to spare within the usual 1024-file limit)
+    idle_timeout: float = 5.0  # seconds a connection without a request in progress is kept (uvicorn's keep-alive)
+    request_timeout: float = 10.0  # seconds a request's headers, and then its body, may take to arrive
+
+    def __post_init__(self) -> None:
+        if min(self.workers, self.max_connections) < 1 or self.max_waiting < 0:
+            raise RegistryError("workers and max_connections must be at least 1, max_waiting at least 0")
+        if min(self.idle_timeout, self.request_timeout) <= 0:
+            raise RegistryError("idle_timeout and request_timeout must be above 0 seconds",
+                                hint="e.g. --idle-timeout 5 --request-timeout 10")
 
 
 class Service:
@@ -170,8 +183,12 @@ class Service:
 
 # --- the server ----------------------------------------------------------------------------------------
 
-def listen(host: str, port: int) -> socket.socket:
-    """A bound socket (port 0 picks a free one): a taken port is a clear error before anything starts."""
+def listen(host: str, port: int, max_connections: int = Limits.max_connections) -> socket.socket:
+    """A bound socket (port 0 picks a free one) in a process that may hold `max_connections` at once: a taken port
+    or too low an open-file limit is a clear error before anything starts."""
+    from builder.serve.connections import reserve_open_files
+
+    reserve_open_files(max_connections)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -189,8 +206,11 @@ def run(service: Service, sock: socket.socket, log_level: str) -> None:
 
 
 def server(service: Service, log_level: str) -> uvicorn.Server:
-    """uvicorn over the app; asked to stop, it first stops decoding, so requests in flight end within a step."""
+    """uvicorn over the app, with the connection limits of builder/serve/connections.py; asked to stop, it first
+    stops decoding, so requests in flight end within a step."""
     import uvicorn
+
+    from builder.serve.connections import ACCEPT_BATCH, MAX_HEAD, protocol_for
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -198,7 +218,8 @@ def server(service: Service, log_level: str) -> uvicorn.Server:
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(create_app(service), log_level=log_level, access_log=log_level in ("info", "debug"),
-                            timeout_graceful_shutdown=5)
+                            timeout_graceful_shutdown=5, http=protocol_for(service.limits),
+                            h11_max_incomplete_event_size=MAX_HEAD, backlog=ACCEPT_BATCH)
     return Server(config)
 
 
@@ -229,7 +250,7 @@ def create_app(service: Service) -> Starlette:
 
 def _chat_endpoint(service: Service) -> Callable[[Request], Any]:
     async def chat(request: Request) -> Response:
-        body = parse(ChatRequest, await read_json(request))
+        body = parse(ChatRequest, await read_json(request, service.limits.request_timeout))
         service.check_model(body.model)
         _check_template(service.engine)
         messages = [m.plain() for m in body.messages]
@@ -250,7 +271,7 @@ def _chat_endpoint(service: Service) -> Callable[[Request], Any]:
 
 def _completion_endpoint(service: Service) -> Callable[[Request], Any]:
     async def completions(request: Request) -> Response:
-        body = parse(CompletionRequest, await read_json(request))
+        body = parse(CompletionRequest, await read_json(request, service.limits.request_timeout))
         service.check_model(body.model)
         prompt = body.prompt
         items: list[Any] = prompt if isinstance(prompt, list) and isinstance(prompt[0], str | list) else [prompt]
@@ -386,7 +407,8 @@ def _model_card(service: Service) -> dict[str, Any]:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    headers = {"Retry-After": "1"} if exc.status == 429 else None
+    # 408: the rest of a slow body may still come; closing is the only way to stop reading it
+    headers = {"Retry-After": "1"} if exc.status == 429 else {"Connection": "close"} if exc.status == 408 else None
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 

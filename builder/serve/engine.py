@@ -19,9 +19,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from builder.layout import DEFAULT, ModelLayout
 from builder.serve import Device
 from builder.serve.text import ModelDirError, StopText, TextCodec, read_json
 from registry.errors import EnvironmentProblem, RegistryError
+from registry.model_folder import CONFIG
 
 GPU_HINT = ("install the GPU runtime in its own environment: pip install 'taxonomy-registry[gpu]' (onnxruntime-gpu "
             "replaces onnxruntime; never both)")
@@ -36,6 +38,10 @@ class EmptyPrompt(RegistryError):
     """The prompt holds no tokens."""
 
 
+class BadSampling(RegistryError):
+    """Sampling settings no decoder can follow."""
+
+
 @dataclass(frozen=True, slots=True)
 class Sampling:
     """How one request samples. temperature 0 is greedy; `seed` makes the choices repeatable."""
@@ -46,6 +52,11 @@ class Sampling:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     n: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.top_p <= 1:  # no token holds a mass of 0: nothing could be sampled
+            raise BadSampling(f"top_p must be above 0 and at most 1, not {self.top_p:g}",
+                              hint="e.g. 0.9; 1 keeps every token")
 
 
 class Delta(NamedTuple):
@@ -252,8 +263,10 @@ def _context_window(model_dir: Path, config: dict[str, Any]) -> int:
 
 
 def _model_config(model_dir: Path) -> dict[str, Any]:
-    if not (model_dir / "config.json").is_file():
-        hint = "pass build/model/onnx or build/model/onnx-int8" if (model_dir / "onnx").is_dir() else \
+    if not (model_dir / CONFIG).is_file():
+        exported = ModelLayout(model_dir)  # a model folder given instead of one of its variants
+        hint = f"pass {exported.onnx} or {exported.onnx_int8} (a variant's folder, as {DEFAULT.model.onnx} is)" \
+            if exported.onnx.is_dir() else \
             "export the model with `taxreg export`"
-        raise ModelDirError(f"{model_dir}: no config.json (not an exported model folder)", hint=hint)
-    return read_json(model_dir / "config.json")
+        raise ModelDirError(f"{model_dir}: no {CONFIG} (not an exported model folder)", hint=hint)
+    return read_json(model_dir / CONFIG)

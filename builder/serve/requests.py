@@ -6,6 +6,7 @@ Every refusal is an ApiError, which the app renders as a 4xx JSON body in OpenAI
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Annotated, Any, Literal, TypeVar
@@ -167,9 +168,15 @@ class CompletionRequest(_Request):
 
 
 
-async def read_json(request: Request) -> Any:
+async def read_json(request: Request, timeout: float) -> Any:
+    """The body as JSON; a body that takes over `timeout` seconds to arrive is refused (408)."""
     try:
-        return json.loads(await _body(request))
+        async with asyncio.timeout(timeout):
+            body = await _body(request)
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {timeout:g} s", code="request_timeout") from None
+    try:
+        return json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
         raise ApiError(400, f"the request body is not valid JSON ({exc}); send a JSON object",
                        code="invalid_json") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import duckdb
 
 from registry import __version__
-from registry.errors import CatalogError
+from registry.errors import CatalogError, CatalogInUse
 
 # Migration scripts in order; SCHEMA_VERSION is the number of scripts. Never edit a released script:
 # add the next one.
@@ -51,6 +52,20 @@ def open_read_only(path: Path) -> Any:
     return con
 
 
+def open_read_only_waiting(path: Path, wait: float) -> Any:
+    """open_read_only, tried again for up to `wait` seconds while another process writes the catalog (DuckDB lets
+    readers in only when no process holds the file read-write); then the same "in use" error."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return open_read_only(path)
+        except CatalogInUse as exc:
+            if time.monotonic() >= deadline:
+                raise CatalogInUse(str(exc) + (f" (waited {wait:g} s)" if wait else ""),
+                                   hint="wait for the other taxreg command to finish, or pass --wait SECONDS") from None
+            time.sleep(0.1)
+
+
 def schema_version(con: Any) -> int:
     exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'catalog_meta'").fetchall()[0][0]
     if not exists:
@@ -65,7 +80,7 @@ def _connect(path: Path, read_only: bool) -> Any:
     except duckdb.IOException as exc:
         message = str(exc)
         if "lock" in message.lower():
-            raise CatalogError(f"the catalog {path} is in use by another process",
+            raise CatalogInUse(f"the catalog {path} is in use by another process",
                                hint="wait for the other taxreg command to finish") from None
         raise CatalogError(f"cannot open the catalog {path}: {message}",
                            hint="it is not a catalog taxreg can open: move the file away (a new catalog is "

@@ -9,11 +9,21 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from registry.errors import RegistryError
 
 LINE = re.compile(r"^(\\?)([0-9a-fA-F]{64}) [ *](.+)$")
+
+
+@dataclass(slots=True)
+class Sums:
+    """SHA256SUMS as read: each good line's path, sha256 and line number, and the bad lines."""
+
+    digests: dict[str, str] = field(default_factory=dict)  # path -> sha256 (lower case)
+    lines: dict[str, int] = field(default_factory=dict)  # path -> the line that lists it
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (line number, problem)
 
 
 def file_sha256(path: Path) -> str:
@@ -33,29 +43,27 @@ def format_sums(entries: Iterable[tuple[str, str]]) -> str:
 
 def parse_sums(text: str, where: str = "SHA256SUMS") -> dict[str, str]:
     """{path: sha256}; a malformed line or a path listed twice is an error naming the line."""
-    entries, bad = read_sums(text)
-    if bad:
-        number, problem = bad[0]
+    sums = read_sums(text)
+    if sums.bad:
+        number, problem = sums.bad[0]
         raise RegistryError(f"{where}:{number}: {problem}", hint="each line is `<64 hex digits>  <path>`")
-    return entries
+    return sums.digests
 
 
-def read_sums(text: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
-    """({path: sha256} of the good lines, [(line number, problem)] of the bad ones): like `sha256sum -c`, one
-    malformed line does not hide the others."""
-    entries: dict[str, str] = {}
-    bad: list[tuple[int, str]] = []
+def read_sums(text: str) -> Sums:
+    """Every good line and every bad one: like `sha256sum -c`, one malformed line does not hide the others."""
+    sums = Sums()
     # \n only: splitlines() would also split at \r, \x0b, \u2028... and accept a file taxreg never writes
     for number, line in enumerate(text.removesuffix("\n").split("\n") if text else [], 1):
         match = LINE.match(line)
         if not match:
-            bad.append((number, f"not a sha256sum line: {line[:80]!r}"))
+            sums.bad.append((number, f"not a sha256sum line: {line[:80]!r}"))
             continue
         escaped, digest, path = match.groups()
         if escaped:
             path = re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m.group(1), m.group(1)), path)
-        if path in entries:
-            bad.append((number, f"{path} is listed twice"))
+        if path in sums.digests:
+            sums.bad.append((number, f"{path} is listed twice"))
             continue
-        entries[path] = digest.lower()
-    return entries, bad
+        sums.digests[path], sums.lines[path] = digest.lower(), number
+    return sums

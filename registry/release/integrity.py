@@ -1,7 +1,9 @@
-"""Checking a release folder against its SHA256SUMS and manifest: every difference, by file.
+"""A release folder's integrity: every file against SHA256SUMS and the manifest, every difference named.
 
-The cryptographic signature check lives with the signing library in the builder; here the signature is
-only required to be present when the manifest says the release was signed.
+Each listed file has three witnesses: its own sha256, its SHA256SUMS line and its manifest entry. Two that agree
+outvote the third, so what is named is what changed: an edited SHA256SUMS line is `SHA256SUMS:LINE`, not the
+file it lists. The signature is checked by builder/release/verify.py (the whole verdict), with the signing
+library; here it is only required to be present when the manifest says the release was signed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from registry.errors import RegistryError
 from registry.release.manifest import MANIFEST, PUBLIC_KEY, SIGNATURE, SUMS, UNLISTED, Manifest, read_manifest
-from registry.release.sums import file_sha256, format_sums, read_sums
+from registry.release.sums import Sums, file_sha256, format_sums, read_sums
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,38 +23,74 @@ class Difference:
     detail: str
 
 
-def verify_release(folder: Path) -> tuple[Manifest | None, list[Difference]]:
+def check_files(folder: Path) -> tuple[Manifest | None, list[Difference]]:
+    """(the manifest, when it can be read; every difference, sorted by path)."""
     if not folder.is_dir():
         raise RegistryError(f"no release folder at {folder}", hint="pass the folder holding SHA256SUMS")
     differences: list[Difference] = []
     sums = _read_sums(folder, differences)
     on_disk = _files(folder, differences)
-    for path in sorted(set(on_disk) - set(sums) - set(UNLISTED)):
-        differences.append(Difference(path, "extra", f"not listed in {SUMS}"))
-    for path, expected in sorted(sums.items()):
-        if path not in on_disk:
-            differences.append(Difference(path, "missing", f"listed in {SUMS} but not in the folder"))
-        elif (actual := file_sha256(folder / path)) != expected:
-            differences.append(Difference(path, "changed", f"sha256 {actual}, {SUMS} says {expected}"))
     manifest = _check_manifest(folder, sums, differences)
+    declared = {f.path: f.sha256 for f in manifest.files} if manifest is not None else None
+    for path in sorted((on_disk - set(UNLISTED)) | set(sums.digests) | set(declared or ())):
+        listed = path in sums.digests or path in (declared or {})
+        actual = file_sha256(folder / path) if path in on_disk and listed else None
+        differences += _compare(path, path in on_disk, actual, sums, declared)
     if manifest is not None:
         _check_signature_presence(folder, manifest, on_disk, differences)
     return manifest, sorted(differences, key=lambda d: (d.path, d.problem))
 
 
-def _read_sums(folder: Path, differences: list[Difference]) -> dict[str, str]:
+def _compare(path: str, present: bool, actual: str | None, sums: Sums,
+             declared: dict[str, str] | None) -> list[Difference]:
+    """What one path's witnesses say. manifest.json cannot list itself, and an unreadable manifest lists nothing:
+    then SHA256SUMS alone is compared with the file."""
+    summed, line = sums.digests.get(path), f"{SUMS}:{sums.lines.get(path)}"
+    entry = declared.get(path) if declared is not None and path != MANIFEST else summed
+    if summed is None and entry is None:
+        return [Difference(path, "extra", f"not listed in {SUMS}")] if present else []
+    if summed is None:
+        return ([Difference(path, "extra", f"not listed in {SUMS}"),
+                 Difference(path, "manifest", f"in the manifest but not in {SUMS}")] if present else
+                [Difference(path, "missing", f"in the manifest, but neither in the folder nor in {SUMS}")])
+    if entry is None:
+        if not present:
+            return [Difference(line, "extra", f"lists {path}, which is neither in the folder nor in the manifest")]
+        return [Difference(path, "manifest", f"in {SUMS} but not in the manifest"),
+                *_compare(path, present, actual, sums, None)]
+    if not present:
+        disagree = [Difference(path, "manifest", f"the manifest says sha256 {entry}, {line} says {summed}")]
+        return [Difference(path, "missing", f"listed in {SUMS} but not in the folder"),
+                *(disagree if entry != summed else [])]
+    return _outvoted(path, line, actual or "", summed, entry)
+
+
+def _outvoted(path: str, line: str, actual: str, summed: str, entry: str) -> list[Difference]:
+    if actual == summed == entry:
+        return []
+    if actual == entry:
+        return [Difference(line, "changed", f"says sha256 {summed} for {path}, but the file and the manifest have "
+                                            f"{actual}: {SUMS} was edited after the cut")]
+    if actual == summed:
+        return [Difference(path, "manifest", f"the manifest says sha256 {entry}, the file and {SUMS} have {actual}")]
+    if summed == entry:
+        return [Difference(path, "changed", f"sha256 {actual}, {SUMS} says {summed}")]
+    return [Difference(path, "changed", f"sha256 {actual}; {line} says {summed}, the manifest {entry}")]
+
+
+def _read_sums(folder: Path, differences: list[Difference]) -> Sums:
     path = folder / SUMS
     if not path.is_file():
         differences.append(Difference(SUMS, "missing", "a release lists every file in SHA256SUMS"))
-        return {}
+        return Sums()
     try:
         text = path.read_bytes().decode("utf-8")  # not read_text: it would turn \r\n into \n unseen
     except (OSError, UnicodeDecodeError) as exc:
         differences.append(Difference(SUMS, "unreadable", str(exc)))
-        return {}
-    sums, bad = read_sums(text)
-    differences += [Difference(f"{SUMS}:{number}", "unreadable", problem) for number, problem in bad]
-    if not bad and text != format_sums(sums.items()):  # the cut writes one form: any other is an edit
+        return Sums()
+    sums = read_sums(text)
+    differences += [Difference(f"{SUMS}:{number}", "unreadable", problem) for number, problem in sums.bad]
+    if not sums.bad and text != format_sums(sums.digests.items()):  # the cut writes one form: any other is an edit
         differences.append(Difference(SUMS, "changed", "not in the form the cut writes (sorted `<sha256>  <path>` "
                                                        "lines, lower-case hex, \\n endings): edited after the cut"))
     return sums
@@ -86,7 +124,7 @@ def _files(folder: Path, differences: list[Difference]) -> set[str]:
     return found
 
 
-def _check_manifest(folder: Path, sums: dict[str, str], differences: list[Difference]) -> Manifest | None:
+def _check_manifest(folder: Path, sums: Sums, differences: list[Difference]) -> Manifest | None:
     try:
         manifest, raw = read_manifest(folder)
     except RegistryError as exc:
@@ -94,16 +132,7 @@ def _check_manifest(folder: Path, sums: dict[str, str], differences: list[Differ
         return None
     if raw != manifest.to_bytes():
         differences.append(Difference(MANIFEST, "manifest", "not in canonical JSON form: edited after the cut"))
-    listed = {f.path: f for f in manifest.files}
-    for path, entry in sorted(listed.items()):
-        if path not in sums:
-            differences.append(Difference(path, "manifest", f"in the manifest but not in {SUMS}"))
-        elif sums[path] != entry.sha256:
-            differences.append(Difference(path, "manifest", f"the manifest says sha256 {entry.sha256}, "
-                                                            f"{SUMS} says {sums[path]}"))
-    for path in sorted(set(sums) - set(listed) - {MANIFEST}):
-        differences.append(Difference(path, "manifest", f"in {SUMS} but not in the manifest"))
-    if sums and MANIFEST not in sums:
+    if sums.digests and MANIFEST not in sums.digests:
         differences.append(Difference(MANIFEST, "manifest", f"not listed in {SUMS}"))
     return manifest
 
