@@ -5,6 +5,7 @@ judge that is down, refuses or answers garbage bounded by the teacher's rules.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from builder.generators.judge import CRITERIA, Judge, JudgeConfig, Subject, read
 from builder.generators.run import GenerateOptions, generate
 from builder.generators.teacher import TeacherError
 from registry.catalog.indexer import index
-from tests.conftest import EXAMPLE_TAXONOMY, TaxonomyMaker
+from tests.conftest import EXAMPLE_TAXONOMY, REPO, TaxonomyMaker
 from tests.fake_teacher import LOW_SCORE, MODEL, FakeTeacher
 from tests.test_teacher import one, rows, skills, teacher
 
@@ -93,6 +94,20 @@ def test_a_stricter_threshold_asks_nothing_new(fake: FakeTeacher, make_taxonomy:
     assert len(fake.arrivals) == sent and lenient.stats["kept"] == 12 and lenient.stats["dropped"] == {}
     assert rows(catalog, "SELECT DISTINCT threshold, verdict FROM sample_judgement j JOIN run USING (run_id) "
                 f"WHERE run_id = '{lenient.run_id}'") == [(LOW_SCORE, "passed")]
+    assert eligible(catalog) == 12  # the newest decision stands, for the dataset too
+    strict = generate(root, catalog, judged(fake, threshold=5))
+    assert strict.stats["kept"] == 8 and eligible(catalog) == 8 and len(fake.arrivals) == sent
+    assert rows(catalog, "SELECT drop_reason, count(*) FROM sample WHERE NOT kept GROUP BY 1") == [
+        ("judge_below_threshold", 4)]
+
+
+def eligible(catalog: Path) -> int:
+    """The samples a dataset build takes."""
+    from registry.catalog.connection import open_catalog
+    from registry.catalog.datasets import eligible_samples
+
+    with open_catalog(catalog) as con:
+        return len(eligible_samples(con))
 
 
 def test_a_judge_answer_without_scores_drops_its_sample_with_the_judges_words(
@@ -198,3 +213,25 @@ def test_judge_requests_are_deterministic_and_name_what_they_judge() -> None:
 def test_a_judge_that_cannot_be_used_is_refused_before_any_work(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(TeacherError, match=message.replace("(", r"\(").replace(")", r"\)")):
         JudgeConfig(**({"url": "http://127.0.0.1:1/v1", "model": JUDGE} | overrides))
+
+
+def test_contribution_and_run_pages_show_kept_and_dropped_samples_by_reason(
+        fake: FakeTeacher, make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
+    from builder.site.data import load
+    from builder.site.pages import entity_pages
+    from builder.site.render import Renderer
+
+    root, catalog = skills(make_taxonomy, tmp_path, "one")
+    generate(root, catalog, GenerateOptions("teacher", teacher=teacher(fake, skill_requests=4)))  # unjudged
+    judged_run = generate(root, catalog, judged(fake))
+    renderer = Renderer(REPO / "site" / "templates", lambda depth: None, mermaid=False)
+    pages = {spec.template + ":" + spec.folder: renderer.env.get_template(spec.template).render(
+        **spec.context, root="../", mermaid_enabled=False) for spec in entity_pages(load(catalog))}
+
+    [contribution] = [html for name, html in pages.items() if name.startswith("contribution.html:")]
+    cells = re.findall(r"<tr><td><a [^>]*>(\w+)</a></td><td>(\d+)</td><td>(\d+)</td><td>([^<]*)</td></tr>",
+                       contribution)
+    assert sorted(c[1:] for c in cells) == [("12", "12", "none"), ("12", "8", "judge_below_threshold 4")]
+    [run] = [html for name, html in pages.items() if name.startswith("run.html:") and judged_run.run_id in name]
+    assert "Dropped samples, by reason" in run and "<td>judge_below_threshold</td><td>4</td>" in run
+    assert f"<tr><th>Judge</th><td>{JUDGE}, rubric" in run

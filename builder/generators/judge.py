@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 from builder.generators.completions import printable, response_content
 from builder.generators.prompts import TemplateSet, versions
-from builder.generators.sending import Endpoint, EndpointError, Request, SendReport, ask, seeded_request
+from builder.generators.sending import Endpoint, EndpointError, Request, SendReport, ask, endpoint_of, seeded_request
 from registry.catalog.generation import Judgement
 from registry.catalog.journal import TeacherJournal
 from registry.samples import FilterStats, Verdict
@@ -85,9 +85,7 @@ class JudgeConfig:
                                      "default to the teacher's)")
 
     def endpoint(self) -> Endpoint:
-        return Endpoint("judge", self.url, self.model, self.api_key, self.concurrency, self.timeout,
-                        self.max_attempts, self.backoff, self.max_response_bytes, self.max_wait, self.max_failed,
-                        self.batch)
+        return endpoint_of("judge", self)
 
     @property
     def rubric_sha256(self) -> str:

@@ -27,7 +27,7 @@ import math
 import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -92,6 +92,11 @@ class Endpoint:
             ("max_attempts", "must be at least 1" if self.max_attempts < 1 else ""),
             *text_problems(((f"{f}-url", self.url), (f"{f}-model", self.model), ("the API key", self.api_key))))
             if problem]
+
+
+def endpoint_of(role: str, config: Any) -> Endpoint:
+    """The endpoint a config (the teacher's, the judge's) describes: its fields of the same names."""
+    return Endpoint(role, **{f.name: getattr(config, f.name) for f in fields(Endpoint) if f.name != "role"})
 
 
 # --- requests -------------------------------------------------------------------------------------------

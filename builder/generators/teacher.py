@@ -47,7 +47,15 @@ from builder.generators.completions import response_content
 from builder.generators.judge import Subject
 from builder.generators.prompts import TemplateSet
 from builder.generators.seed import SYSTEM_PROMPT, user_turn
-from builder.generators.sending import Endpoint, EndpointError, SendReport, ask, seeded_request, text_problems
+from builder.generators.sending import (
+    Endpoint,
+    EndpointError,
+    SendReport,
+    ask,
+    endpoint_of,
+    seeded_request,
+    text_problems,
+)
 from registry.catalog.generation import LeafInput, SeedRow
 from registry.catalog.journal import TeacherJournal
 from registry.samples import Edge, Message, Sample
@@ -92,9 +100,7 @@ class TeacherConfig:
                                     "url and model in taxreg.toml")
 
     def endpoint(self) -> Endpoint:
-        return Endpoint("teacher", self.url, self.model, self.api_key, self.concurrency, self.timeout,
-                        self.max_attempts, self.backoff, self.max_response_bytes, self.max_wait, self.max_failed,
-                        self.batch)
+        return endpoint_of("teacher", self)
 
     def params(self) -> dict[str, Any]:
         """What the run records and the build's generate stage is keyed by (never the API key)."""

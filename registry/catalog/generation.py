@@ -126,6 +126,11 @@ def write_run(con: Any, run_id: str, info: RunInfo, started: datetime, chunks: l
         insert(con, "run_sample", {
             "run_id": [run_id] * len(verdicts), "sample_id": [s.sample_id for s in samples],
             "kept": [v.kept for v in verdicts], "drop_reason": [v.drop_reason for v in verdicts]})
+        # the newest decision stands: a stricter judge or filter drops a sample an earlier run kept, and back
+        con.execute("""UPDATE sample SET kept = rs.kept, drop_reason = rs.drop_reason FROM run_sample rs
+                       WHERE rs.run_id = ? AND rs.sample_id = sample.sample_id
+                         AND (sample.kept <> rs.kept OR sample.drop_reason IS DISTINCT FROM rs.drop_reason)""",
+                    [run_id])
         edges = [(s.sample_id, e) for s in samples for e in s.lineage]
         insert(con, "sample_lineage", {
             "sample_id": [sid for sid, _ in edges], "parent_kind": [e.parent_kind for _, e in edges],

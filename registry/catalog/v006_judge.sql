@@ -29,6 +29,11 @@ COMMENT ON COLUMN sample_judgement.threshold IS 'The lowest score a kept sample 
 COMMENT ON COLUMN sample_judgement.verdict IS 'passed (kept) | below_threshold (score < threshold: dropped) | unparseable (not every score could be read: dropped).';
 COMMENT ON COLUMN sample_judgement.reason IS 'The judge''s one-sentence reason (its whole answer, up to 500 characters, when unparseable), control characters escaped; NULL when it gave none.';
 
+-- A sample's kept/drop_reason is now the newest run's decision on it (was: the first run's), so a judge added or
+-- made stricter drops what an earlier run kept.
+COMMENT ON COLUMN sample.kept IS 'The decision of the newest run that produced it: its filters (and judge) kept it. run_sample has every run''s decision.';
+COMMENT ON COLUMN sample.drop_reason IS 'Why the newest run that produced it dropped it: empty_answer | too_long | near_duplicate | invalid_unicode | control_characters | unparseable (a teacher answer without a usable block) | judge_below_threshold | judge_unparseable (the judge''s verdict) | unplaced (import); NULL when kept.';
+
 ALTER TABLE run ADD COLUMN judge_model_ref VARCHAR;
 COMMENT ON COLUMN run.judge_model_ref IS 'The judge model that scored the run''s samples (joins external_model.model_ref and sample_judgement.judge_model_ref); NULL when no judge was asked.';
 ALTER TABLE run ADD COLUMN rubric_sha256 VARCHAR;
