@@ -40,12 +40,13 @@ def write_settings(folder: Path, fake: FakeTeacher, **judge: object) -> Path:
     return path
 
 
-def build(folder: Path, taxonomy: Path, **overrides: object) -> dict[str, StageReport]:
+def build(folder: Path, taxonomy: Path, release: str | None = None, **overrides: object) -> dict[str, StageReport]:
     """A data-only build (index, generate, dataset) with taxreg.toml of `folder`, as `taxreg build` resolves it."""
     loaded = settings.load(folder / "taxreg.toml")
     generation = resolve(loaded.generate, Overrides(**overrides),  # type: ignore[arg-type]
                          environ={KEY_VARIABLE: SECRET})
-    options = BuildOptions(taxonomy, folder / "build", model=False, site=False, generation=generation)
+    options = BuildOptions(taxonomy, folder / "build", release, model=False, site=False, generation=generation,
+                           license="CC-BY-4.0")
     return {r.name: r for r in run_build(options, loaded.validation(), lambda reports: None)}
 
 
@@ -128,8 +129,9 @@ def test_a_build_killed_mid_generation_resumes_without_repeating_a_request(
     assert fake.total_answered("judge") == 20 and teacher_answered == len(fake.keys_of("teacher")) > 0
 
     fake.heal()
-    resumed = build(tmp_path, taxonomy)
-    assert resumed["generate"].status == "ran"
+    resumed = build(tmp_path, taxonomy, release="0.1.0")  # a data-only release: manifest, BOMs, audit copy
+    assert resumed["generate"].status == "ran" and resumed["release"].status == "ran"
+    assert (tmp_path / "build" / "releases" / "0.1.0" / "manifest.json").is_file()
     assert max(fake.answered.values()) == 1  # no request answered twice, teacher's or judge's
     assert fake.total_answered("teacher") == teacher_answered
     assert fake.total_answered("judge") == len(fake.keys_of("judge")) == resumed["generate"].stats["produced"]

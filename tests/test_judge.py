@@ -113,12 +113,13 @@ def eligible(catalog: Path) -> int:
 def test_a_judge_answer_without_scores_drops_its_sample_with_the_judges_words(
         fake: FakeTeacher, make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
     root, catalog = skills(make_taxonomy, tmp_path)  # 12 teacher requests, 36 samples to judge
-    fake.judge_faults.extend(["garbage", "500"])  # one refusal in words, one retried error
-    outcome = generate(root, catalog, judged(fake))
+    fake.judge_faults.extend(["garbage", "500", "slow"])  # a refusal in words; an error and a slow answer, retried
+    fake.slow_seconds = 1.8
+    outcome = generate(root, catalog, judged(fake, timeout=1.0))
     dropped = outcome.stats["dropped"]
     assert dropped["judge_unparseable"] == 1 and dropped["judge_below_threshold"] in (11, 12)  # whichever it hit
     assert outcome.stats["kept"] + dropped["judge_unparseable"] + dropped["judge_below_threshold"] == 36
-    assert outcome.stats["judge"]["answers_unparseable"] == 1 and outcome.stats["judge"]["http_attempts"] == 37
+    assert outcome.stats["judge"]["answers_unparseable"] == 1 and outcome.stats["judge"]["http_attempts"] == 38
     assert rows(catalog, "SELECT s.drop_reason, j.verdict, j.score, j.scores, j.reason FROM sample s "
                 "JOIN sample_judgement j USING (sample_id) WHERE j.verdict = 'unparseable'") == [
         ("judge_unparseable", "unparseable", None, None, "I would rather not answer that.")]

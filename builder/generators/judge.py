@@ -25,7 +25,7 @@ import functools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from builder.generators.completions import printable, response_content
 from builder.generators.prompts import TemplateSet, versions
@@ -33,6 +33,9 @@ from builder.generators.sending import Endpoint, EndpointError, Request, SendRep
 from registry.catalog.generation import Judgement
 from registry.catalog.journal import TeacherJournal
 from registry.samples import FilterStats, Verdict
+
+if TYPE_CHECKING:
+    from builder.generators.batch import BatchFiles
 
 RUBRIC_VERSION = "v1"
 RUBRIC_NAMES = ("judge_system", "judge_format", "judge_knowledge", "judge_skill")
@@ -146,7 +149,7 @@ class Judge:
         self.rubrics = rubrics(config.rubric)
 
     def judge(self, verdicts: list[Verdict], subjects: dict[str, Subject], stats: FilterStats, con: Any,
-              run_id: str, random_seed: int, batch: Any = None) -> tuple[list[Verdict], list[Judgement]]:
+              run_id: str, random_seed: int, batch: BatchFiles | None = None) -> tuple[list[Verdict], list[Judgement]]:
         """The verdicts with the judge's applied (kept samples with a subject are scored), and its judgements."""
         TeacherJournal(con).record_model(self.config.model, None, None)
         requests = {v.sample.sample_id: self.request(subjects[v.sample.sample_id], random_seed)

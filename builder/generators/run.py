@@ -77,28 +77,36 @@ def generate(taxonomy: Path, catalog: Path, options: GenerateOptions) -> Generat
         judge = Judge(options.judge) if teacher is not None and options.judge is not None else None
         info = _info(generator, options, teacher, judge, taxonomy)
         run_id, started = new_run_id(), datetime.now(UTC)
+        recorded = True  # a run row is written (succeeded or failed), unless the command stops for a batch file
         try:
             documents = load_documents(documents_root(taxonomy, options.documents_dir), leaves, options.chunking)
             given = GeneratorInput(leaves, documents, options.random_seed, teacher, con, run_id, options.batch)
-            samples = generator.generate(given)
-            verdicts, stats = apply_filters(samples, options.filters)
-            verdicts += _rejected(generator, stats)
-            judgements: list[Judgement] = []
-            if judge is not None:
-                verdicts, judgements = judge.judge(verdicts, getattr(generator, "subjects", {}), stats, con, run_id,
-                                                   options.random_seed, options.batch)
+            verdicts, stats, judgements = _produce(generator, judge, given, options)
             chunker = f"{options.chunking.unit}:{options.chunking.max_size}"
             chunks = [(chunker, c) for d in documents.values() for c in d.chunks]
             write_run(con, run_id, info, started, chunks, verdicts, stats, judgements)
         except BatchPending as pending:  # not a failure: the run goes on once the batch file is answered
+            recorded = False
             return GenerateOutcome("", len(leaves), _report(generator, judge), pending)
         except Exception as exc:
             record_failed_run(con, run_id, info, started, str(exc))
             raise
         finally:
-            if _report(generator, judge):
+            if recorded and _report(generator, judge):
                 merge_run_stats(con, run_id, _report(generator, judge))
         return GenerateOutcome(run_id, len(leaves), stats.as_dict() | _report(generator, judge))
+
+
+def _produce(generator: Generator, judge: Judge | None, given: GeneratorInput,
+             options: GenerateOptions) -> tuple[list[Verdict], FilterStats, list[Judgement]]:
+    """The generator's samples through the filters, then (the teacher's) through the judge."""
+    verdicts, stats = apply_filters(generator.generate(given), options.filters)
+    verdicts += _rejected(generator, stats)
+    if judge is None:
+        return verdicts, stats, []
+    judged, judgements = judge.judge(verdicts, getattr(generator, "subjects", {}), stats, given.catalog, given.run_id,
+                                     options.random_seed, options.batch)
+    return judged, stats, judgements
 
 
 def _info(generator: Generator, options: GenerateOptions, teacher: TeacherConfig | None, judge: Judge | None,
