@@ -68,7 +68,7 @@ nav:
 def plain_project(catalog: Path, root: Path) -> Path:
     """The contribution pages as Markdown for a plain mkdocs-material build (not measured)."""
     sys.path.insert(0, str(REPO))
-    from builder.site.data import load
+    from builder.site.readmodel import load
 
     data = load(catalog)
     docs = root / "docs"

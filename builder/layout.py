@@ -118,6 +118,22 @@ class BuildLayout:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteLayout:
+    """A built site's own folders (its pages' addresses are builder/site/urls.py's)."""
+
+    root: Path
+
+    @property
+    def audit(self) -> Path:
+        """The public audit database, its Parquet files and the SQL console's engine."""
+        return self.root / "audit"
+
+    @property
+    def search_index(self) -> Path:
+        return self.root / "search" / "search_index.json"
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseLayout:
     """A release folder (releases/VERSION): what `release cut` writes and `release verify` checks."""
 

@@ -218,8 +218,8 @@ def test_a_judge_that_cannot_be_used_is_refused_before_any_work(overrides: dict[
 
 def test_contribution_and_run_pages_show_kept_and_dropped_samples_by_reason(
         fake: FakeTeacher, make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
-    from builder.site.data import load
     from builder.site.pages import entity_pages
+    from builder.site.readmodel import load
     from builder.site.render import Renderer
 
     root, catalog = skills(make_taxonomy, tmp_path, "one")
@@ -232,7 +232,8 @@ def test_contribution_and_run_pages_show_kept_and_dropped_samples_by_reason(
     [contribution] = [html for name, html in pages.items() if name.startswith("contribution.html:")]
     cells = re.findall(r"<tr><td><a [^>]*>(\w+)</a></td><td>(\d+)</td><td>(\d+)</td><td>([^<]*)</td></tr>",
                        contribution)
-    assert sorted(c[1:] for c in cells) == [("12", "12", "none"), ("12", "8", "judge_below_threshold 4")]
+    # kept: as the newest run decided (the judge's); dropped: by each run's own decisions
+    assert sorted(c[1:] for c in cells) == [("12", "8", "judge_below_threshold 4"), ("12", "8", "none")]
     [run] = [html for name, html in pages.items() if name.startswith("run.html:") and judged_run.run_id in name]
     assert "Dropped samples, by reason" in run and "<td>judge_below_threshold</td><td>4</td>" in run
     assert f"<tr><th>Judge</th><td>{JUDGE}, rubric" in run

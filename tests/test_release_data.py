@@ -15,7 +15,7 @@ from builder.cli import app
 from builder.datasets import DatasetOptions, build_dataset
 from builder.release.compare import diff_folders
 from builder.site.build import SiteOptions, build_site
-from builder.site.data import load
+from builder.site.readmodel import load
 from registry.catalog.connection import MIGRATIONS, SCHEMA_VERSION, open_catalog
 from registry.catalog.policy import GateFailed
 from registry.config import ValidationConfig
@@ -162,7 +162,8 @@ def test_release_checks_are_those_of_the_cut_that_made_it_and_takedowns_show(
     assert "legal@example.com" in release
     down = (site / "contributions" / "compositional_skills" / "a" / "borrowed" / "index.html").read_text()
     assert "taken down" in down and "the author withdrew permission" in down and "legal@example.com" in down
-    [(when,)] = rows(build, "SELECT taken_down_at::VARCHAR FROM takedown")
+    [(when,)] = rows(build, "SELECT strftime(timezone('UTC', taken_down_at), '%Y-%m-%d %H:%M:%S UTC') "
+                            "FROM takedown")  # as the site shows times: UTC to the second
     assert str(when) in down
     ok = (site / "contributions" / "compositional_skills" / "a" / "ok" / "index.html").read_text()
     ids = {str(i)[:12] for (i,) in rows(build, "SELECT dataset_id FROM dataset WHERE split = 'train' "

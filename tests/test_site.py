@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from builder.cli import app, reference
 from builder.site import urls
 from builder.site.build import SiteOptions, build_site
-from builder.site.data import load
+from builder.site.readmodel import load
 from builder.site.vendor import mermaid
 from registry.errors import RegistryError
 from registry.findings import RULES
@@ -64,6 +64,8 @@ def make_catalog(root: Path) -> tuple[Path, Path]:
     """The embedded taxonomy plus the payload leaf, indexed, generated and made into a dataset."""
     taxonomy = root / "taxonomy"
     shutil.copytree(REPO / "taxonomy", taxonomy)
+    with (taxonomy / "README.md").open("a", encoding="utf-8") as readme:  # a tracking pixel in contributed text
+        readme.write("\n![pixel](http://evil.example/px.png) ![](//evil.example/px2.png) [out](https://evil.example/)\n")
     leaf = taxonomy / XSS_DIR
     leaf.mkdir(parents=True)
     (leaf / "qna.yaml").write_text(XSS_LEAF, encoding="utf-8")
@@ -197,6 +199,8 @@ def test_no_request_leaves_the_site(built: tuple[Path, Path, Path]) -> None:
         text = css.read_text(encoding="utf-8")
         assert not re.search(r"(url\(\s*['\"]?|@import\s+['\"]?)(https?:)?//", text, re.I), css
     assert "fonts.googleapis" not in page(site, "")
+    home = page(site, "")
+    assert "[image: pixel]" in home and '<a href="https://evil.example/" rel="nofollow noopener">out</a>' in home
 
 
 def test_reference_pages_list_every_command_option_and_rule(built: tuple[Path, Path, Path]) -> None:
@@ -304,6 +308,7 @@ def test_release_pages_when_the_catalog_has_releases(built: tuple[Path, Path, Pa
         site, "contributions/knowledge/arts/music/music_theory/musical_scales/")
     assert "1.0.0-rc.1" in page(site, "") and "1.0.0-rc.1" in page(site, "licenses/")
     assert "release 1.0.0-rc.1" in page(site, "contributions/knowledge/arts/music/music_theory/musical_scales/")
+    assert "files were not found beside the catalog" in html and 'href="files/' not in html  # no folder: no links
 
 
 def test_pages_nested_in_each_others_folders_are_written(tmp_path: Path) -> None:
@@ -322,3 +327,139 @@ def test_pages_nested_in_each_others_folders_are_written(tmp_path: Path) -> None
         "<title>&lt;contributions/a/&gt;</title><main><p>&lt;contributions/a/&gt;</p></main>"
     again = renderer.write_all(specs, tmp_path / "site2", tmp_path / "site")
     assert (again.rendered, again.reused) == (0, 3)
+
+
+def record_model_runs(catalog: Path, folder: Path) -> dict[str, str]:
+    """A train run (an adapter from the default datasets) and an export run (fp32 and int8 ONNX from the adapter),
+    recorded as `taxreg train` and `taxreg export` record theirs; the model files are a few bytes each (the
+    catalog rows are what the site reads). Returns kind -> artifact id."""
+    from datetime import UTC, datetime
+
+    import duckdb
+
+    from registry.catalog.generation import RunInfo
+    from registry.catalog.models import ModelArtifact, ModelRun, RunInput, hash_directory, record_model_run
+
+    def artifact(kind: str, derived_from: str | None, fmt: str) -> ModelArtifact:
+        (folder / kind).mkdir(parents=True)
+        (folder / kind / "weights.bin").write_bytes(kind.encode() * 64)
+        return ModelArtifact(kind, folder / kind, hash_directory(folder / kind), "base@0", derived_from, fmt)
+
+    con = duckdb.connect(str(catalog))
+    try:
+        datasets = con.execute("SELECT dataset_id, split FROM dataset WHERE format = 'jsonl'").fetchall()
+        inputs = [RunInput("dataset", d, "train" if split == "train" else "eval") for d, split in datasets]
+        adapter = artifact("adapter", None, "peft-lora")
+        record_model_run(con, ModelRun("a" * 32, RunInfo("peft-lora", {}, 0, None, stage="train"),
+                                       datetime.now(UTC), "succeeded", {}, inputs, [adapter]))
+        onnx = [artifact(kind, adapter.artifact.artifact_id, "onnx") for kind in ("onnx", "onnx_int8")]
+        record_model_run(con, ModelRun("b" * 32, RunInfo("torch.onnx.dynamo", {}, 0, None, stage="export"),
+                                       datetime.now(UTC), "succeeded", {}, [
+                                           RunInput("model_artifact", adapter.artifact.artifact_id, "adapter"),
+                                           *(RunInput("dataset", i.input_id, i.role + " (through the adapter)")
+                                             for i in inputs)], onnx))
+    finally:
+        con.close()
+    return {a.kind: a.artifact.artifact_id for a in [adapter, *onnx]}
+
+
+def test_lineage_draws_the_model_chain_dataset_adapter_onnx(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    from builder.site.pages import entity_pages
+
+    _, catalog0, _ = built
+    catalog = tmp_path / "catalog.duckdb"
+    shutil.copyfile(catalog0, catalog)
+    ids = record_model_runs(catalog, tmp_path / "models")
+    cid = "knowledge/history/technology/printing_press"
+    spec = next(p for p in entity_pages(load(catalog)) if p.context.get("contribution_id") == cid)
+    source = spec.context["mermaid"]
+    nodes = dict(re.findall(r'^  (\w+)\["([^"]*)"\]', source, re.M))
+    edges = set(re.findall(r"^  (\w+) --> (\w+)$", source, re.M))
+    node = {text.split("\n")[0]: key for key, text in nodes.items()}
+    adapter, fp32, int8 = node["adapter model"], node["onnx model"], node["onnx_int8 model"]
+    assert ids["adapter"][:12] in nodes[adapter] and ids["onnx"][:12] in nodes[fp32]
+    assert (node["dataset default"], adapter) in edges
+    assert {(a, b) for a, b in edges if b in (fp32, int8)} == {(adapter, fp32), (adapter, int8)}  # not from datasets
+    assert (node["contributor"], "leaf") in edges and (node["license"], "leaf") in edges
+    links = dict(re.findall(r'^  click (\w+) href "([^"]+)"$', source, re.M))
+    root = urls.root_prefix(urls.contribution(cid))
+    assert links[node["contributor"]] == root + "contributors/lbeaumont/"
+    assert links[adapter] == root + "runs/" + "a" * 32 + "/" and links[fp32] == root + "runs/" + "b" * 32 + "/"
+    assert links[node["license"]] == root + "licenses/#contributions"
+
+
+def test_times_show_in_one_form_utc_to_the_second(built: tuple[Path, Path, Path]) -> None:
+    _, _, site = built
+    shown = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d)?(?:\.\d+)?(?:[+-]\d\d(?::?\d\d)?| UTC|Z)?")
+    found: list[tuple[str, str]] = []  # (time as shown, page)
+    for html_file in sorted(site.rglob("*.html")):
+        text = re.sub(r"<pre.*?</pre>", "", html_file.read_text(encoding="utf-8"), flags=re.S)  # SQL, JSON
+        found += [(when, str(html_file.relative_to(site))) for when in shown.findall(text)]
+    assert any(where.startswith("runs/") for _, where in found)  # run times at least
+    odd = {when: where for when, where in found
+           if not re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", when)}
+    assert odd == {}  # no microseconds, no "+00": pages say UTC, JSON-LD says ISO 8601 with Z
+
+
+def test_the_runs_page_lists_generation_runs_apart_from_model_runs(built: tuple[Path, Path, Path],
+                                                                   tmp_path: Path) -> None:
+    from builder.site import overview
+
+    _, catalog0, _ = built
+    catalog = tmp_path / "catalog.duckdb"
+    shutil.copyfile(catalog0, catalog)
+    record_model_runs(catalog, tmp_path / "models")
+    html = overview.runs(load(catalog), "")
+    generation, models = html.split('<h2 id="models">')
+    assert "runs/" + "a" * 32 not in generation and "runs/" + "b" * 32 not in generation  # 0 samples: not listed
+    assert re.search(r">seed</td><td>succeeded</td>.*?</td><td>\d+</td><td>\d+</td>", generation)
+    assert "<td>train</td><td>peft-lora</td>" in models and "<td>adapter</td>" in models
+    assert "<td>export</td><td>torch.onnx.dynamo</td>" in models and "<td>onnx, onnx_int8</td>" in models
+
+
+def test_the_home_page_counts_the_samples_the_datasets_hold(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """An answer edited and generated again: the catalog keeps the old sample (kept, in the older run), the
+    datasets hold the new one. The home page says how many samples the datasets hold, and that it is that."""
+    from builder.site import overview
+
+    taxonomy0, catalog0, _ = built
+    taxonomy, catalog = tmp_path / "taxonomy", tmp_path / "catalog.duckdb"
+    shutil.copytree(taxonomy0, taxonomy, symlinks=True)
+    shutil.copyfile(catalog0, catalog)
+    leaf = taxonomy / "compositional_skills/linguistics/antonyms/qna.yaml"
+    text = leaf.read_text(encoding="utf-8")
+    assert "      3. Miserly\n" in text
+    leaf.write_text(text.replace("      3. Miserly\n", "      3. Miserly (or mean)\n", 1), encoding="utf-8")
+    _invoke("index", str(taxonomy), "--catalog", str(catalog))
+    _invoke("generate", str(taxonomy), "--catalog", str(catalog))
+    _invoke("dataset", "build", "--catalog", str(catalog), "--out", str(tmp_path / "datasets"))
+    held = {json.loads(line)["id"] for split in ("train", "test")
+            for line in (tmp_path / "datasets/default" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()}
+    data = load(catalog)
+    assert data.counts["samples"] > len(held)  # every run's kept samples: not what the datasets hold
+    assert f"<strong>{len(held):,}</strong> samples in the datasets</div>" in overview.home(data, "")
+
+
+def test_release_folders_are_published_only_as_recorded(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    from builder.release.cut import CutOptions, cut_release
+    from builder.site import release_files
+
+    _, catalog0, _ = built
+    build = tmp_path / "build"
+    shutil.copytree(catalog0.parent, build, ignore=shutil.ignore_patterns("site", "taxonomy"))
+    folder = cut_release(CutOptions("0.2.0", build, with_model=False)).folder
+    catalog = build / "catalog.duckdb"
+    found, notes = release_files.locate(load(catalog).releases, catalog)
+    assert notes == [] and [(r.release_id, r.folder) for r in found] == [("0.2.0", folder.resolve())]
+    assert {"manifest.json", "SHA256SUMS", "data/train.jsonl"} <= set(found[0].files)
+    site = tmp_path / "site"
+    assert release_files.link(found, site, urls.release) == len(found[0].files)
+    linked = site / "releases/0.2.0/files/data/train.jsonl"
+    assert linked.read_bytes() == (folder / "data/train.jsonl").read_bytes()
+    with (folder / "data/train.jsonl").open("ab") as changed:  # no longer what the manifest lists
+        changed.write(b"\n")
+    found, notes = release_files.locate(load(catalog).releases, catalog)
+    assert found == [] and "data/train.jsonl differs from its manifest" in notes[0]
+    (folder / "manifest.json").write_text("{}", encoding="utf-8")  # not the manifest the catalog recorded
+    found, notes = release_files.locate(load(catalog).releases, catalog)
+    assert found == [] and "no folder whose manifest.json is the one recorded" in notes[0]

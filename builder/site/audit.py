@@ -16,6 +16,9 @@ Interface for `taxreg site` (the site builder calls these three, in this order):
         The site still builds; the console page then says the engine was not vendored.
         With TAXREG_REQUIRE_CONSOLE_ENGINE=1 (CI sets it) write_audit raises instead.
 
+`vendored_engine(cache_dir)` (called by write_audit) vendors the engine once per lock file; each call first
+removes the `npm ci` work folders (`.npm-<pid>-*`) that killed runs left in cache_dir.
+
 The public database itself is `registry.catalog.publish` (shared with `taxreg release`).
 """
 
@@ -25,6 +28,7 @@ import hashlib
 import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -34,6 +38,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from builder.layout import DEFAULT
+from registry import folders
+from registry.folders import remove_stale
 from registry.catalog.connection import open_read_only
 from registry.catalog.publish import (
     DATABASE_FILE,
@@ -54,6 +60,7 @@ MIGRATIONS = ROOT / "registry" / "catalog"
 ENGINE_DIR = "engine"
 ENGINE_FILES = ("duckdb-eh.wasm", "duckdb-browser-eh.worker.js")  # from @duckdb/duckdb-wasm/dist
 REQUIRE_ENGINE = "TAXREG_REQUIRE_CONSOLE_ENGINE"
+NPM_WORK = re.compile(r"\.npm-(?:(\d+)-)?\w+", re.ASCII)  # `npm ci` work folders: .npm-<pid>-<random>
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +107,7 @@ def write_audit(catalog: Path, out_dir: Path, cache_dir: Path | None = None,
                 previous: Path | None = None) -> list[Path]:
     """The public database, Parquet per table, SHA256SUMS and the console (with its engine) into out_dir.
     `previous`: the audit folder of the site being replaced (its unchanged Parquet files are reused)."""
-    vendored, status = _vendored_engine(cache_dir or DEFAULT.vendor)  # first: it may refuse the build
+    vendored, status = vendored_engine(cache_dir or DEFAULT.vendor)  # first: it may refuse the build
     if vendored is None and os.environ.get(REQUIRE_ENGINE) == "1":
         raise EnvironmentProblem(f"the SQL console's engine could not be vendored: {status['reason']}",
                                  hint=f"install node and npm (reaching the npm registry) or unset {REQUIRE_ENGINE}")
@@ -187,9 +194,8 @@ def _migration_sql() -> dict[str, str]:
 def _write_engine(out_dir: Path, queries: list[CannedQuery], vendored: Path | None,
                   status: dict[str, Any]) -> list[Path]:
     """out_dir/engine/, built beside and swapped in whole."""
-    staging = Path(tempfile.mkdtemp(prefix=".engine-", dir=out_dir))
-    staging.chmod(0o755)  # mkdtemp makes it private; a web server must read it
-    try:
+    target = out_dir / ENGINE_DIR
+    with folders.building(target) as staging:
         for name in ("console.js", "console.css"):
             shutil.copyfile(CONSOLE_SOURCES / name, staging / name)
         (staging / "queries.json").write_text(
@@ -201,29 +207,23 @@ def _write_engine(out_dir: Path, queries: list[CannedQuery], vendored: Path | No
             for item in sorted(vendored.iterdir()):
                 if item.name != "engine.json":
                     _link_or_copy(item, staging / "duckdb" / item.name)
-        target = out_dir / ENGINE_DIR
-        old = out_dir / f".engine-old-{os.getpid()}"
-        if target.exists():
-            os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-        return sorted(p for p in target.rglob("*") if p.is_file())
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        folders.swap_into_place((staging, target))
+    return sorted(p for p in target.rglob("*") if p.is_file())
 
 
-def _vendored_engine(cache_dir: Path) -> tuple[Path | None, dict[str, Any]]:
+def vendored_engine(cache_dir: Path) -> tuple[Path | None, dict[str, Any]]:
     """DuckDB-WASM from npm, pinned by site/console/package-lock.json, bundled once per lock into cache_dir."""
     inputs = [CONSOLE_SOURCES / n for n in ("package.json", "package-lock.json", "duckdb-entry.mjs")]
     key = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()[:16]
     ready = cache_dir / f"duckdb-wasm-{key}"
+    remove_stale(cache_dir, NPM_WORK)  # a run killed during `npm ci` leaves its node_modules (~60 MB) behind
     if (ready / "engine.json").is_file():
         return ready, json.loads((ready / "engine.json").read_text(encoding="utf-8"))
     npm, node = shutil.which("npm"), shutil.which("node")
     if npm is None or node is None:
         return None, {"vendored": False, "reason": "npm and node were not found on PATH when the site was built"}
     cache_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".npm-", dir=cache_dir))
+    work = Path(tempfile.mkdtemp(prefix=f".npm-{os.getpid()}-", dir=cache_dir))
     try:
         for path in inputs:
             shutil.copyfile(path, work / path.name)
@@ -248,11 +248,7 @@ def _vendored_engine(cache_dir: Path) -> tuple[Path | None, dict[str, Any]]:
                   "apache_arrow": _version(work / "node_modules" / "apache-arrow")}
         (dist / "NOTICE.txt").write_text(_notice(work / "node_modules"), encoding="utf-8")
         (dist / "engine.json").write_text(json.dumps(status, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        try:
-            os.replace(dist, ready)
-        except OSError:  # another build vendored the same lock meanwhile
-            if not (ready / "engine.json").is_file():
-                raise
+        folders.swap_into_place((dist, ready))  # another build may have vendored the same lock meanwhile: same bytes
         return ready, status
     finally:
         shutil.rmtree(work, ignore_errors=True)

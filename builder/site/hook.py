@@ -29,9 +29,9 @@ from mkdocs.structure.files import File, Files
 from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
-from builder.layout import DEFAULT
-from builder.site import overview, reference, urls, vendor
-from builder.site.data import SiteData, load
+from builder.layout import DEFAULT, SiteLayout
+from builder.site import overview, readme, reference, release_files, urls, vendor
+from builder.site.readmodel import SiteData, load
 from builder.site.pages import entity_pages
 from builder.site.render import CONTENT, TITLE, Renderer, RenderStats, Skeleton
 from registry.errors import RegistryError
@@ -81,6 +81,7 @@ class State:
     settings: Settings
     data: SiteData
     mermaid: Path | None
+    releases: list[release_files.ReleaseFolder]  # release folders whose files the site publishes
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     nav: Navigation | None = None
@@ -113,8 +114,10 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     except RegistryError as exc:
         raise PluginError(f"{exc} ({exc.hint})" if exc.hint else str(exc)) from None
     mermaid, why = vendor.mermaid(settings.vendor)
-    st = _current["build"] = State(settings, data, mermaid, timings={"load": time.perf_counter() - started,
-                                                                      "mkdocs": -time.perf_counter()})
+    releases, notes = release_files.locate(data.releases, settings.catalog)
+    data.release_files = {r.release_id: r.files for r in releases}
+    st = _current["build"] = State(settings, data, mermaid, releases, notes,
+                                   timings={"load": time.perf_counter() - started, "mkdocs": -time.perf_counter()})
     if mermaid is None:
         st.notes.append(f"lineage diagrams are shown as source: mermaid was not vendored ({why})")
     return config
@@ -153,7 +156,7 @@ def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -
     def block(match: re.Match[str]) -> str:
         name = match[1]
         if name == "about":
-            return _about(st.settings.taxonomy)
+            return readme.about(st.settings.taxonomy)
         if name not in blocks:
             raise PluginError(f"{page.file.src_uri}: unknown block <!-- taxreg:{name} -->")
         return blocks[name](st.data, root)
@@ -173,21 +176,23 @@ def on_post_build(config: MkDocsConfig) -> None:
     st.timings["mkdocs"] += started  # mkdocs' own pages, from on_config to here
     # The audit database is DuckDB's work (it releases the GIL): it runs beside the page rendering.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        previous = st.settings.previous / "audit" if st.settings.previous is not None else None
-        audit = pool.submit(_timed, write_audit, st.settings.catalog, site / "audit", st.settings.vendor, previous) \
+        previous = SiteLayout(st.settings.previous).audit if st.settings.previous is not None else None
+        audit = pool.submit(_timed, write_audit, st.settings.catalog, SiteLayout(site).audit, st.settings.vendor,
+                            previous) \
             if st.settings.audit else None
         renderer = Renderer(TEMPLATES, lambda depth: _skeleton(st, config, depth), st.mermaid is not None)
         st.render = renderer.write_all(entity_pages(st.data), site, st.settings.previous)
+        release_files.link(st.releases, site, urls.release)
         st.timings["pages"] = time.perf_counter() - started
         if audit is not None:
             st.timings["audit"] = audit.result()
     started = time.perf_counter()
-    st.search_bytes = _extend_search(site / "search" / "search_index.json", st.render.search)
+    st.search_bytes = _extend_search(SiteLayout(site).search_index, st.render.search)
     st.timings["search"] = time.perf_counter() - started
     if st.settings.audit:
-        note = engine_note(site / "audit")
+        note = engine_note(SiteLayout(site).audit)
     else:
-        kept = _keep_previous_audit(st.settings.previous, site / "audit")
+        kept = _keep_previous_audit(st.settings.previous, SiteLayout(site).audit)
         note = "not published (--no-audit preview)" + ("; the previous build's files were kept" if kept else "")
     if note:
         st.notes.append(f"the audit database and SQL console: {note}")
@@ -206,7 +211,7 @@ def _preview_banner(settings: Settings) -> str:
 def _keep_previous_audit(previous: Path | None, audit: Path) -> int:
     """--no-audit: link the previous site's audit files (database, Parquet, console engine) into the new site, so a
     preview never leaves the published downloads missing. mkdocs' own pages in audit/ are not replaced."""
-    source = previous / "audit" if previous is not None else None
+    source = SiteLayout(previous).audit if previous is not None else None
     if source is None or not source.is_dir():
         return 0
     kept = 0
@@ -234,7 +239,8 @@ def _skeleton(st: State, config: MkDocsConfig, depth: int) -> Skeleton:
     if depth not in st.skeletons:
         src = "/".join(["taxreg-skeleton"] * depth) + "/index.md" if depth else "taxreg-skeleton.md"
         page = Page(TITLE, File.generated(config, src, content=""), config)
-        page.content, page.markdown, page.meta = CONTENT, "", {}
+        # No table of contents: its empty sidebar would take a third of the width the tables need.
+        page.content, page.markdown, page.meta = CONTENT, "", {"hide": ["toc"]}
         assert st.nav is not None and st.files is not None
         context = get_context(st.nav, st.files, config, page)
         st.skeletons[depth] = Skeleton.parse(st.env.get_template("main.html").render(context))
@@ -251,16 +257,3 @@ def _extend_search(index: Path, entries: list[tuple[str, str, str]]) -> int:
     text = json.dumps(loaded, ensure_ascii=False, separators=(",", ":"))
     index.write_text(text, encoding="utf-8")
     return len(text.encode())
-
-
-def _about(taxonomy: Path | None) -> str:
-    """The taxonomy's own README (raw HTML off: it is rendered as text)."""
-    readme = taxonomy / "README.md" if taxonomy else None
-    if readme is None or not readme.is_file():
-        return ""
-    from markdown_it import MarkdownIt
-
-    body = MarkdownIt("commonmark", {"html": False}).render(readme.read_text(encoding="utf-8", errors="replace"))
-    for level in (2, 1):  # below the page's own headings
-        body = body.replace(f"<h{level}>", f"<h{level + 2}>").replace(f"</h{level}>", f"</h{level + 2}>")
-    return f'<section class="taxreg-about"><h2 id="about-this-taxonomy">About this taxonomy</h2>\n{body}</section>'

@@ -9,10 +9,19 @@ from html import escape
 from typing import Any
 
 from builder.site import charts, urls
-from builder.site.data import SiteData
+from builder.site.readmodel import GENERATION_STAGES, SiteData
 
 LATEST_RELEASES = 5
 TOP_DOMAINS = 15
+TILES = [  # count, its label, what it counts
+    ("contributions", "contributions", "leaves of the taxonomy, retired ones left out"),
+    ("contributors", "contributors", "people and organizations named by created_by"),
+    ("documents", "documents", "knowledge documents, by sha256"),
+    ("seeds", "seed examples", "seed examples of the current versions"),
+    ("dataset_samples", "samples in the datasets", "distinct samples in the newest build of each dataset file"),
+    ("generation_runs", "generation runs", "runs that generated samples (model runs are listed on the Runs page)"),
+    ("releases", "releases", "cut releases"),
+]
 
 
 def blocks() -> dict[str, Callable[[SiteData, str], str]]:
@@ -33,8 +42,8 @@ def _table(headers: list[str], body: list[list[str]]) -> str:
 
 def home(data: SiteData, root: str) -> str:
     counts = data.counts
-    tiles = "".join(f'<div class="taxreg-count"><strong>{counts[k]:,}</strong> {escape(k)}</div>'
-                    for k in ("contributions", "contributors", "documents", "seeds", "samples", "runs", "releases"))
+    tiles = "".join(f'<div class="taxreg-count" title="{escape(about)}"><strong>{counts[k]:,}</strong> {escape(label)}'
+                    "</div>" for k, label, about in TILES)
     kinds = Counter(c["kind"].replace("_", " ") for c in data.contributions)
     domains = Counter(c["domain"] for c in data.contributions)
     total, growth = 0, []
@@ -104,10 +113,21 @@ def documents(data: SiteData, root: str) -> str:
 
 
 def runs(data: SiteData, root: str) -> str:
+    """Generation runs (they make samples), then model runs (base model, training, export: they make models)."""
+    generation = [r for r in data.runs if r["stage"] in GENERATION_STAGES]
     body = [[_a(root, urls.run(r["run_id"]), r["run_id"][:12]), escape(r["generator"]), escape(r["status"]),
-             escape(str(r["started_at"])), str(r["samples"]), str(r["kept"])] for r in data.runs]
-    return _table(["run", "generator", "status", "started", "samples", "kept"], body) if body \
-        else "<p>No generation run yet (<code>taxreg generate</code>).</p>\n"
+             escape(str(r["started_at"])), str(r["samples"]), str(r["kept"])] for r in generation]
+    out = ["<h2 id=\"generation\">Generation runs</h2>\n",
+           _table(["run", "generator", "status", "started", "samples", "kept"], body) if body
+           else "<p>No generation run yet (<code>taxreg generate</code>).</p>\n"]
+    models = [[_a(root, urls.run(r["run_id"]), r["run_id"][:12]), escape(r["stage"]), escape(r["generator"]),
+               escape(r["status"]), escape(str(r["started_at"])),
+               escape(", ".join(m["kind"] for m in data.run_details.get(r["run_id"], {}).get("models", [])) or "none")]
+              for r in data.runs if r["stage"] not in GENERATION_STAGES]
+    out += ["<h2 id=\"models\">Model runs</h2>\n", "<p>Base model, training and export runs: they make models, "
+            "not samples.</p>\n", _table(["run", "stage", "by", "status", "started", "models made"], models) if models
+            else "<p>No model run yet (<code>taxreg train</code>, <code>taxreg export</code>).</p>\n"]
+    return "".join(out)
 
 
 def releases(data: SiteData, root: str) -> str:

@@ -9,15 +9,21 @@ and prefixed with the page's `root` by the templates.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
-from builder.site import lineage, urls
-from builder.site.data import Row, SiteData
+from builder.site import lineage, release_files, urls
+from builder.site.readmodel import GENERATION_STAGES, Row, SiteData
+from registry.release.manifest import MANIFEST, SIGNATURE, SUMS
 
-SEARCH_SEEDS = 3  # questions of a contribution put in the search index (the page has them all)
+# What a contribution's search entry holds of its text, in characters: ~6 MB at 10,000 contributions, so that
+# the index stays within its 15 MB budget (the whole pages would be 75 MB: a 12 s first search).
+SEARCH_WORDS_CHARS = 600
+_WORD = re.compile(r"[^\W_]{2,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +73,19 @@ def _contribution(c: Row, data: SiteData) -> PageSpec:
         "datasets": data.datasets.get(cid, []),
         "releases": releases,
         "release_links": [{"id": r, "href": urls.href(urls.release(r))} for r in releases],
-        "models": data.models_of.get(cid, []),
+        "models": [{**x, "run_href": urls.href(urls.run(x["run_id"]))} for x in data.models_of.get(cid, [])],
         "seed_count": len(data.seeds.get(cid, [])),
         "sample_count": max((r["kept"] for r in runs), default=0),
         "repo_link": urls.web_link(c["document_repo"]),
     }
-    context["mermaid"] = lineage.diagram(context)
+    context["mermaid"] = lineage.diagram(context, urls.root_prefix(folder))
+    context["all_samples_href"] = "audit/console/#" + urlencode({"sql": _samples_sql(cid)})
     search = " ".join(filter(None, [cid, c["kind"], c["domain"], c["created_by"], c["status"],
-                                    context["contributor"]["name"], c["knowledge_domain"], *context["licenses"],
-                                    *(s["question"] for s in context["seeds"][:SEARCH_SEEDS])]))
+                                    context["contributor"]["name"], c["knowledge_domain"], *context["licenses"]]))
+    titles = [data.documents[d["doc_sha256"]][0]["title"] for d in documents if d["doc_sha256"] in data.documents]
+    search += " " + topic_words([c["document_outline"], c["task_description"], *titles,
+                                 *(text for s in context["seeds"] for text in (s["question"], s["answer"]))],
+                                search)
     jsonld = {
         "@context": "https://schema.org", "@type": "CreativeWork", "name": cid, "identifier": c["current_version_id"],
         "genre": c["kind"], "about": c["domain"], "creator": {"@type": "Person", "name": c["created_by"]},
@@ -83,6 +93,31 @@ def _contribution(c: Row, data: SiteData) -> PageSpec:
     }
     return PageSpec(folder, cid.rsplit("/", 1)[-1] + " (" + c["kind"].replace("_", " ") + ")", "contribution.html",
                     context, search, jsonld)
+
+
+def topic_words(texts: list[str | None], known: str, limit: int = SEARCH_WORDS_CHARS) -> str:
+    """The words of `texts` in order, each once and lower-cased, leaving out those already in `known`, up to
+    `limit` characters: what the page is about (outline, document titles, questions and answers) for search."""
+    seen = set(_WORD.findall(known.lower()))
+    words: list[str] = []
+    size = 0
+    for text in texts:
+        for word in _WORD.findall((text or "").lower()):
+            if word in seen:
+                continue
+            if size + len(word) + 1 > limit:
+                return " ".join(words)
+            seen.add(word)
+            words.append(word)
+            size += len(word) + 1
+    return " ".join(words)
+
+
+def _samples_sql(contribution_id: str) -> str:
+    """The SQL console query that lists every kept sample of a contribution (the page shows a few)."""
+    quoted = contribution_id.replace("'", "''")
+    return ("SELECT DISTINCT s.sample_id, s.messages\nFROM sample_lineage l JOIN sample s USING (sample_id)\n"
+            f"WHERE l.contribution_id = '{quoted}' AND s.kept\nORDER BY s.sample_id")
 
 
 def _person(row: Row | None, fallback: str | None) -> dict[str, Any]:
@@ -132,10 +167,12 @@ def _runs(data: SiteData) -> Iterator[PageSpec]:
         contributions = [{**c, "href": urls.href(urls.contribution(c["contribution_id"]))}
                          for c in details.get("contributions", [])]
         context = {**run, "params": _pretty(run["params"]), "stats": _pretty(run["stats"]),
-                   "dropped": details.get("dropped", []), "contributions": contributions}
+                   "dropped": details.get("dropped", []), "contributions": contributions,
+                   "generation": run["stage"] in GENERATION_STAGES, "models": details.get("models", []),
+                   "inputs": details.get("inputs", [])}
         search = " ".join(filter(None, [run["run_id"], run["generator"], run["teacher_model_ref"], run["status"]]))
-        yield PageSpec(urls.run(run["run_id"]), f"Run {run['run_id'][:12]} ({run['generator']})", "run.html",
-                       context, search)
+        title = f"Run {run['run_id'][:12]} ({run['stage']}, {run['generator']})"
+        yield PageSpec(urls.run(run["run_id"]), title, "run.html", context, search)
 
 
 def _releases(data: SiteData) -> Iterator[PageSpec]:
@@ -145,13 +182,20 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
         contributors = [{**c, "href": urls.href(urls.contributor(str(c["contributor"]).lower()))
                          if str(c["contributor"]).lower() in data.contributors else None}
                         for c in details.get("contributors", [])]
-        context = {**release, "artifacts": details.get("artifacts", []), "licenses": details.get("licenses", []),
+        published = set(data.release_files.get(rid, ()))
+        artifacts = [{**a, "href": f"{release_files.FILES}/{urls.href(a['relpath'])}" if a["relpath"] in published
+                      else None} for a in details.get("artifacts", [])]
+        extras = [{"name": name, "href": f"{release_files.FILES}/{name}"} for name in (MANIFEST, SUMS, SIGNATURE)
+                  if name in published]
+        context = {**release, "artifacts": artifacts, "published": bool(published), "extras": extras,
+                   "licenses": details.get("licenses", []),
                    "contributors": contributors, "checks": details.get("checks", []),
                    "takedowns": [{**t, "href": urls.href(urls.contribution(t["subject"]) if t["subject_kind"] ==
                                                          "contribution" else urls.document(t["subject"]))}
                                  for t in details.get("takedowns", [])]}
         jsonld = {"@context": "https://schema.org", "@type": "Dataset", "name": f"Taxonomy Registry release {rid}",
-                  "version": rid, "datePublished": release["released_at"], "license": release["license_expression"],
+                  "version": rid, "datePublished": _iso(release["released_at"]),
+                  "license": release["license_expression"],
                   "identifier": release["manifest_sha256"],
                   "creator": [c["contributor"] for c in details.get("contributors", [])],
                   "distribution": [{"@type": "DataDownload", "name": a["relpath"], "sha256": a["sha256"]}
@@ -159,6 +203,11 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
         search = " ".join(filter(None, [rid, release["status"], release["license_expression"],
                                         release["taxonomy_commit"]]))
         yield PageSpec(urls.release(rid), f"Release {rid}", "release.html", context, search, jsonld)
+
+
+def _iso(shown: str | None) -> str | None:
+    """"2026-12-07 11:32:29 UTC" (as pages show times) in ISO 8601 for machine-readable metadata."""
+    return shown.replace(" UTC", "Z").replace(" ", "T", 1) if shown else None
 
 
 def _pretty(raw: str | None) -> str:

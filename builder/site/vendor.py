@@ -9,27 +9,34 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import re
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
+from registry import folders
+from registry.folders import remove_stale
+
 MERMAID_VERSION = "11.12.2"  # material 9 drives the mermaid 11 API
 MERMAID_INTEGRITY = "sha512-n34QPDPEKmaeCG4WDMGy0OT6PSyxKCfy2pJgShP+Qow2KLrvWjclwbc3yXfSIf4BanqWEhQEpngWwNp/XhZt6w=="
 MEMBERS = ("package/dist/mermaid.min.js", "package/LICENSE")
+PACK_WORK = re.compile(r"\.mermaid-(?:(\d+)-)?\w+", re.ASCII)  # `npm pack` work folders: .mermaid-<pid>-<random>
 
 
 def mermaid(cache_dir: Path) -> tuple[Path | None, str]:
     """(path of mermaid.min.js, "") or (None, why it could not be vendored)."""
     ready = cache_dir / f"mermaid-{MERMAID_VERSION}"
+    remove_stale(cache_dir, PACK_WORK)  # what a run killed during `npm pack` left
     if (ready / "mermaid.min.js").is_file():
         return ready / "mermaid.min.js", ""
     npm = shutil.which("npm")
     if npm is None:
         return None, "npm was not found on PATH"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".mermaid-", dir=cache_dir))
+    work = Path(tempfile.mkdtemp(prefix=f".mermaid-{os.getpid()}-", dir=cache_dir))
     try:
         try:
             done = subprocess.run([npm, "pack", f"mermaid@{MERMAID_VERSION}", "--silent"], cwd=work,
@@ -49,11 +56,7 @@ def mermaid(cache_dir: Path) -> tuple[Path | None, str]:
                 if source is None:
                     return None, f"{member} missing from the mermaid package"
                 (dist / Path(member).name).write_bytes(source.read())
-        try:
-            dist.rename(ready)
-        except OSError:  # another build vendored it meanwhile
-            if not (ready / "mermaid.min.js").is_file():
-                raise
+        folders.swap_into_place((dist, ready))  # another build may have vendored it meanwhile: same bytes
         return ready / "mermaid.min.js", ""
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -2,6 +2,12 @@
 // audit.duckdb, attached read-only. Loaded only by the console page. Every cell is put in the page as
 // text (textContent), never as HTML: contributed text must stay inert.
 //
+// A shared link runs its query on open, so a query is untrusted input: it may read the published database,
+// nothing else. DuckDB enforces that itself (external access off once the database is attached, extensions
+// never fetched, settings locked), and statements that are not queries (ATTACH, DETACH, INSTALL, LOAD, SET,
+// COPY...) are refused before they run, found by DuckDB's own tokenizer. (The engine has no Parquet reader
+// built in: it is an extension DuckDB would fetch from the network, so the Parquet files are downloads only.)
+//
 // Layout, relative to this file (audit/engine/console.js):
 //   ../audit.duckdb                the public database
 //   queries.json                   canned queries generated from the catalog's audit views
@@ -11,6 +17,12 @@
 const HERE = new URL(".", import.meta.url);
 const DATABASE_URL = new URL("../audit.duckdb", HERE);
 const MAX_ROWS = 1000;
+// Statements that only read, by their first keyword (after any "(" and EXPLAIN [ANALYZE]).
+const QUERIES = ["select", "with", "from", "values", "table", "describe", "show", "summarize", "pivot", "unpivot"];
+const KEYWORD = 4, OPERATOR = 3; // DuckDB's token types (ScriptTokens.types)
+const SEMICOLON = 0x3b, PARENTHESIS = 0x28;
+const SCOPE = "This console reads the published audit database, attached read-only as \"audit\", and nothing " +
+  "else";
 
 let engine = null; // one engine per document: instant navigation may mount the console again
 
@@ -45,12 +57,83 @@ async function startEngine(setStatus) {
   if (!response.ok) throw new Error(`cannot download ${DATABASE_URL.pathname}: HTTP ${response.status}`);
   await db.registerFileBuffer("audit.duckdb", new Uint8Array(await response.arrayBuffer()));
   const conn = await db.connect();
-  // Offline by design: never fetch an extension from the network.
-  await conn.query("SET autoinstall_known_extensions = false");
-  await conn.query("SET autoload_known_extensions = false");
-  await conn.query("ATTACH 'audit.duckdb' AS audit (READ_ONLY)");
-  await conn.query("USE audit");
+  await lockDown(conn);
   return { db, conn, version: status.version || "" };
+}
+
+// DuckDB's own guards, in an order that leaves them locked: no extension fetched, the database attached,
+// then no file or address reachable (enable_external_access cannot be turned back on) and the configuration
+// locked, so that no query can undo any of it.
+async function lockDown(conn) {
+  for (const sql of [
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "ATTACH 'audit.duckdb' AS audit (READ_ONLY)",
+    "USE audit",
+    "SET enable_external_access = false",
+    "SET lock_configuration = true",
+  ]) await conn.query(sql);
+}
+
+// Why a query is refused before it runs, or null: each statement must begin (after "(" and EXPLAIN
+// [ANALYZE]) with a query keyword. Statements are split at ";" tokens, so ";" in strings, quoted names and
+// comments does not count. A statement that begins with no keyword at all is left to DuckDB's parser,
+// which refuses it as a syntax error. Token offsets are byte offsets into the UTF-8 text.
+async function refusal(db, sql) {
+  let tokens;
+  try {
+    tokens = await db.tokenize(sql);
+  } catch (exc) {
+    return `Refused: the query could not be read (${exc && exc.message ? exc.message : exc}).`;
+  }
+  const bytes = new TextEncoder().encode(sql);
+  const { offsets, types } = tokens;
+  let start = true, explained = false;
+  for (let i = 0; i < offsets.length; i++) {
+    const byte = bytes[offsets[i]];
+    if (types[i] === OPERATOR && byte === SEMICOLON) {
+      start = true;
+      explained = false;
+      continue;
+    }
+    if (!start) continue;
+    if (types[i] === OPERATOR && byte === PARENTHESIS) continue;
+    if (types[i] !== KEYWORD) {
+      start = false;
+      continue;
+    }
+    const word = keyword(bytes, offsets[i]);
+    if (word === "explain" || (explained && word === "analyze")) {
+      explained = true;
+      continue;
+    }
+    if (!QUERIES.includes(word)) {
+      return `Refused: ${word.toUpperCase()} statements do not run here. ${SCOPE}: only queries run ` +
+        `(${QUERIES.map((q) => q.toUpperCase()).join(", ")}, EXPLAIN).`;
+    }
+    start = false;
+  }
+  return null;
+}
+
+function keyword(bytes, at) {
+  let word = "";
+  for (let i = at; i < bytes.length && /[A-Za-z_]/.test(String.fromCharCode(bytes[i])); i++) {
+    word += String.fromCharCode(bytes[i]);
+  }
+  return word.toLowerCase();
+}
+
+// DuckDB's refusals, with what this console allows.
+function withScope(message) {
+  if (/Permission Error/.test(message)) return `${message}\n\n${SCOPE}: other files and addresses are refused.`;
+  if (/but it exists in the \w+ extension/.test(message)) {
+    return `${message}\n\nExtensions are not loaded here: they would be fetched from the network. ${SCOPE}.`;
+  }
+  if (/configuration has been locked/.test(message)) {
+    return `${message}\n\nSettings are locked here: they keep this console offline and read-only.`;
+  }
+  return message;
 }
 
 // Arrow type ids (Apache Arrow's Type enum, fixed by the format).
@@ -152,6 +235,15 @@ function mount(root) {
     summary.textContent = "Running…";
     root.dataset.state = "running";
     const started = performance.now();
+    const refused = await refusal(engine.db, sql);
+    if (refused !== null) {
+      results.replaceChildren();
+      summary.textContent = "";
+      error.textContent = refused;
+      error.hidden = false;
+      root.dataset.state = "error";
+      return;
+    }
     try {
       const table = await engine.conn.query(sql);
       const ms = Math.round(performance.now() - started);
@@ -162,7 +254,7 @@ function mount(root) {
     } catch (exc) {
       results.replaceChildren();
       summary.textContent = "";
-      error.textContent = String(exc && exc.message ? exc.message : exc);
+      error.textContent = withScope(String(exc && exc.message ? exc.message : exc));
       error.hidden = false;
       root.dataset.state = "error";
     }
