@@ -154,7 +154,13 @@ def _saved(run: _Run, stage: Stage, key: str, result: StageResult) -> dict[str, 
 def _options_json(options: BuildOptions) -> dict[str, Any]:
     return {"release": options.release, "seed": options.seed, "train_steps": options.train_steps,
             "train_epochs": options.train_epochs, "allow": sorted(options.allow), "license": options.license,
-            "builder": __version__}
+            "builder": __version__, **_generation(options)}
+
+
+def _generation(options: BuildOptions) -> dict[str, Any]:
+    """The teacher and judge a build asks, when it does (the seed generator's builds record what they always did)."""
+    chosen = options.generation
+    return {"generation": chosen.key()} if chosen is not None and chosen.teacher is not None else {}
 
 
 def _preflight(options: BuildOptions, stage_names: list[str]) -> None:
