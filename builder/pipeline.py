@@ -160,7 +160,14 @@ def _options_json(options: BuildOptions) -> dict[str, Any]:
     model = options.model_settings
     return {"release": options.release, "seed": options.seed, "base_model": str(model.base) if model.base else None,
             "train": model.train.given(), "variants": list(model.variants), "device": model.device,
-            "allow": sorted(options.allow), "license": options.license, "builder": __version__}
+            "allow": sorted(options.allow), "license": options.license, "builder": __version__,
+            **_generation(options)}
+
+
+def _generation(options: BuildOptions) -> dict[str, Any]:
+    """The teacher and judge a build asks, when it does (the seed generator's builds record what they always did)."""
+    chosen = options.generation
+    return {"generation": chosen.key()} if chosen is not None and chosen.teacher is not None else {}
 
 
 def _preflight(options: BuildOptions, stage_names: list[str]) -> None:

@@ -7,6 +7,7 @@ and every problem is found before any work starts.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -111,6 +112,41 @@ class LineageTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class JudgeSettings:
+    """[generate.judge]: what scores the teacher's samples. Unset values default to the teacher's (url, model, API
+    key) or to the judge's own defaults (builder.generators.judge.JudgeConfig)."""
+
+    enabled: bool = True
+    url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None  # the NAME of the environment variable that holds the key
+    rubric: str | None = None  # a version of the rubric templates, e.g. "v1"
+    threshold: int | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateSettings:
+    """[generate]: which generator `taxreg build` and `taxreg generate` run, and the teacher's endpoint. Unset values
+    take the teacher's defaults (builder.generators.teacher.TeacherConfig)."""
+
+    generator: str = "seed"
+    url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None  # the NAME of the environment variable that holds the key, never the key
+    concurrency: int | None = None
+    skill_requests: int | None = None
+    pairs: int | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout: float | None = None
+    max_failed: float | None = None
+    license: str | None = None
+    terms: str | None = None
+    judge: JudgeSettings = field(default_factory=JudgeSettings)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     allowed_licenses: tuple[str, ...] = DEFAULT_ALLOWED
     max_file_size: int = 1024 * 1024
@@ -119,6 +155,7 @@ class Settings:
     disclosure: Disclosure = field(default_factory=Disclosure)
     lineage: LineageTarget = field(default_factory=LineageTarget)
     model: ModelSettings = field(default_factory=ModelSettings)
+    generate: GenerateSettings = field(default_factory=GenerateSettings)
 
     def validation(self, documents: Path | None = None, max_file_size: int | None = None,
                    allowed: list[str] | None = None) -> ValidationConfig:
@@ -203,15 +240,17 @@ def load(path: Path = Path(SETTINGS_FILE)) -> Settings:
         _positive(x) for x in v.values()))
     size = validate.get("max_file_size", int, 1024 * 1024, _positive)
     release = Table.of(raw, path, "release", {
-        "license": "an SPDX license expression, e.g. \"CC-BY-4.0\"",
+        "license": _SPDX,
         "require_complete_disclosure": "true or false (a release whose disclosures lack provider facts fails)"})
     return Settings(spdx_ids(licenses, str(path)), size, WordLimits(**words), _release_license(release, path),
                     _disclosure(raw, path, release.get("require_complete_disclosure", bool, False, lambda v: True)),
-                    _lineage(raw, path), _model_settings(raw, path))
+                    _lineage(raw, path), _model_settings(raw, path), _generate(raw, path))
 
 
-SECTIONS = ("validate", "release", "provider", "lineage", "model", "train", "export")
-
+SECTIONS = ("validate", "release", "provider", "lineage", "model", "train", "export", "generate")
+_URL = "an http(s) URL of an OpenAI-compatible API, e.g. \"http://127.0.0.1:8000/v1\""
+_KEY_ENV = "the NAME of the environment variable that holds the API key, e.g. \"OPENAI_API_KEY\""
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _model_settings(raw: dict[str, Any], path: Path) -> ModelSettings:
@@ -268,6 +307,66 @@ def export_variants(values: list[str], where: str = "--variant") -> tuple[str, .
     return found
 
 
+def _generate(raw: dict[str, Any], path: Path) -> GenerateSettings:
+    """[generate] and [generate.judge]."""
+    table = Table.of(raw, path, "generate", {
+        "generator": "\"seed\" or \"teacher\"", "url": _URL,
+        "model": "the teacher model's name, as the endpoint knows it",
+        "api_key_env": _KEY_ENV, "concurrency": "a positive whole number of requests in flight",
+        "skill_requests": "a whole number (0 or more) of requests per freeform skill leaf",
+        "pairs": "a positive whole number of question/answer pairs asked per request",
+        "temperature": "a number from 0 to 2", "max_tokens": "a positive whole number of tokens per answer",
+        "timeout": "a positive number of seconds per HTTP attempt",
+        "max_failed": "a share from 0 to 1 of requests that may fail", "license": _SPDX,
+        "terms": "the terms on the teacher's outputs, as text", "judge": "the table [generate.judge]"})
+    return GenerateSettings(
+        table.get("generator", str, "seed", lambda v: v in ("seed", "teacher")), _url(table),
+        table.get("model", str, None, bool), _key_env(table), table.get("concurrency", int, None, _positive),
+        table.get("skill_requests", int, None, lambda v: v >= 0), table.get("pairs", int, None, _positive),
+        table.get("temperature", (int, float), None, lambda v: 0 <= v <= 2),
+        table.get("max_tokens", int, None, _positive), table.get("timeout", (int, float), None, lambda v: v > 0),
+        table.get("max_failed", (int, float), None, lambda v: 0 <= v <= 1), _spdx(table, "license"),
+        table.get("terms", str, None, bool), _judge(raw, path))
+
+
+def _judge(raw: dict[str, Any], path: Path) -> JudgeSettings:
+    table = Table.of(raw, path, "generate.judge", {
+        "enabled": "true or false (false: the teacher's samples are kept unjudged)",
+        "url": _URL + " (default: the teacher's)", "model": "the judge model's name (default: the teacher model)",
+        "api_key_env": _KEY_ENV + " (default: the teacher's key)", "rubric": "a rubric version, e.g. \"v1\"",
+        "threshold": "a whole number from 1 to 5: the lowest score a kept sample may have",
+        "concurrency": "a positive whole number of requests in flight"})
+    return JudgeSettings(table.get("enabled", bool, True, lambda v: True), _url(table),
+                         table.get("model", str, None, bool), _key_env(table), table.get("rubric", str, None, bool),
+                         table.get("threshold", int, None, lambda v: 1 <= v <= 5),
+                         table.get("concurrency", int, None, _positive))
+
+
+def _url(table: Table) -> str | None:
+    return table.get("url", str, None, lambda v: v.startswith(("http://", "https://")))
+
+
+def _key_env(table: Table) -> str | None:
+    """The name of a variable; its value is never echoed (someone may have written the key itself here)."""
+    name = table.get("api_key_env", str, None, lambda v: True)
+    if name is not None and not _ENV_NAME.fullmatch(name):
+        raise SettingsError(f"{table.path}: [{table.name}] api_key_env is not the name of an environment variable",
+                            hint="write the variable's NAME (e.g. api_key_env = \"OPENAI_API_KEY\") and put the key "
+                                 "itself in the environment, never in taxreg.toml")
+    return name
+
+
+def _spdx(table: Table, key: str, example: str = "e.g. license = \"Apache-2.0\"") -> str | None:
+    value = table.get(key, str, None, bool)
+    if value is None:
+        return None
+    spdx = normalize(value)
+    if spdx is None:
+        raise SettingsError(f"{table.path}: [{table.name}] {key} {value!r} is not an SPDX license expression",
+                            hint=example)
+    return spdx
+
+
 def _disclosure(raw: dict[str, Any], path: Path, required: bool) -> Disclosure:
     """[provider]: who places the model on the market, as the EU summary's section 1.1 asks."""
     text = "a non-empty string"
@@ -298,14 +397,10 @@ def _filled(value: Any) -> bool:
 
 def _release_license(release: Table, path: Path) -> str | None:
     """[release] license = "SPDX expression": the license a release is declared under."""
-    value = release.get("license", str, "")
-    if not value:
-        return None
-    spdx = normalize(value)
-    if spdx is None:
-        raise SettingsError(f"{path}: [release] license {value!r} is not an SPDX license expression",
-                            hint="e.g. license = \"CC-BY-4.0\" or \"CC-BY-SA-4.0 AND Apache-2.0\"")
-    return spdx
+    return _spdx(release, "license", "e.g. license = \"CC-BY-4.0\" or \"CC-BY-SA-4.0 AND Apache-2.0\"")
+
+
+_SPDX = "an SPDX license expression, e.g. \"CC-BY-4.0\""
 
 
 def _positive(value: Any) -> bool:

@@ -13,12 +13,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from builder.layout import DEFAULT, BuildLayout
 from builder.progress import Report, ignore
 from builder.settings import Disclosure, LineageTarget, ModelSettings
 from registry.config import ValidationConfig
+
+if TYPE_CHECKING:
+    from builder.generators.configure import Generation
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,7 @@ class BuildOptions:
     site: bool = True
     disclosure: Disclosure = field(default_factory=Disclosure)  # [provider]: facts the release's disclosures ask
     lineage: LineageTarget = field(default_factory=LineageTarget)  # [lineage]: where the run events go
+    generation: Generation | None = None  # the generator and its endpoints ([generate]); None: the seed generator
 
 
 @dataclass(slots=True)

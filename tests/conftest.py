@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.fake_teacher import FakeTeacher
+
 REPO = Path(__file__).resolve().parents[1]
 # Real InstructLab data beside the repo (CI provides ../shared); TAXREG_SHARED_DATA points elsewhere (tests of the
 # skips hide it this way).
@@ -123,3 +125,14 @@ def git(root: Path, *args: str) -> str:
            "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com"}
     done = subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True, env=env)
     return done.stdout
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTeacher]:
+    """The fake teacher and judge (tests/fake_teacher.py) serving on 127.0.0.1 for the test."""
+    server = FakeTeacher()
+    server.thread.start()
+    yield server
+    server.released.set()
+    server.server.shutdown()
+    server.server.server_close()

@@ -47,9 +47,19 @@ def build(
     log_every: Annotated[float, typer.Option(
         help="Off a terminal (a log, CI): seconds between the progress lines of a running stage (step, loss, "
              "ETA).")] = console.LOG_EVERY,
+    generator: Annotated[str | None, typer.Option(
+        help="seed or teacher [default: taxreg.toml \\[generate] generator, else seed].")] = None,
+    teacher_url: Annotated[str | None, typer.Option(help="The teacher's API base URL [\\[generate] url].")] = None,
+    teacher_model: Annotated[str | None, typer.Option(help="The teacher model [\\[generate] model].")] = None,
+    judge_url: Annotated[str | None, typer.Option(
+        help="The judge's API base URL [\\[generate.judge] url, else the teacher's].")] = None,
+    judge_model: Annotated[str | None, typer.Option(
+        help="The judge model [\\[generate.judge] model, else the teacher model].")] = None,
+    no_judge: Annotated[bool, typer.Option("--no-judge", help="Keep the teacher's samples unjudged.")] = False,
 ) -> None:
     """Validate, index, generate, build the dataset, train, export, (release) and publish the site."""
     from builder.buildlock import build_lock
+    from builder.generators.configure import Overrides, resolve
     from builder.pipeline import run_build
     from builder.stage import BuildOptions
 
@@ -58,9 +68,11 @@ def build(
         config = loaded.validation()
         model = loaded.model.over(base_model, settings.TrainSettings(
             steps=train_steps, epochs=train_epochs, lr=lr, batch_size=batch_size, max_length=max_length), variant)
+        generation = resolve(loaded.generate, Overrides(generator, {"url": teacher_url, "model": teacher_model},
+                                                        {"url": judge_url, "model": judge_model}, no_judge))
         options = BuildOptions(taxonomy, build_dir, release, seed, model, allow=tuple(allow or ()),
                                license=license or loaded.release_license, sign_key=sign, force=tuple(force or ()),
-                               disclosure=loaded.disclosure, lineage=loaded.lineage)
+                               disclosure=loaded.disclosure, lineage=loaded.lineage, generation=generation)
         with build_lock(build_dir, wait), console.StageBoard(log_every) as board:
             reports = run_build(options, config, board.update)
     ran = sum(r.status == "ran" for r in reports)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -96,7 +96,7 @@ def train_command(
     wait: WaitOpt = 0.0,
 ) -> None:
     """Fine-tune the base model with LoRA on a built dataset (assistant-only loss); record the run."""
-    from builder.model.train import TrainOptions, default_lr, train
+    from builder.model.train import TrainOptions, default_lr, train, writes_outputs
 
     kept = f"{out} and the checkpoints are left as they were; run the same command again to resume from the last " \
            "checkpoint"
@@ -108,8 +108,10 @@ def train_command(
             lr=lr if lr is not None else default_lr(base_model), batch_size=batch_size, grad_accum=grad_accum,
             max_length=max_length, seed=seed, threads=threads, resume=resume, eval_steps=eval_steps,
             save_steps=save_steps, logging_steps=logging_steps)
-        with writing(options.catalog, out, *([checkpoints] if checkpoints else []), wait=wait), \
-                console.TrainingDisplay() as display:
+        # under torchrun/accelerate every process trains, and rank 0 alone writes: it alone holds the lock
+        lock = writing(options.catalog, out, *([checkpoints] if checkpoints else []), wait=wait) \
+            if writes_outputs() else nullcontext()
+        with lock, console.TrainingDisplay() as display:
             outcome = train(options, progress=display.update)
     if outcome.rank != 0:
         return

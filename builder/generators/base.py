@@ -12,6 +12,7 @@ from registry.samples import Sample
 from registry.spans import SpacedText
 
 if TYPE_CHECKING:
+    from builder.generators.batch import BatchFiles
     from builder.generators.teacher import TeacherConfig
 
 
@@ -36,6 +37,7 @@ class GeneratorInput:
     catalog: Any = None  # the open catalog connection: the teacher journals its requests there
     run_id: str = ""
     progress: Report = ignore  # long generators (the teacher) report how many of their requests are done
+    batch: BatchFiles | None = None  # answer through Batch API files instead of asking the endpoint live
 
 
 class Generator(Protocol):

@@ -260,6 +260,11 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def writes_outputs() -> bool:
+    """Whether this process writes the adapter and the catalog: the only one, or rank 0 under a launcher."""
+    return _rank() == 0
+
+
 def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
