@@ -1,4 +1,6 @@
-"""One writer per build directory: `taxreg build`, `release cut` and `takedown` take this lock first.
+"""One writer per build directory: every command that writes a build folder takes this lock first (`taxreg build`,
+`index`, `generate`, `import-sdg`, `dataset build`, `model init`, `train`, `export`, `site`, `release cut`,
+`takedown`). A command given paths (`--catalog`, `--out`) locks the build folders they are in (`lock_paths`).
 
 The lock is an OS file lock (`filelock`): the kernel releases it when its holder dies, even by kill -9,
 so a crashed build never leaves a stale lock behind. Beside it, a small note says who holds it, for the
@@ -12,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -30,7 +32,11 @@ class BuildDirBusy(RegistryError):
 def build_lock(build_dir: Path, wait: float = 0.0, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold the build directory's lock; wait up to `wait` seconds for another holder, then give up."""
     layout = BuildLayout(build_dir)
-    layout.lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        layout.lock.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RegistryError(f"cannot create {layout.lock.parent} (the build folder's lock): {exc.strerror}",
+                            hint="point the command at a writable build folder") from None
     lock = FileLock(layout.lock, thread_local=False)
     try:
         lock.acquire(timeout=0)
@@ -52,6 +58,27 @@ def build_lock(build_dir: Path, wait: float = 0.0, on_wait: Callable[[str], None
     finally:
         layout.lock_holder.unlink(missing_ok=True)
         lock.release()
+
+
+@contextmanager
+def lock_paths(catalog: Path | None, outputs: tuple[Path, ...] = (), wait: float = 0.0,
+               on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the lock of every build folder a command writes: the catalog's folder (a catalog is the `catalog.duckdb`
+    of its folder, whatever its name) and the build folder whose layout each output is at (`BuildLayout.owning`;
+    an output outside any build folder needs no lock). Taken in one order, so two commands never deadlock."""
+    roots = {} if catalog is None else {_key(catalog.parent): catalog.parent}
+    for out in outputs:
+        owner = BuildLayout.owning(out)
+        if owner is not None:
+            roots.setdefault(_key(owner.root), owner.root)
+    with ExitStack() as stack:
+        for key in sorted(roots):
+            stack.enter_context(build_lock(roots[key], wait, on_wait))
+        yield
+
+
+def _key(folder: Path) -> str:
+    return os.path.realpath(folder)
 
 
 def holder(build_dir: Path) -> str:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from builder.progress import Step, duration
+from registry.disks import DiskFull, full_disk
 from registry.errors import RegistryError, ValidationFailed
 from registry.findings import RULES, Finding, Severity
 
@@ -41,10 +44,24 @@ class TableFormat(StrEnum):
 
 @contextmanager
 def user_errors(debug: bool, fmt: FindingFormat = FindingFormat.TEXT, root: Path = Path(".")) -> Iterator[None]:
-    """Domain errors become a message and exit code 2 (1 for refused findings); tracebacks only with --debug."""
+    """Domain errors become a message and exit code 2 (1 for refused findings), a full disk "no space left on
+    <folder>" whatever raised it; tracebacks only with --debug."""
     try:
         yield
-    except RegistryError as exc:
+    except Exception as exc:
+        full = full_disk(exc)
+        if full is not None and "no space left on" not in str(exc):
+            if debug:
+                traceback.print_exc()
+            _no_space(full)
+            raise typer.Exit(EXIT_USAGE) from None
+        if not isinstance(exc, RegistryError):  # not anticipated: one line; the traceback is for --debug
+            if debug:
+                raise
+            err.print(f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}")
+            err.print("[bold]hint:[/] run again with `taxreg --debug ...` for the traceback, and report it if it "
+                      "looks like a bug")
+            raise typer.Exit(EXIT_USAGE) from None
         if debug:
             traceback.print_exc()
         if isinstance(exc, ValidationFailed) and exc.findings:
@@ -55,13 +72,14 @@ def user_errors(debug: bool, fmt: FindingFormat = FindingFormat.TEXT, root: Path
             err.print(f"[bold]hint:[/] {escape(exc.hint)}")
         code = EXIT_FINDINGS if isinstance(exc, ValidationFailed) else EXIT_USAGE
         raise typer.Exit(code) from None
-    except Exception as exc:  # not anticipated: say what in one line; the traceback is for --debug
-        if debug:
-            raise
-        err.print(f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}")
-        err.print("[bold]hint:[/] run again with `taxreg --debug ...` for the traceback, and report it if it "
-                  "looks like a bug")
-        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _no_space(full: DiskFull) -> None:
+    """A full disk, said the same way by every command, whatever library was writing."""
+    where = f" (`df -h {full.folder}`)" if full.folder else ""
+    err.print(f"[bold red]error:[/] {escape(full.message())}")
+    err.print(f"[bold]hint:[/] free some space there{escape(where)} or write to another disk, then run the command "
+              "again: outputs are built beside their targets, so the previous ones are intact")
 
 
 def shown_path(root: Path, path: str) -> str:
@@ -142,20 +160,17 @@ def print_line(text: str) -> None:
     out.print(escape(text))
 
 
+LOG_EVERY = 30.0  # seconds between the lines of a running stage in a log (off a terminal)
 STAGE_MARKS = {"pending": "[dim]·[/]", "running": "[yellow]…[/]", "ran": "[green]✓[/]", "skipped": "[cyan]=[/]",
                "failed": "[bold red]✗[/]"}
 
 
-class StageBoard:
-    """The build's progress: one row per stage with its state and time; live on a terminal, a log line otherwise."""
+class _Display:
+    """A display that is live on a terminal (`live`, entered and left with it) and None off one."""
 
-    def __init__(self) -> None:
-        from rich.live import Live
+    live: Any = None
 
-        self.live = Live(console=err, refresh_per_second=4, transient=False) if err.is_terminal else None
-        self.logged: set[tuple[str, str]] = set()
-
-    def __enter__(self) -> StageBoard:
+    def __enter__(self) -> Self:
         if self.live:
             self.live.__enter__()
         return self
@@ -164,26 +179,91 @@ class StageBoard:
         if self.live:
             self.live.__exit__(None, None, None)
 
-    def update(self, reports: list[Any]) -> None:
-        if self.live:
-            self.live.update(self._table(reports))
-            return
-        for r in reports:  # one line per state change, for logs and CI
-            if r.status in ("running", "pending") or (r.name, r.status) in self.logged:
-                continue
-            self.logged.add((r.name, r.status))
-            err.print(f"{STAGE_MARKS[r.status]} {escape(r.name):<15} {r.status:<8} {r.seconds:7.1f}s  "
-                      f"{escape(r.detail)}")
 
-    def _table(self, reports: list[Any]) -> Table:
+class StageBoard(_Display):
+    """The build's progress: one row per stage with its state, time and (while it runs) what it reports: live on a
+    terminal, log lines otherwise (a running stage's at its start and then every `log_every` seconds it reports)."""
+
+    def __init__(self, log_every: float = LOG_EVERY) -> None:
+        from rich.live import Live
+
+        self.live = Live(console=err, refresh_per_second=4, transient=False, get_renderable=self._render) \
+            if err.is_terminal else None
+        self.reports: list[Any] = []
+        self.logged: set[tuple[str, str]] = set()
+        self.log_every = log_every
+        self.last_line: dict[str, float] = {}
+
+    def update(self, reports: list[Any]) -> None:
+        self.reports = reports
+        if self.live:
+            self.live.refresh()
+            return
+        for r in reports:  # one line per state change, for logs and CI; running stages now and then
+            if r.status == "running":
+                self._running_line(r)
+            elif r.status != "pending" and (r.name, r.status) not in self.logged:
+                self.logged.add((r.name, r.status))
+                err.print(f"{STAGE_MARKS[r.status]} {escape(r.name):<15} {r.status:<8} {r.seconds:7.1f}s  "
+                          f"{escape(r.detail)}")
+
+    def _running_line(self, r: Any) -> None:
+        now = time.monotonic()
+        if now - self.last_line.get(r.name, -self.log_every) < self.log_every:
+            return
+        self.last_line[r.name] = now
+        err.print(f"{STAGE_MARKS['running']} {escape(r.name):<15} running  {now - r.started:7.1f}s  "
+                  f"{escape(_progress(r, now))}".rstrip())
+
+    def _render(self) -> Table:
         table = Table("", "stage", "state", "time", "detail", box=None)
-        for r in reports:
-            time = f"{r.seconds:.1f}s" if r.status not in ("pending", "running") else ""
-            table.add_row(STAGE_MARKS[r.status], escape(r.name), r.status, time, escape(r.detail))
+        now = time.monotonic()
+        for r in self.reports:
+            if r.status == "running":
+                time_, detail = duration(now - r.started), _progress(r, now)
+            else:
+                time_, detail = ("" if r.status == "pending" else f"{r.seconds:.1f}s"), r.detail
+            table.add_row(STAGE_MARKS[r.status], escape(r.name), r.status, time_, escape(detail))
         return table
 
 
-class TrainingDisplay:
+def _progress(report: Any, now: float) -> str:
+    """What a running stage last reported, with its ETA: 'step 12/60, loss 2.31, ETA 3m10s'."""
+    step = report.progress
+    return step.describe(now - report.started) if step is not None else ""
+
+
+class StepDisplay(_Display):
+    """A long command's progress (`builder.progress.Step`s): one live line on a terminal; off one, a line at most every
+    `log_every` seconds and one when the count is complete."""
+
+    def __init__(self, label: str, log_every: float = LOG_EVERY) -> None:
+        from rich.live import Live
+
+        self.label, self.log_every = label, log_every
+        self.started = time.monotonic()
+        self.last_line = -log_every
+        self.step: Step | None = None
+        self.live = Live(console=err, refresh_per_second=4, transient=True, get_renderable=self._line) \
+            if err.is_terminal else None
+
+    def update(self, step: Step) -> None:
+        self.step = step
+        if self.live:
+            self.live.refresh()
+            return
+        now, complete = time.monotonic(), step.total is not None and step.done == step.total
+        if complete or now - self.last_line >= self.log_every:
+            self.last_line = now
+            err.print(self._line(), markup=False, highlight=False)
+
+    def _line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        done = self.step.describe(elapsed) if self.step else "starting"
+        return f"{self.label}: {done} ({duration(elapsed)} elapsed)"
+
+
+class TrainingDisplay(_Display):
     """A live progress bar on a terminal; one line per logged loss, evaluation and checkpoint otherwise."""
 
     def __init__(self) -> None:
@@ -192,17 +272,9 @@ class TrainingDisplay:
         self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                             TimeRemainingColumn(), console=err, transient=True) \
             if err.is_terminal else None
+        self.live = self.bar
         self.task: Any = None
         self.loss = self.eval_loss = ""
-
-    def __enter__(self) -> TrainingDisplay:
-        if self.bar:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar:
-            self.bar.__exit__(None, None, None)
 
     def update(self, event: Any) -> None:
         if event.kind == "log":

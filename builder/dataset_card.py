@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from registry import __version__
-from registry.catalog.datasets import DatasetSample, WrittenFile
+from registry.catalog.datasets import LINEAGE, DatasetSample, WrittenFile
 from registry.errors import RegistryError
 
 if TYPE_CHECKING:
@@ -70,7 +70,8 @@ def _card(options: DatasetOptions, samples: list[DatasetSample], files: list[Wri
         "dataset_info": {"features": [
             {"name": "id", "dtype": "string"}, {"name": "kind", "dtype": "string"},
             {"name": "messages", "list": [{"name": "role", "dtype": "string"},
-                                          {"name": "content", "dtype": "string"}]}],
+                                          {"name": "content", "dtype": "string"}]},
+            *({"name": column, "dtype": "string"} for column in LINEAGE)],
             "splits": [{"name": split, "num_examples": n} for split, n in rows.items()]},
     }
     lines = ["---", _yaml(header).rstrip(), "---", "",
@@ -94,6 +95,17 @@ def _card(options: DatasetOptions, samples: list[DatasetSample], files: list[Wri
     return "\n".join(lines)
 
 
+def _collection(samples: list[DatasetSample]) -> str:
+    documents = {d for s in samples for d in s.documents}
+    generators = sorted({g for s in samples for g in s.generators})
+    contributions = {c for s in samples for c in s.contribution_ids}
+    return (f"Contributors write seed examples (qna.yaml) in a taxonomy: {len(contributions)} contributions; "
+            f"knowledge seeds quote {len(documents)} documents pinned by "
+            f"repository and commit. Samples made by: {', '.join(generators) or 'none'}. Each record names its "
+            "contribution, document and generator; its license follows from them (v_sample_license in the audit "
+            "database).")
+
+
 def _size_category(n: int) -> str:
     for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
         if n < limit:
@@ -115,10 +127,12 @@ def _croissant(options: DatasetOptions, samples: list[DatasetSample], files: lis
     distribution = [mlc.FileObject(id=Path(f.path).name, name=Path(f.path).name, content_url=Path(f.path).name,
                                    encoding_formats=[FORMATS[f.format]], sha256=f.sha256,
                                    content_size=f"{f.byte_size} B") for f in files]
+    described = {"id": "The sample's id: sha256 of its canonical messages.", "kind": "knowledge or a skill kind.",
+                 **LINEAGE}
     record_sets = [mlc.RecordSet(id=split, name=split, fields=[
-        mlc.Field(id=f"{split}/{column}", name=column, data_types=[mlc.DataType.TEXT],
+        mlc.Field(id=f"{split}/{column}", name=column, description=text, data_types=[mlc.DataType.TEXT],
                   source=mlc.Source(file_object=f"{split}.parquet", extract=mlc.Extract(column=column)))
-        for column in ("id", "kind")]) for split in ("train", "test")]
+        for column, text in described.items()]) for split in ("train", "test")]
     metadata = mlc.Metadata(
         name=f"taxonomy-registry-{options.name}",
         description="Chat-format training samples generated from a community taxonomy of knowledge and skills, "
@@ -127,8 +141,7 @@ def _croissant(options: DatasetOptions, samples: list[DatasetSample], files: lis
         version="1.0.0", date_published=created,
         cite_as="Taxonomy Registry contributors. Community taxonomy training data.",
         distribution=distribution, record_sets=record_sets,
-        data_collection="Contributors write seed examples (qna.yaml) in a taxonomy; knowledge seeds quote "
-                        "documents pinned by repository and commit.",
+        data_collection=_collection(samples),
         data_collection_type=["Manual Human Curator", "Machine generated" if teachers else "Manual Human Curator"],
         data_preprocessing_protocol=["Schema and rule validation (taxreg validate); exact and near-duplicate "
                                      "removal, length and empty-answer filters with recorded reasons."],
@@ -138,10 +151,14 @@ def _croissant(options: DatasetOptions, samples: list[DatasetSample], files: lis
         data_limitations=["Small and community-written; facts are only as good as the contributions and their "
                           "sources."],
         data_use_cases=["Fine-tuning and evaluating small language models on the taxonomy's knowledge and skills."],
+        data_social_impact="Makes a language model answer in the areas the community documented, with every "
+                           "answer traceable to its contributor, source and license; its reach is bounded by what "
+                           "contributors chose to write and by the review their contributions got.",
         personal_sensitive_information=["None intended: contributions are reviewed public text."],
     )
     jsonld: dict[str, Any] = metadata.to_json()
     jsonld["@context"]["prov"] = "http://www.w3.org/ns/prov#"
+    jsonld["rai:hasSyntheticData"] = bool(teachers)  # teacher-model outputs; the seed replay is no model's text
     contributions = sorted({c for s in samples for c in s.contribution_ids})
     # taxonomy paths may hold spaces and other characters an IRI cannot: percent-encode them
     jsonld["prov:wasDerivedFrom"] = [{"@id": f"taxonomy:{quote(c, safe='/')}"} for c in contributions]

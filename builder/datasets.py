@@ -15,7 +15,7 @@ from typing import Any
 from builder import dataset_card
 from registry import folders, source_date
 from registry.catalog.connection import open_catalog
-from registry.catalog.datasets import DatasetSample, WrittenFile, eligible_samples, record_dataset
+from registry.catalog.datasets import LINEAGE, DatasetSample, WrittenFile, eligible_samples, record_dataset
 from registry.errors import RegistryError
 from registry.records import sha256_bytes
 
@@ -116,23 +116,28 @@ def _write_split(con: Any, folder: Path, split: str, rows: list[tuple[DatasetSam
                  target: Path) -> list[WrittenFile]:
     members = {s.sample_id: n for s, n in rows}
     jsonl, parquet = folder / f"{split}.jsonl", folder / f"{split}.parquet"
-    _copy_out(con, members, jsonl, "FORMAT json")
-    _copy_out(con, members, parquet, "FORMAT parquet, COMPRESSION zstd")
+    _copy_out(con, rows, jsonl, "FORMAT json")
+    _copy_out(con, rows, parquet, "FORMAT parquet, COMPRESSION zstd")
     count = sum(members.values())
     return [_written(jsonl, split, "jsonl", count, members, target),
             _written(parquet, split, "parquet", count, members, target)]
 
 
-def _copy_out(con: Any, members: dict[str, int], path: Path, options: str) -> None:
-    """DuckDB writes the stored messages as a list of {role, content}; ORDER BY makes the bytes reproducible."""
+def _copy_out(con: Any, rows: list[tuple[DatasetSample, int]], path: Path, options: str) -> None:
+    """DuckDB writes the stored messages as a list of {role, content}, then each record's lineage (LINEAGE); ORDER BY
+    makes the bytes reproducible."""
     import pyarrow as pa
 
-    con.register("_members", pa.table({"sample_id": pa.array(list(members), pa.string()),
-                                       "copies": pa.array(list(members.values()), pa.int64())}))
+    lineage = [s.lineage() for s, _ in rows]
+    con.register("_members", pa.table({
+        "sample_id": pa.array([s.sample_id for s, _ in rows], pa.string()),
+        "copies": pa.array([n for _, n in rows], pa.int64()),
+        **{column: pa.array([x[column] for x in lineage], pa.string()) for column in LINEAGE}}))
     try:
         con.execute(f"""
             COPY (SELECT s.sample_id AS id, s.kind,
-                         from_json(s.messages, '[{{"role": "VARCHAR", "content": "VARCHAR"}}]') AS messages
+                         from_json(s.messages, '[{{"role": "VARCHAR", "content": "VARCHAR"}}]') AS messages,
+                         {", ".join(f"m.{column}" for column in LINEAGE)}
                   FROM sample s JOIN _members m USING (sample_id), range(m.copies)
                   ORDER BY s.sample_id)
             TO '{_sql_path(path)}' ({options})""").fetchall()

@@ -3,9 +3,12 @@ their paths from a `BuildLayout` (or the `ModelLayout` of a model folder)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+
+from registry.release.provenance import PROVENANCE
 
 DEFAULT_DATASET = "default"
 
@@ -114,6 +117,14 @@ class BuildLayout:
         return self.root / "vendor"
 
     @property
+    def lineage(self) -> Path:
+        """OpenLineage run events of each build, one JSONL file per build (`lineage_events`)."""
+        return self.root / "lineage"
+
+    def lineage_events(self, build_id: str) -> Path:
+        return self.lineage / f"{build_id}.jsonl"
+
+    @property
     def state(self) -> Path:
         """The stage keys of the last build: what `taxreg build` skips."""
         return self.root / ".taxreg" / "stages.json"
@@ -126,6 +137,24 @@ class BuildLayout:
     def lock_holder(self) -> Path:
         """Who holds the lock, for the message the next writer gets."""
         return self.root / ".taxreg" / "build.lock.holder"
+
+    def places(self) -> set[Path]:
+        """The outputs a command may be pointed at directly (`--out`, `--catalog`): what makes a path part of this
+        build folder."""
+        model = self.model
+        return {self.catalog, self.datasets, self.site, self.vendor, self.releases, model.root, model.base,
+                model.adapter, model.checkpoints, *(model.variant(v) for v in ModelLayout.VARIANTS)}
+
+    @classmethod
+    def owning(cls, path: Path) -> BuildLayout | None:
+        """The build folder whose layout puts `path` at one of its places (a dataset folder included), or None:
+        `--out build/model/base` is the base model of `build`, `--out /tmp/x` belongs to no build folder."""
+        path = Path(os.path.abspath(path))
+        for root in path.parents[:3]:  # the deepest place (model/base, datasets/NAME) is two levels down
+            layout = cls(root)
+            if path in layout.places() or path.parent == layout.datasets:
+                return layout
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +208,32 @@ class ReleaseLayout:
     @property
     def bom(self) -> Path:
         return self.root / "bom"
+
+    @property
+    def disclosures(self) -> Path:
+        """The training-data disclosures: the EU AI Act summary (md, json) and California AB 2013."""
+        return self.root / "disclosures"
+
+    @property
+    def eu_summary(self) -> Path:
+        return self.disclosures / "eu-training-content-summary.md"
+
+    @property
+    def eu_summary_json(self) -> Path:
+        return self.disclosures / "eu-training-content-summary.json"
+
+    @property
+    def ab2013(self) -> Path:
+        return self.disclosures / "ab2013.md"
+
+    @property
+    def attribution(self) -> Path:
+        return self.root / "ATTRIBUTION.md"
+
+    @property
+    def provenance(self) -> Path:
+        """The SLSA build provenance: an in-toto statement, in a DSSE envelope when the release is signed."""
+        return self.root / PROVENANCE
 
     def relpath(self, path: Path) -> str:
         """`path` as the manifest and SHA256SUMS name it: relative, '/'-separated."""

@@ -13,11 +13,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from builder.evaluation.config import EvalSettings
 from builder.layout import DEFAULT, BuildLayout
+from builder.progress import Report, ignore
+from builder.settings import Disclosure, LineageTarget, ModelSettings
 from registry.config import ValidationConfig
+
+if TYPE_CHECKING:
+    from builder.generators.configure import Generation
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,28 +31,38 @@ class BuildOptions:
     build_dir: Path = DEFAULT.root
     release: str | None = None
     seed: int = 0
-    train_steps: int = 60
-    train_epochs: float = 1.0
+    # [model], [train], [export] and their `taxreg build` options: the base model, its training, its variants
+    model_settings: ModelSettings = field(default_factory=ModelSettings)
     allow: tuple[str, ...] = ()
     license: str | None = None  # the release license (SPDX); None: the union of the sources, with a warning
     sign_key: Path | None = None
     force: tuple[str, ...] = ()  # stages to run even when their inputs did not change
     model: bool = True  # base, train and export (off: a data-only build)
     site: bool = True
+    disclosure: Disclosure = field(default_factory=Disclosure)  # [provider]: facts the release's disclosures ask
+    lineage: LineageTarget = field(default_factory=LineageTarget)  # [lineage]: where the run events go
+    generation: Generation | None = None  # the generator and its endpoints ([generate]); None: the seed generator
     evaluation: EvalSettings = field(default_factory=EvalSettings)  # taxreg.toml [eval]
 
 
 @dataclass(slots=True)
 class BuildContext:
-    """What every stage is given: the options, the validation settings, the build folder and this build's id."""
+    """What every stage is given: the options, the validation settings, the build folder, this build's id, and
+    where a long stage reports its progress (the stage board renders it)."""
 
     options: BuildOptions
     config: ValidationConfig
     build_id: str = ""
+    progress: Report = ignore
 
     @property
     def layout(self) -> BuildLayout:
         return BuildLayout(self.options.build_dir)
+
+    @property
+    def base_model(self) -> Path:
+        """The folder the build fine-tunes: [model] base (--base-model), else the demo model it builds."""
+        return self.options.model_settings.base or self.layout.model.base
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +77,17 @@ class StageResult:
     digest: str | None = None
     warning: str | None = None  # said once at the end of the build
     saved: Mapping[str, Any] = field(default_factory=dict)  # kept with the stage's key; `check` sees it next time
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """What a stage's OpenLineage run events say besides its `needs` (whose outputs are its inputs) and its
+    `outputs` (see builder/lineage.py)."""
+
+    sources: tuple[str, ...] = ()  # what it reads from outside the build folder: "taxonomy", "documents"
+    reads: tuple[str, ...] = ()  # stages whose outputs it reads without its key depending on them
+    tables: tuple[str, ...] = ()  # the catalog tables it writes: its outputs when it writes no files
+    sql: str | None = None  # the query that is the stage's work, where there is one
 
 
 class Stage(Protocol):
@@ -90,6 +116,9 @@ class Stage(Protocol):
     def skipped_detail(self, ctx: BuildContext) -> str:
         """The stage board's line when the stage is skipped."""
 
+    def lineage(self, ctx: BuildContext) -> Lineage:
+        """What the stage reads and writes beyond `needs` and `outputs`, for its OpenLineage events."""
+
     def run(self, ctx: BuildContext) -> StageResult: ...
 
 
@@ -113,6 +142,9 @@ class BuildStage:
 
     def skipped_detail(self, ctx: BuildContext) -> str:
         return "inputs unchanged"
+
+    def lineage(self, ctx: BuildContext) -> Lineage:
+        return Lineage()
 
 
 def digest_of(value: Any) -> str:

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,11 +89,17 @@ def _put_back(placed: list[tuple[Path, Path]], aside: list[tuple[Path, Path]]) -
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Sorted keys, two-space indent, newline at the end (equal payloads give equal bytes); written beside and
     renamed, so a reader never sees half a file."""
+    write_lines(path, [json.dumps(payload, indent=2, sort_keys=True, default=str)])
+
+
+def write_lines(path: Path, lines: Iterable[str]) -> None:
+    """A text file of `lines` (each ended by a newline), written beside and renamed: all of it or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path)
     try:
         with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+            for line in lines:
+                handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

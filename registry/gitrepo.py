@@ -5,6 +5,7 @@ Uses the `git` command (the maintained, complete implementation) with machine-re
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,36 @@ def last_commits(root: Path) -> dict[str, str]:
             if sha and _is_leaf(path):
                 last.setdefault(path, sha.strip())
     return last
+
+
+@dataclass(frozen=True, slots=True)
+class TreeState:
+    """The working tree under a taxonomy root as it was read: HEAD, what differs from it, and a digest of it."""
+
+    commit: str
+    dirty: tuple[str, ...]  # paths (relative to root) that differ from HEAD, untracked files included; sorted
+    tree_sha256: str  # sha256 of "<git blob id> <path>" lines of every file: equal to that of a commit of this tree
+
+
+def tree_state(root: Path) -> TreeState | None:
+    """None outside a repository or before its first commit."""
+    commit = head(root)
+    if commit is None:
+        return None
+    dirty = sorted(dirty_paths(root))
+    blobs = {}
+    for entry in _git(root, "ls-tree", "-r", "-z", "HEAD").split("\0"):  # "<mode> <type> <id>\t<path>", root-relative
+        if entry:
+            meta, _, path = entry.partition("\t")
+            blobs[path] = meta.split()[2]
+    present = [p for p in dirty if (root / p).is_file()]
+    for path in dirty:
+        blobs.pop(path, None)
+    if present:  # what `git add` would store for each: the same ids a commit of this tree gets
+        ids = _git(root, "hash-object", "--", *present).split()
+        blobs.update(zip(present, ids, strict=True))
+    lines = "".join(f"{blobs[p]} {p}\n" for p in sorted(blobs))
+    return TreeState(commit, tuple(dirty), hashlib.sha256(lines.encode()).hexdigest())
 
 
 def dirty_paths(root: Path) -> set[str]:

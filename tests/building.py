@@ -32,5 +32,5 @@ def default_build(work: Path) -> tuple[Path, Path, str]:
     """The README's `taxreg build --release 1.0.0` on a copy of the embedded taxonomy: (taxonomy, build, output)."""
     taxonomy = work / "taxonomy"
     shutil.copytree(EXAMPLE_TAXONOMY, taxonomy)
-    done = taxreg(*build_args(taxonomy, work / "a", "--release", "1.0.0", steps=None))
+    done = taxreg(*build_args(taxonomy, work / "a", "--release", "1.0.0", "--log-every", "5", steps=None))
     return taxonomy, work / "a", done.stdout + done.stderr

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.fake_teacher import FakeTeacher
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# Real InstructLab data beside the repo (CI provides ../shared); TAXREG_SHARED_DATA points elsewhere (tests of the
+# skips hide it this way).
+SHARED_DATA = Path(os.environ.get("TAXREG_SHARED_DATA") or REPO.parent / "shared" / "data")
+SHARED_MISSING = f"real InstructLab data not found at {SHARED_DATA} (CI provides ../shared beside the repo)"
 EXAMPLE_TAXONOMY = REPO / "taxonomy"
 
 ATTRIBUTION = """Title of work: Test work
@@ -84,8 +90,44 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, st
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real InstructLab data not found at {SHARED_DATA} (CI provides ../shared beside the repo)")
+        pytest.skip(SHARED_MISSING)
     return SHARED_DATA
+
+
+def shared_cases(found: list[Path]) -> list[Any]:
+    """Parameters from files of the shared data: one skipped case naming why when there are none (pytest's own
+    skip would only say 'got empty parameter set')."""
+    if found:
+        return list(found)
+    reason = SHARED_MISSING if not SHARED_DATA.is_dir() else f"no fixture files under {SHARED_DATA}"
+    return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="missing")]
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Mounts small RAM disks (as root), e.g. `tmpfs("4m")`, to fill up; unmounted at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        disk = tmp_path / f"disk{len(mounted)}"
+        disk.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], check=False,
+                          capture_output=True).returncode:
+            pytest.skip("cannot mount a tmpfs here")
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def fill(disk: Path, keep: int) -> None:
+    """Fill `disk` until `keep` bytes are free."""
+    free = os.statvfs(disk)
+    (disk / "fill").write_bytes(b"x" * max(0, free.f_bavail * free.f_frsize - keep))
 
 
 def git(root: Path, *args: str) -> str:
@@ -93,3 +135,14 @@ def git(root: Path, *args: str) -> str:
            "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com"}
     done = subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True, env=env)
     return done.stdout
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTeacher]:
+    """The fake teacher and judge (tests/fake_teacher.py) serving on 127.0.0.1 for the test."""
+    server = FakeTeacher()
+    server.thread.start()
+    yield server
+    server.released.set()
+    server.server.shutdown()
+    server.server.server_close()

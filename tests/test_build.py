@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,8 @@ from builder.buildlock import build_lock
 from registry.release.manifest import read_manifest, reproducible_view
 from tests.building import EPOCH, build_args, taxreg
 from tests.conftest import EXAMPLE_TAXONOMY, REPO
+
+pytestmark = pytest.mark.slow  # real models or whole builds: left out of `pytest -m "not slow"`
 
 STAGES = ["validate+index", "generate", "dataset", "base model", "train", "export", "evaluate", "release", "site"]
 
@@ -48,6 +51,17 @@ def two_builds(demo_build: tuple[Path, Path, str]) -> tuple[Path, Path, Path, st
     second = first.parent / "b"
     taxreg(*build_args(taxonomy, second, "--release", "1.0.0", steps=None))
     return taxonomy, first, second, output
+
+
+def test_a_log_shows_a_running_stage_s_progress(two_builds: tuple[Path, Path, Path, str]) -> None:
+    """Off a terminal, training and export say where they are while they run (issue 16.5), not only at the end."""
+    output = two_builds[3]
+    train = [line for line in output.splitlines() if " train " in line and " running " in line]
+    assert train and any(re.search(r"step \d+/60, (eval )?loss \d+\.\d{3}", line) for line in train), train
+    assert any("ETA " in line for line in train), train
+    export = [line for line in output.splitlines() if " export " in line and " running " in line]
+    phases = ("loading and merging", "evaluation prompts", "exporting the fp32 graph", "quantizing", "parity")
+    assert any(phase in line for line in export for phase in phases), export
 
 
 def test_every_stage_runs_and_the_release_verifies(two_builds: tuple[Path, Path, Path, str]) -> None:
@@ -120,6 +134,34 @@ def test_two_clean_builds_give_the_same_hashes(two_builds: tuple[Path, Path, Pat
     assert all(f.reproducible for f in ma.files)
     assert {"audit/audit.duckdb", "audit/run.parquet", "parity.json", "bom/spdx.json", "evaluation.json",
             "audit/eval_score.parquet"} <= {f.path for f in ma.files}
+
+
+def test_the_model_release_discloses_its_training_data_and_the_build_its_lineage(
+        two_builds: tuple[Path, Path, Path, str]) -> None:
+    """The EU summary counts the training split with the shipped tokenizer and names the base model; the provenance
+    pins the base weights; the build's OpenLineage events (JSONL by default) have every stage."""
+    from tokenizers import Tokenizer
+
+    _, build, _, _ = two_builds
+    folder = build / "releases/1.0.0"
+    summary = json.loads((folder / "disclosures/eu-training-content-summary.json").read_text())
+    texts = [m["content"] for line in (folder / "data/train.jsonl").read_text().splitlines()
+             for m in json.loads(line)["messages"]]
+    tokens = sum(len(e.ids) for e in Tokenizer.from_file(str(folder / "model/onnx/tokenizer.json")).encode_batch(
+        texts, add_special_tokens=False))
+    split = summary["facts"]["training_split"]
+    assert split["tokens"] == tokens and split["tokenizer"].startswith("model/onnx/tokenizer.json")
+    manifest, _ = read_manifest(folder)
+    base = manifest.inputs["base_model"]
+    text = (folder / "disclosures/eu-training-content-summary.md").read_text()
+    assert f"Fine-tuned (LoRA) from {base['model_ref']}" in text and "demo model" in text
+    statement = json.loads((folder / "provenance.intoto.jsonl").read_text())
+    [dependency] = [d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+                    if d.get("annotations", {}).get("role") == "base_model"]
+    assert dependency["name"] == base["model_ref"] and dependency["digest"]["sha256"] == base["weights_sha256"]
+    [events] = list((build / "lineage").glob("*.jsonl"))
+    jobs = [(e["job"]["name"], e["eventType"]) for e in map(json.loads, events.read_text().splitlines())]
+    assert jobs == [(stage, state) for stage in STAGES for state in ("START", "COMPLETE")]
 
 
 def test_a_rerun_skips_unchanged_stages_and_an_existing_release_is_kept(

@@ -163,6 +163,7 @@ def test_a_rerun_with_the_same_release_skips_the_cut_and_changed_inputs_are_refu
     assert _digest(build / "releases") == released
 
 
+@pytest.mark.slow  # a real demo model
 def test_the_demo_base_model_leaves_out_taken_down_text_and_records_what_it_read(
         taxonomy: Path, tmp_path: Path) -> None:
     from builder.model.demo import DemoSpec, init_demo_model, taxonomy_corpus

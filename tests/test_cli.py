@@ -115,3 +115,17 @@ def test_validate_since_checks_only_changed_leaves_and_diff_lists_them(make_taxo
         {"status": "modified", "path": "compositional_skills/a/ok/qna.yaml", "old_path": None}]
     unknown = runner.invoke(app, ["validate", str(root), "--since", "v9.9"])
     assert unknown.exit_code == 2 and "unknown git ref 'v9.9'" in unknown.output
+
+
+def test_flags_show_no_type_in_help_and_in_the_reference_page() -> None:
+    """A flag takes no value: neither `--help` nor the site's CLI reference shows `<bool>` after it (issue 16.9);
+    options that take one keep their type."""
+    from builder.cli.reference import cli_markdown
+
+    for command in (["release", "cut", "--help"], ["build", "--help"], ["takedown", "--help"]):
+        shown = runner.invoke(app, command, env={"COLUMNS": "200"}).output
+        assert "<bool>" not in shown and "<float>" in shown, shown
+    cut = runner.invoke(app, ["release", "cut", "--help"], env={"COLUMNS": "200"}).output
+    assert any(line.split()[1:3] == ["--no-model", "A"] for line in cut.splitlines() if "--no-model" in line)
+    page = cli_markdown()
+    assert "| bool |" not in page and "| `--no-model` |  |" in page and "| `--wait` | float |" in page

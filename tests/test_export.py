@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from builder.cli import app
 from builder.model.onnx_graph import genai_available
 
+pytestmark = pytest.mark.slow  # real models or whole builds: left out of `pytest -m "not slow"`
+
 pytest.importorskip("onnxruntime", reason="onnxruntime is part of the project's dependencies: pip install -e '.[dev]'")
 pytest.importorskip("peft", reason="peft is part of the model extra: pip install -e '.[dev]'")
 

@@ -20,6 +20,8 @@ from builder.cli import app
 from builder.model import mixed_int8
 from builder.model.mixed_int8 import Sensitivity
 
+pytestmark = pytest.mark.slow  # real models or whole builds: left out of `pytest -m "not slow"`
+
 pytest.importorskip("onnxruntime", reason="onnxruntime is part of the project's dependencies: pip install -e '.[dev]'")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 
 from builder.cli import app
 
+pytestmark = pytest.mark.slow  # real models or whole builds: left out of `pytest -m "not slow"`
+
 pytest.importorskip("peft", reason="peft is a dependency of the project: pip install -e '.[dev]'")
 
 REPO = Path(__file__).resolve().parents[1]

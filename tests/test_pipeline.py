@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,19 +78,9 @@ def test_a_stage_that_needs_a_later_one_is_refused(taxonomy: Path, tmp_path: Pat
 
 
 @pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+def tiny_disk(tmpfs: Callable[[str], Path]) -> Path:
     """A 4 MB tmpfs (as root), to fill up."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=False,
-                      capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
+    return tmpfs("4m")
 
 
 def test_a_failed_commit_reports_its_own_error_and_keeps_the_catalog(tiny_disk: Path) -> None:

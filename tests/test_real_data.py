@@ -11,6 +11,7 @@ from instructlab.schema.taxonomy import TaxonomyParser, TaxonomyReadingException
 
 from registry.findings import Severity
 from registry.validation import validate
+from tests.conftest import shared_cases
 
 # Codes that decide the InstructLab verdict (reading, linting and schema); the rest are our own rules.
 PARSER_CODES = ("TR1", "TR15", "TR2")
@@ -57,7 +58,8 @@ def schema_fixtures() -> list[Path]:
     return sorted(base.rglob("qna.yaml")) if base.is_dir() else []
 
 
-@pytest.mark.parametrize("fixture", schema_fixtures(), ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}")
+@pytest.mark.parametrize("fixture", shared_cases(schema_fixtures()),
+                         ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}")
 def test_schema_package_fixtures_get_the_same_verdict(fixture: Path, tmp_path: Path) -> None:
     rel = fixture.relative_to(fixture.parents[2])
     target = tmp_path / "taxonomy" / rel
@@ -90,7 +92,7 @@ def instructlab_fixtures() -> list[Path]:
     return sorted(found)
 
 
-@pytest.mark.parametrize("fixture", instructlab_fixtures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("fixture", shared_cases(instructlab_fixtures()), ids=lambda p: p.name)
 def test_instructlab_fixtures_get_the_same_verdict(fixture: Path, tmp_path: Path) -> None:
     top = "knowledge" if "knowledge" in fixture.name or fixture.parent.name == "knowledge" else "compositional_skills"
     target = tmp_path / "taxonomy" / top / "fixture" / "qna.yaml"

@@ -26,6 +26,8 @@ from builder.cli import app
 from registry.catalog.query import run_query
 from tests.conftest import EXAMPLE_TAXONOMY, TaxonomyMaker, skill_yaml
 
+pytestmark = pytest.mark.slow  # real models or whole builds: left out of `pytest -m "not slow"`
+
 openai = pytest.importorskip("openai")
 pytest.importorskip("onnxruntime", reason="onnxruntime is part of the project's dependencies: pip install -e '.[dev]'")
 pytest.importorskip("starlette", reason="starlette is part of the onnx extra: pip install -e '.[dev]'")

@@ -25,6 +25,8 @@ import pytest
 
 from tests.test_serve import TAXREG, invoke, model_dir, post, start_server
 
+pytestmark = pytest.mark.slow  # real models or whole builds: left out of `pytest -m "not slow"`
+
 openai = pytest.importorskip("openai")
 pytest.importorskip("starlette", reason="starlette is part of the onnx extra: pip install -e '.[dev]'")
 

@@ -416,6 +416,35 @@ def test_home_and_a_contribution_page_render(visit: Visit, catalog: Path) -> Non
     visit.assert_clean()
 
 
+def test_a_release_page_shows_its_disclosures_and_the_attribution_page(visit: Visit, catalog: Path) -> None:
+    page = visit.page
+    page.goto(f"{visit.base}/releases/{RELEASE}/")
+    assert page.locator("h2#disclosures").inner_text() == "Disclosures"
+    content = page.inner_text(".md-content")
+    assert "disclosures/eu-training-content-summary.md" in content and "provenance.intoto.jsonl" in content
+    assert page.locator("a[href='files/disclosures/ab2013.md']").count() == 2  # Files and Disclosures download it
+    assert "asks the provider for: 1.1 provider, 1.1 representative" in content  # what it must add
+    summary = page.locator("details#eu-summary")
+    summary.locator("summary").click()
+    headings = summary.locator("h3").all_inner_texts()
+    assert headings[:2] == ["1.1. Provider identification", "1.2. Model identification"]
+    assert "3.2. Removal of illegal content" in headings and summary.locator("h2").count() == 3
+    assert "[to be completed by the provider]" in summary.inner_text()
+    page.locator("details#ab2013 summary").click()
+    assert page.locator("details#ab2013 h2").count() == 12
+    assert visit.screenshot("release-disclosures").stat().st_size > 10_000
+    page.locator(".md-content a", has_text="attribution of every source").click()
+    page.wait_for_url(f"**/releases/{RELEASE}/attribution/")
+    credits = page.inner_text(".md-content")
+    titles = [r[0] for r in duckdb.connect(str(catalog), read_only=True).execute(
+        "SELECT DISTINCT title FROM attribution WHERE license_spdx = 'CC-BY-4.0'").fetchall()]
+    assert titles and all(title in credits for title in titles)
+    assert page.locator(".md-content a[href='https://creativecommons.org/licenses/by/4.0/legalcode']").count() == 1
+    assert visit.screenshot("release-attribution").stat().st_size > 10_000
+    assert visit.errors == []
+    visit.assert_clean()
+
+
 def test_the_lineage_diagram_renders_as_svg(visit: Visit) -> None:
     visit.page.goto(f"{visit.base}/contributions/{CONTRIBUTION}/")
     diagram = visit.page.locator(".mermaid svg").first  # Playwright's CSS pierces (opened) shadow roots

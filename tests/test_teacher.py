@@ -1,27 +1,14 @@
-"""The `teacher` generator over real HTTP on 127.0.0.1, with the real `openai` client.
-
-`FakeTeacher` is a small OpenAI-compatible server (`POST /v1/chat/completions`) in a thread: it answers
-deterministically in the `[Question] [Answer] [End]` block format, injects faults on request (429 with
-Retry-After, 500, a response slower than the client's timeout, a malformed or truncated body, an answer that
-does not parse, a 400; a body dripped a byte at a time, one over the size limit with or without its length,
-a gzip body, answers with a lone surrogate or control characters), can refuse every request, can stop
-answering after K requests (dropping or holding the rest), and counts what it received and answered per request
-key (the sha256 of the canonical request, as the client computes it).
-"""
+"""The `teacher` generator over real HTTP on 127.0.0.1, with the real `openai` client and the fake teacher of
+`tests/fake_teacher.py` (deterministic answers, injected faults, counts per request key)."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter, deque
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +17,10 @@ from typer.testing import CliRunner
 
 from builder.cli import app
 from builder.generators.base import GeneratorInput
+from builder.generators.completions import MalformedResponse, response_content, storable_body
 from builder.generators.run import GenerateOptions, generate
-from builder.generators.teacher import (
-    TEMPLATES_SHA256,
-    MalformedResponse,
-    Planner,
-    TeacherConfig,
-    TeacherError,
-    parse_pairs,
-    request_sha256,
-    response_content,
-    retry_after,
-    storable_body,
-)
+from builder.generators.sending import retry_after
+from builder.generators.teacher import TEMPLATES_SHA256, Planner, TeacherConfig, TeacherError, parse_pairs
 from registry.catalog.connection import open_catalog
 from registry.catalog.generation import LeafInput, SeedRow
 from registry.catalog.indexer import index
@@ -50,176 +28,7 @@ from registry.catalog.journal import OK, FinishedRequest, TeacherJournal
 from registry.catalog.query import run_query
 from registry.errors import CatalogError, RegistryError
 from tests.conftest import EXAMPLE_TAXONOMY, REPO, TaxonomyMaker, skill_yaml
-
-MODEL = "fake-teacher-1"
-
-
-class FakeTeacher:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.faults: deque[str] = deque()  # given to the next arrivals, in order
-        self.received: Counter[str] = Counter()  # arrivals per request key
-        self.answered: Counter[str] = Counter()  # 200 chat completions fully written, per key
-        self.arrivals: list[tuple[float, str, str]] = []  # (time, key, fault)
-        self.serve_limit: int | None = None  # arrivals after this many are not answered
-        self.hold = False  # ... and are held until `released` (else the connection is dropped at once)
-        self.released = threading.Event()
-        self.retry_after = "1"
-        self.slow_seconds = 1.0
-        self.drip_seconds, self.drip_for = 0.2, 8.0  # a dripped body: a byte each 0.2 s for 8 s, then the rest
-        self.refuse: str | None = None  # a status every request gets (e.g. "401")
-        self.encodings: Counter[str] = Counter()  # the Accept-Encoding of the requests
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
-        self.server.fake = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def arrive(self, key: str) -> str:
-        with self.lock:
-            over = self.serve_limit is not None and len(self.arrivals) >= self.serve_limit
-            fault = "over_limit" if over else self.refuse or (self.faults.popleft() if self.faults else "")
-            self.received[key] += 1
-            self.arrivals.append((time.monotonic(), key, fault))
-            return fault
-
-    def heal(self) -> None:
-        with self.lock:
-            self.serve_limit = None
-        self.released.set()
-
-    def total_answered(self) -> int:
-        with self.lock:
-            return sum(self.answered.values())
-
-
-def answer_text(key: str, twists: tuple[str, ...] = ("", "", "")) -> str:
-    return "Here they are.\n\n" + "".join(
-        f"[Question]\n  Question {key[:12]} number {i}?\n[Answer]\nAnswer {key[12:24]} number {i},{twist} in words."
-        "\n[End]\n\n" for i, twist in enumerate(twists))
-
-
-TWISTS = {"surrogate": ("\ud800", "", ""), "control": ("\x00", " \x1b[2J", "")}  # in the first answers of three
-HUGE = 4 << 20  # bytes of an oversized body
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # as real servers do: no 40 ms wait on delayed ACKs
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        fake: FakeTeacher = self.server.fake  # type: ignore[attr-defined]
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        key = request_sha256(body)
-        fault = fake.arrive(key)
-        with fake.lock:
-            fake.encodings[self.headers.get("Accept-Encoding", "")] += 1
-        try:
-            self._answer(fake, key, body, fault)
-        except OSError:  # the client went away (timed out, or was killed)
-            self.close_connection = True
-
-    def _answer(self, fake: FakeTeacher, key: str, body: dict[str, Any], fault: str) -> None:
-        if fault == "over_limit":
-            if fake.hold:
-                fake.released.wait(60)
-            self.close_connection = True  # no response at all: the client sees a dropped connection
-            return
-        if fault in ("429", "500", "400"):
-            headers = {"Retry-After": fake.retry_after} if fault == "429" else {}
-            self._send(int(fault), json.dumps({"error": {"message": f"injected {fault}"}}).encode(), headers)
-            return
-        if fault == "401":  # raw control characters in the body: they must not reach the terminal
-            self._send(401, b'{"error": {"message": "injected 401 \x1b[2J\x00"}}')
-            return
-        if fault.startswith("oversized"):
-            self._oversized(declared=fault == "oversized_declared")
-            return
-        if fault == "malformed":
-            self._send(200, b'{"choices": [{"message": ')
-            return
-        if fault == "truncated":
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "4000")
-            self.end_headers()
-            self.wfile.write(b'{"id": "chatcmpl-1", "choices": [')
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        if fault == "slow":
-            time.sleep(fake.slow_seconds)
-        twists = TWISTS.get(fault, ("", "", ""))
-        content = "I would rather not answer that." if fault == "garbage" else answer_text(key, twists)
-        completion = {"id": f"chatcmpl-{key[:8]}", "object": "chat.completion", "created": 0, "model": body["model"],
-                      "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                   "finish_reason": "stop"}],
-                      "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-        payload = json.dumps(completion).encode()
-        if fault == "drip":
-            self._drip(fake, payload)
-        elif fault == "gzip":
-            self._send(200, gzip.compress(payload), {"Content-Encoding": "gzip"})
-        else:
-            self._send(200, payload)
-        if fault != "slow":
-            with fake.lock:
-                fake.answered[key] += 1
-
-    def _drip(self, fake: FakeTeacher, payload: bytes) -> None:
-        """Each read the client makes gets a byte within its per-read timeout; the whole body takes `drip_for`."""
-        self._head(200, len(payload))
-        until, sent = time.monotonic() + fake.drip_for, 0
-        while sent < len(payload) and time.monotonic() < until:
-            self.wfile.write(payload[sent:sent + 1])
-            self.wfile.flush()
-            sent += 1
-            time.sleep(fake.drip_seconds)
-        self.wfile.write(payload[sent:])
-        self.wfile.flush()
-
-    def _oversized(self, declared: bool) -> None:
-        """A body of HUGE bytes, its length declared or not (then it ends when the connection closes)."""
-        self._head(200, HUGE if declared else None)
-        self.close_connection = True
-        block = b" " * (64 << 10)
-        for _ in range(HUGE // len(block)):
-            self.wfile.write(block)
-
-    def _head(self, status: int, length: int | None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        if length is None:
-            self.send_header("Connection", "close")
-        else:
-            self.send_header("Content-Length", str(length))
-        self.end_headers()
-
-    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-        self.wfile.flush()
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTeacher]:
-    server = FakeTeacher()
-    server.thread.start()
-    yield server
-    server.released.set()
-    server.server.shutdown()
-    server.server.server_close()
+from tests.fake_teacher import MODEL, FakeTeacher
 
 
 def teacher(fake: FakeTeacher, **overrides: Any) -> TeacherConfig:

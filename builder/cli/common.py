@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from builder import console
 from builder.console import FindingFormat
 from registry import __version__
+
+
+def _value_type(option: TyperOption, ctx: Any) -> str | None:
+    """What `--help` shows after an option: its value's type, or nothing for a flag (typer 0.29 shows `<bool>`
+    after every flag, as though it took a value)."""
+    if option.is_flag and not option.count:
+        return None
+    return _typed(option, ctx)
+
+
+_typed = TyperOption.display_type_rich
+TyperOption.display_type_rich = _value_type  # type: ignore[method-assign,assignment]
 
 app = typer.Typer(
     name="taxreg", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
@@ -34,6 +48,14 @@ ReadWaitOpt = Annotated[float, typer.Option("--wait", min=0, help="Seconds to ke
                                                                   "writes the catalog.")]
 LicenseOpt = Annotated[
     list[str] | None, typer.Option("--allow-license", help="Allowed SPDX license (repeat); replaces the policy.")]
+WaitOpt = Annotated[float, typer.Option(help="Seconds to wait for another taxreg writing the build directory.")]
+
+
+def writing(catalog: Path | None, *outputs: Path, wait: float = 0.0) -> AbstractContextManager[None]:
+    """The lock of every build folder a command writes (`builder.buildlock.lock_paths`), saying when it waits."""
+    from builder.buildlock import lock_paths
+
+    return lock_paths(catalog, outputs, wait, on_wait=lambda note: console.print_summary(note, False))
 
 
 def _version(value: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from builder import console, layout, settings
-from builder.cli.common import CatalogOpt, dataset_app, state
+from builder.cli.common import CatalogOpt, WaitOpt, dataset_app, state, writing
 
 
 @dataset_app.command("build")
@@ -23,13 +23,15 @@ def dataset_build(
     min_test: Annotated[int, typer.Option(
         "--min-test", min=0, help="Test samples each contribution keeps at least (at most half of its samples), so "
                                   "`taxreg eval` has something held out for every contribution.")] = 2,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Write train/test JSONL and Parquet, a dataset card and croissant.json (byte-identical for the same inputs)."""
     from builder.datasets import DatasetOptions, build_dataset
 
     with console.user_errors(state["debug"]):
         ratios = {"knowledge": 1.0, "skills": 1.0} | _ratios(mix or [])
-        outcome = build_dataset(catalog, out, DatasetOptions(name, test_fraction, ratios, run, min_test))
+        with writing(catalog, out / name, wait=wait):
+            outcome = build_dataset(catalog, out, DatasetOptions(name, test_fraction, ratios, run, min_test))
     for f in outcome.files:
         console.print_line(f"{f.sha256}  {f.path}  ({f.rows} rows)")
     console.print_summary(f"dataset {name} -> {outcome.folder} (license: {outcome.license_expression})", False)

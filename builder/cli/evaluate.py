@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from builder import console, layout, settings
-from builder.cli.common import CatalogOpt, app, state
+from builder.cli.common import CatalogOpt, WaitOpt, app, state, writing
 from builder.console import TableFormat
 
 MODEL = layout.DEFAULT.model
@@ -24,6 +24,9 @@ def eval_command(
                                                             "(its test split; its train split is kept out).")]
     = DATASET,
     catalog: CatalogOpt = settings.DEFAULT_CATALOG,
+    base_model: Annotated[Path | None, typer.Option(
+        "--base-model", help="The base model folder the adapter was trained on [default: taxreg.toml \\[model] base, "
+                             "else MODEL/base].", show_default=False)] = None,
     base_onnx: Annotated[Path | None, typer.Option(
         "--base-onnx", help="The base as an exported folder (`taxreg export --no-adapter --out X`: X/onnx), when "
                             "the model folder has no base/.")] = None,
@@ -34,6 +37,7 @@ def eval_command(
                                                                       "the answers [\\[eval] judge_url].")] = None,
     judge_model: Annotated[str | None, typer.Option("--judge-model", help="The judge's model name.")] = None,
     fmt: Annotated[TableFormat, typer.Option("--format", help="table, csv or json.")] = TableFormat.TABLE,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Score the base and the fine-tuned model on every contribution's held-out questions and the guard set;
     record the effects with their intervals in the catalog and model/evaluation.json."""
@@ -41,12 +45,15 @@ def eval_command(
     from builder.evaluation.run import EvalOptions, evaluate
 
     with console.user_errors(state["debug"]):
-        loaded = settings.load().evaluation
+        everything = settings.load()
+        loaded = everything.evaluation
         chosen = replace(loaded, seed=loaded.seed if seed is None else seed)
         url, name = judge_url or chosen.judge.url, judge_model or chosen.judge.model
         judge = JudgeConfig.of(url, name) if url or name else None
-        outcome = evaluate(EvalOptions(model, dataset, catalog, chosen, base_onnx, threads, judge),
-                           progress=lambda message: console.print_summary(f"eval: {message}", False))
+        base = base_model or everything.model.base
+        with writing(catalog, model, wait=wait):
+            outcome = evaluate(EvalOptions(model, dataset, catalog, chosen, base_onnx, threads, judge, base=base),
+                               progress=lambda message: console.print_summary(f"eval: {message}", False))
     columns = ["subject", "metric", "items", "base", "tuned", "change", "interval"]
     console.print_rows(columns, [_row(e) for e in outcome.results["effects"]], fmt)
     for empty in outcome.results["empty"]:

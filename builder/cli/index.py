@@ -14,8 +14,10 @@ from builder.cli.common import (
     LicenseOpt,
     MaxSizeOpt,
     TaxonomyArg,
+    WaitOpt,
     app,
     state,
+    writing,
 )
 from builder.console import FindingFormat, TableFormat
 
@@ -30,13 +32,15 @@ def index(
     documents: DocumentsOpt = None,
     max_file_size: MaxSizeOpt = None,
     allow_license: LicenseOpt = None,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Validate the taxonomy and write it into the DuckDB catalog (incremental, one transaction)."""
     from registry.catalog.indexer import index as run_index
 
     with console.user_errors(state["debug"], fmt, taxonomy):
         config = settings.load().validation(documents, max_file_size, allow_license)
-        outcome = run_index(taxonomy, catalog, config, allow_errors=allow_errors)
+        with writing(catalog, wait=wait):
+            outcome = run_index(taxonomy, catalog, config, allow_errors=allow_errors)
     summary = {"run_id": outcome.run_id, "status": outcome.status, "leaves": outcome.leaves_total,
                "parsed": outcome.leaves_parsed, "indexed": outcome.leaves_indexed,
                "retired": outcome.leaves_retired, "errors": outcome.errors, "warnings": outcome.warnings,

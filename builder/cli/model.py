@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from builder import console, layout, settings
-from builder.cli.common import DocumentsOpt, app, state
+from builder.cli.common import DocumentsOpt, WaitOpt, app, state, writing
 
 MODEL = layout.DEFAULT.model
 DATASET = layout.DEFAULT.dataset()
@@ -38,6 +38,7 @@ def init(
                                           "tokenizer's text, and the run is recorded (when the file exists).")]
     = settings.DEFAULT_CATALOG,
     no_catalog: Annotated[bool, typer.Option("--no-catalog", help="Read no catalog and record nothing.")] = False,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Build the demo base model: a small random-weight Granite with a tokenizer trained on the taxonomy."""
     from builder.model.demo import DemoSpec, init_demo_model
@@ -47,7 +48,8 @@ def init(
                         vocab=vocab, context=context, seed=seed)
         config = settings.load().validation(documents)
         recorded = catalog if catalog.is_file() and not no_catalog else None
-        outcome = init_demo_model(taxonomy, out, spec, config, force=force, catalog=recorded)
+        with writing(recorded, out, wait=wait):
+            outcome = init_demo_model(taxonomy, out, spec, config, force=force, catalog=recorded)
     skipped = f", {outcome.skipped_leaves} invalid leaves left out" if outcome.skipped_leaves else ""
     console.print_summary(
         f"demo model -> {outcome.out}: {outcome.parameters:,} parameters, {outcome.vocab_size:,} tokens "
@@ -91,9 +93,10 @@ def train_command(
     eval_steps: Annotated[int, typer.Option("--eval-steps", min=1, help="Eval loss every N steps.")] = 50,
     save_steps: Annotated[int, typer.Option("--save-steps", min=1, help="Checkpoint every N steps.")] = 50,
     logging_steps: Annotated[int, typer.Option("--logging-steps", min=1, help="Log the loss every N steps.")] = 5,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Fine-tune the base model with LoRA on a built dataset (assistant-only loss); record the run."""
-    from builder.model.train import TrainOptions, default_lr, train
+    from builder.model.train import TrainOptions, default_lr, train, writes_outputs
 
     kept = f"{out} and the checkpoints are left as they were; run the same command again to resume from the last " \
            "checkpoint"
@@ -105,7 +108,10 @@ def train_command(
             lr=lr if lr is not None else default_lr(base_model), batch_size=batch_size, grad_accum=grad_accum,
             max_length=max_length, seed=seed, threads=threads, resume=resume, eval_steps=eval_steps,
             save_steps=save_steps, logging_steps=logging_steps)
-        with console.TrainingDisplay() as display:
+        # under torchrun/accelerate every process trains, and rank 0 alone writes: it alone holds the lock
+        lock = writing(options.catalog, out, *([checkpoints] if checkpoints else []), wait=wait) \
+            if writes_outputs() else nullcontext()
+        with lock, console.TrainingDisplay() as display:
             outcome = train(options, progress=display.update)
     if outcome.rank != 0:
         return

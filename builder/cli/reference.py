@@ -57,7 +57,7 @@ def _param_row(param: Any, ctx: Any) -> str:
     names = ", ".join(f"`{n}`" for n in _names(param))
     default = param.default
     shown = "" if default is None or callable(default) or default in ((), []) else f"`{_plain(default)}`"
-    kind = str(param.display_type(ctx)).strip("<>")
+    kind = "" if getattr(param, "is_flag", False) else str(param.display_type(ctx)).strip("<>")  # a flag takes none
     return f"| {names} | {cell(kind)} | {shown} | {cell(getattr(param, 'help', None) or '')} |"
 
 

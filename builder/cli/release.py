@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from builder import console, settings
-from builder.cli.common import READ_WAIT, ReadWaitOpt, app, state
+from builder.cli.common import READ_WAIT, ReadWaitOpt, WaitOpt, app, state, writing
 from builder.console import TableFormat
 from builder.layout import BuildLayout
 from registry.errors import RegistryError
@@ -20,7 +20,6 @@ release_app = typer.Typer(no_args_is_help=True, help="Releases anyone can verify
 app.add_typer(release_app, name="release")
 
 BuildDirOpt = Annotated[Path, typer.Option("--build-dir", help="The build directory.")]
-WaitOpt = Annotated[float, typer.Option(help="Seconds to wait for another taxreg writing the build directory.")]
 
 
 class OutputFormat(StrEnum):
@@ -46,9 +45,8 @@ def cut(
     wait: WaitOpt = 0.0,
 ) -> None:
     """Check the release gates, then write BUILD/releases/VERSION/ with its manifest and SHA256SUMS."""
-    from builder.buildlock import build_lock
-    from builder.release.cut import CutOptions, cut_release
-    from registry.catalog.policy import undeclared_warning
+    from builder.release.cut import CutOptions, cut_release, dirty_note
+    from registry.catalog.policy import disclosure_warning, undeclared_warning
     from registry.licenses import LicensePolicy
     from registry.release.integrity import count_phrase
 
@@ -56,12 +54,15 @@ def cut(
         loaded = settings.load()
         options = CutOptions(version, build_dir, dataset, license or loaded.release_license, tuple(allow or ()),
                              sign, not no_model, policy=LicensePolicy(frozenset(loaded.allowed_licenses)),
-                             eval_thresholds=loaded.evaluation.thresholds.as_dict())
-        with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
+                             disclosure=loaded.disclosure, eval_thresholds=loaded.evaluation.thresholds.as_dict())
+        with writing(BuildLayout(build_dir).catalog, wait=wait):
             outcome = cut_release(options)
     m = outcome.manifest
-    if (warning := undeclared_warning(m.policy)) is not None:
-        console.print_warning(warning)
+    site = BuildLayout(build_dir).site  # the cut does not rebuild it: the site needs the taxonomy, which a cut lacks
+    stale = f"{site} does not list release {m.version} yet: run `taxreg site` to publish it" if site.is_dir() else None
+    for warning in (undeclared_warning(m.policy), disclosure_warning(m.policy), dirty_note(m), stale):
+        if warning is not None:
+            console.print_warning(warning)
     overridden = sorted({p.rule for p in m.policy if p.overridden})
     console.print_line(f"{outcome.folder}: {count_phrase(m)}, {m.samples.get('total', 0)} samples from "
                        f"{len(m.contributions)} contributions, license {m.license}")
@@ -101,38 +102,28 @@ def diff(
     old: Annotated[str, typer.Argument(help="The older release: a version or a folder.")],
     new: Annotated[str, typer.Argument(help="The newer release: a version or a folder.")],
     build_dir: BuildDirOpt = settings.DEFAULT_BUILD,
+    files: Annotated[bool, typer.Option("--files", help="List every differing file (text; json always does).")]
+    = False,
     fmt: FormatOpt = OutputFormat.TEXT,
 ) -> None:
-    """Contributions added, changed, removed (with their samples), counts, license mix, metrics, file hashes."""
-    from dataclasses import asdict
-
-    from builder.release.compare import diff_folders, locate
+    """Contributions added, changed, removed (their text and samples), counts, license mix, inputs, gates, metrics
+    (marked when worse), files by folder; json: a stable structure (see README)."""
+    from builder.release.compare import diff_folders, locate, report_lines
 
     with console.user_errors(state["debug"]):
         result = diff_folders(locate(build_dir, old), locate(build_dir, new))
     if fmt is OutputFormat.JSON:
-        _json(asdict(result))
+        _json(result.to_json())
         return
-    for c in result.contributions:
-        console.print_line(f"{c.change:<8} {c.contribution_id}  {_short(c.old_version)} -> {_short(c.new_version)}"
-                           f"  samples +{len(c.samples_added)} -{len(c.samples_removed)}")
-        for sample in c.samples_added:
-            console.print_line(f"           + {sample}")
-        for sample in c.samples_removed:
-            console.print_line(f"           - {sample}")
-    for title, changes in (("samples", result.samples), ("license mix", result.license_mix),
-                           ("declared", result.declared), ("policy", result.policy),
-                           ("metrics", result.metrics), ("files", result.files)):
-        for v in changes:
-            console.print_line(f"{title}: {v.name}: {_short(v.old)} -> {_short(v.new)}")
-    for e in result.effects:
-        console.print_line(f"effect {e.direction:<6} {e.subject} {e.metric}: {e.old_delta:+.4g} "
-                           f"[{e.old_interval[0]:+.4g}, {e.old_interval[1]:+.4g}] -> {e.new_delta:+.4g} "
-                           f"[{e.new_interval[0]:+.4g}, {e.new_interval[1]:+.4g}]")
+    for line in report_lines(result, files):
+        console.print_line(line)
+    worse = [v.name for v in result.metrics if v.worse]
     console.print_summary(f"{result.old} -> {result.new}: {len(result.contributions)} contribution(s) changed, "
-                          f"{len(result.files)} file(s) differ, {len(result.effects)} effect(s) changed beyond their "
-                          f"intervals; reproducible outputs identical: {'yes' if result.reproducible_match else 'no'}",
-                          False)
+                          f"{len(result.files)} file(s) differ, {len(result.effects)} effect(s) changed beyond "
+                          "their intervals"
+                          + (f", {len(worse)} metric(s) worse" if worse else "")
+                          + f"; reproducible outputs identical: {'yes' if result.reproducible_match else 'no'}",
+                          bool(worse))
 
 
 @release_app.command("list")
@@ -175,7 +166,9 @@ def show(
     model = m.model or {}
     lines = [
         f"release {m.version}  ({m.released_at}, taxonomy-registry {m.builder_version})",
-        f"license: {m.license}", f"taxonomy commit: {m.inputs.get('taxonomy_commit') or 'none (not a git tree)'}",
+        f"license: {m.license}", f"taxonomy commit: {m.inputs.get('taxonomy_commit') or 'none (not a git tree)'}"
+        + (f" plus {len(m.inputs['taxonomy_dirty'])} uncommitted change(s): {', '.join(m.inputs['taxonomy_dirty'])}"
+           f" (tree sha256 {m.inputs.get('taxonomy_tree_sha256')})" if m.inputs.get("taxonomy_dirty") else ""),
         f"model: {model.get('base_model')} + " + ", ".join(a["kind"] for a in model.get("artifacts", []))
         if m.model else "model: none (data-only release)",
         "datasets: " + ", ".join(f"{d['path']} ({d['rows']} rows)" for d in m.inputs["datasets"]),
@@ -205,7 +198,6 @@ def takedown(
     fmt: FormatOpt = OutputFormat.TEXT,
 ) -> None:
     """Show what depends on a document or contribution (samples, datasets, models, releases) and take it down."""
-    from builder.buildlock import build_lock
     from builder.release.takedown import takedown as run_takedown
 
     with console.user_errors(state["debug"]):
@@ -213,7 +205,7 @@ def takedown(
         if dry_run:  # only reads (the catalog opened read-only): no need to wait for a build
             impact, new = run_takedown(catalog, subject, reason, by, dry_run)
         else:
-            with build_lock(build_dir, wait, on_wait=lambda note: console.print_summary(note, False)):
+            with writing(BuildLayout(build_dir).catalog, wait=wait):
                 impact, new = run_takedown(catalog, subject, reason, by, dry_run)
     counts = {what: len(impact.ids(what)) for what in ("sample", "run", "dataset", "model", "release")}
     if fmt is OutputFormat.JSON:
@@ -242,11 +234,6 @@ def _gate(result: Any) -> str:
         "warning" if result.severity == "warning" else "failed"
     reason = result.details.get("reason") or result.details.get("message")
     return f"{result.rule}{about}: {verdict}" + (f" ({reason})" if reason else "")
-
-
-def _short(value: Any) -> str:
-    text = "none" if value is None else str(value)
-    return text[:12] if len(text) == 64 else text
 
 
 def _json(value: Any) -> None:

@@ -45,7 +45,7 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
-class JudgeSettings:
+class EvalJudge:
     url: str = ""
     model: str = ""
 
@@ -63,7 +63,7 @@ class EvalSettings:
     bootstrap: int = 1000  # resamples per interval
     confidence: float = 0.95
     max_new_tokens: int = 48  # greedy answer length
-    judge: JudgeSettings = field(default_factory=JudgeSettings)
+    judge: EvalJudge = field(default_factory=EvalJudge)
 
     def key(self) -> dict[str, Any]:
         """What an evaluation's results depend on (the evaluate stage's key)."""

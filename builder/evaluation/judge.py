@@ -5,7 +5,7 @@ fine-tuned model's, with a versioned rubric (templates/judge_*_v1.j2):
 - knowledge: a DK-Bench-style rubric against the reference answer, a score from 1 to 5 (`Score: [[4]]`).
 
 A verdict becomes a `judge` score scaled to 0-1 ((score - 1) / (top - 1)); one without a readable score is left
-out (counted). Requests go through the teacher's client, journal and resume (builder/generators/teacher.py): every
+out (counted). Requests go through the teacher's client, journal and resume (builder/generators/sending.py): every
 finished request is in `teacher_request` the moment it returns, keyed by the sha256 of its canonical body
 (temperature 0, a seed derived from the request), and one found there is never sent again. So a judge that stops
 answering fails the run with the counts, and running it again sends only what is missing.
@@ -13,7 +13,6 @@ answering fails the run with the counts, and running it again sends only what is
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
 from dataclasses import dataclass, field
@@ -21,16 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from builder.evaluation.evalset import EvalItem
-from builder.generators.teacher import (
-    Planned,
-    Sender,
-    SendReport,
-    TeacherConfig,
-    TeacherError,
-    api_key_from_environment,
-    response_content,
-)
-from registry.catalog.journal import OK, JournalWriter, TeacherJournal
+from builder.generators.completions import response_content
+from builder.generators.sending import Endpoint, EndpointError, Request, SendReport, ask, seeded_request
+from builder.generators.teacher import api_key_from_environment
+from registry.catalog.journal import TeacherJournal
 from registry.errors import RegistryError
 from registry.records import canonical_json, sha256_bytes
 
@@ -68,15 +61,16 @@ class JudgeConfig:
     def of(cls, url: str, model: str) -> JudgeConfig:
         return cls(url, model, api_key_from_environment())
 
-    def transport(self) -> TeacherConfig:
-        """The teacher's sending settings (retries, timeouts, byte budget) for the judge's requests."""
-        try:
-            return TeacherConfig(self.url, self.model, api_key=self.api_key, concurrency=self.concurrency,
-                                 temperature=0.0, max_tokens=self.max_tokens, timeout=self.timeout, max_failed=0.0,
-                                 max_attempts=self.max_attempts)
-        except TeacherError as exc:
-            message = str(exc).replace("the teacher generator", "the judge").replace("--teacher-", "--judge-")
-            raise RegistryError(message, hint="e.g. --judge-url http://127.0.0.1:8000/v1 --judge-model NAME") from None
+    def endpoint(self) -> Endpoint:
+        """The judge's sending settings (retries, timeouts, byte budget: the teacher's rules); every answer is
+        needed, so no share of failures is tolerated."""
+        endpoint = Endpoint("judge", self.url, self.model, api_key=self.api_key, concurrency=self.concurrency,
+                            timeout=self.timeout, max_attempts=self.max_attempts, max_failed=0.0)
+        problems = endpoint.problems()
+        if problems:
+            raise RegistryError("the evaluation judge: " + "; ".join(problems),
+                                hint="e.g. --judge-url http://127.0.0.1:8000/v1 --judge-model NAME")
+        return endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,39 +83,31 @@ def rubric(item: EvalItem) -> str:
     return "knowledge" if item.kind == "knowledge" else "skill"
 
 
-def plan(config: JudgeConfig, item: EvalItem, answer: str, seed: int) -> Planned:
+def plan(config: JudgeConfig, item: EvalItem, answer: str, seed: int) -> Request:
     user = _render(rubric(item), question=item.question, answer=answer,
                    reference=item.reference if rubric(item) == "knowledge" else "")
-    body: dict[str, Any] = {"model": config.model, "temperature": 0.0, "max_tokens": config.max_tokens,
-                            "messages": [{"role": "system", "content": _render("system")},
-                                         {"role": "user", "content": user}]}
-    unseeded = sha256_bytes(canonical_json(body).encode())
-    body["seed"] = int(sha256_bytes(f"{seed}:{unseeded}".encode())[:8], 16) >> 1
-    text = canonical_json(body)
-    return Planned(sha256_bytes(text.encode()), text, body, "judge", None, ())
+    return seeded_request(config.model, 0.0, config.max_tokens, [{"role": "system", "content": _render("system")},
+                                                                 {"role": "user", "content": user}], seed)
 
 
-def judge_all(con: Any, config: JudgeConfig, run_id: str, planned: list[Planned]) -> tuple[dict[str, str], SendReport]:
+def judge_all(con: Any, config: JudgeConfig, run_id: str, planned: list[Request]) -> tuple[dict[str, str], SendReport]:
     """request sha256 -> the judge's text, every request answered (else JudgeUnavailable); with the counts."""
-    transport = config.transport()
-    journal = TeacherJournal(con)
-    journal.record_model(config.model, None, None)
+    endpoint = config.endpoint()
+    TeacherJournal(con).record_model(config.model, None, None)
     unique = list({p.request_sha256: p for p in planned}.values())
-    stored = journal.lookup_many(p.request_sha256 for p in unique)
-    bodies = {h: row.response for h, row in stored.items() if row.status == OK and row.response is not None}
-    todo = [p for p in unique if p.request_sha256 not in bodies]
-    report = SendReport(planned=len(unique), reused=len(unique) - len(todo))
-    writer = JournalWriter(con)
+    report = SendReport()
     try:
-        sender = Sender(transport, writer, run_id, stored, report)
-        bodies.update(asyncio.run(sender.send_all(todo)) if todo else {})
-    finally:
-        writer.close()
-    if report.failed or len(bodies) < len(unique):
+        bodies = ask(unique, endpoint, con, run_id, report)
+    except EndpointError as exc:
+        bodies = {}
+        error: str | None = str(exc)
+    else:
+        error = None
+    if error is not None or len(bodies) < len(unique):
         raise JudgeUnavailable(
-            f"the judge at {config.url} answered {report.ok} of {len(todo)} requests in this run ({report.failed} "
-            f"failed, {len(todo) - report.ok - report.failed} not sent, {report.reused} reused from earlier runs); "
-            f"last error: {report.last_error}",
+            f"the judge at {config.url} answered {report.ok} of {report.planned - report.reused} requests in this "
+            f"run ({report.failed} failed, {report.reused} reused from earlier runs); last error: "
+            f"{report.last_error or error}",
             hint="every answer received is saved in the catalog: run `taxreg eval` again when the judge is back, "
                  "and only the missing requests are sent")
     return {h: _content(body) for h, body in bodies.items()}, report

@@ -50,6 +50,10 @@ class EvalOptions:
     threads: int | None = 1  # onnxruntime intra-op threads (1: the same bytes on every run)
     judge: judge.JudgeConfig | None = None
     build_id: str | None = None
+    base: Path | None = None  # the base model folder (Hugging Face); None: the model folder's base/
+
+    def base_folder(self) -> Path:
+        return self.base if self.base is not None else ModelLayout(self.model).base
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +117,10 @@ def _check(options: EvalOptions, model: ModelLayout) -> None:
     if options.base_onnx is not None and not (options.base_onnx / "model.onnx").is_file():
         raise NoBase(f"--base-onnx {options.base_onnx} holds no model.onnx",
                      hint="pass the folder `taxreg export --no-adapter --out DIR` wrote as DIR/onnx")
-    if options.base_onnx is None and not model.base.is_dir() and not (model.onnx_base / "model.onnx").is_file():
-        raise NoBase(f"{options.model} has no base model to compare the fine-tuned one with: neither {model.base} "
+    if options.base_onnx is None and not options.base_folder().is_dir() and not (model.onnx_base /
+                                                                               "model.onnx").is_file():
+        raise NoBase(f"{options.model} has no base model to compare the fine-tuned one with: neither "
+                     f"{options.base_folder()} "
                      f"nor {model.onnx_base} is there",
                      hint="pass --base-onnx DIR (the base exported with `taxreg export --no-adapter --out X`: X/onnx), "
                           "or a model folder that holds base/ (what `taxreg model init` or a copied base wrote)")
@@ -141,12 +147,12 @@ def _parity_adapter(model: ModelLayout) -> str | None:
 def _base(options: EvalOptions, model: ModelLayout, say: Progress) -> tuple[Path, str]:
     if options.base_onnx is not None:
         return options.base_onnx, "given"
-    if not model.base.is_dir():
+    if not options.base_folder().is_dir():
         return model.onnx_base, "reused"
     from builder.model.base_onnx import base_graph
 
     say("the base model as ONNX")
-    made = base_graph(model, options.catalog, options.dataset)
+    made = base_graph(model, options.catalog, options.dataset, options.base_folder())
     return made.folder, made.method
 
 

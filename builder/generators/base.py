@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from builder.progress import Report, ignore
 from registry.catalog.generation import LeafInput
 from registry.chunking import Chunk
 from registry.samples import Sample
 from registry.spans import SpacedText
 
 if TYPE_CHECKING:
+    from builder.generators.batch import BatchFiles
     from builder.generators.teacher import TeacherConfig
 
 
@@ -34,6 +36,8 @@ class GeneratorInput:
     teacher: TeacherConfig | None = None  # the teacher generator's endpoint and parameters
     catalog: Any = None  # the open catalog connection: the teacher journals its requests there
     run_id: str = ""
+    progress: Report = ignore  # long generators (the teacher) report how many of their requests are done
+    batch: BatchFiles | None = None  # answer through Batch API files instead of asking the endpoint live
 
 
 class Generator(Protocol):

@@ -12,9 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from builder.generators import GENERATORS, Generator, GeneratorInput
 from builder.generators.base import LoadedDocument
+from builder.generators.judge import Judge
+from builder.progress import Report, ignore
 from registry import gitrepo
 from registry.catalog.connection import open_catalog
-from registry.catalog.generation import LeafInput, RunInfo, current_leaves, new_run_id, record_failed_run, write_run
+from registry.catalog.generation import (
+    Judgement,
+    LeafInput,
+    RunInfo,
+    current_leaves,
+    new_run_id,
+    record_failed_run,
+    write_run,
+)
 from registry.catalog.journal import merge_run_stats
 from registry.chunking import Chunk, ChunkingConfig, chunk_document
 from registry.config import documents_root
@@ -24,6 +34,8 @@ from registry.records import DocumentRef, sha256_bytes
 from registry.samples import FilterConfig, FilterStats, Verdict, apply_filters
 
 if TYPE_CHECKING:
+    from builder.generators.batch import BatchFiles, BatchPending
+    from builder.generators.judge import JudgeConfig
     from builder.generators.teacher import TeacherConfig
 
 
@@ -36,18 +48,26 @@ class GenerateOptions:
     filters: FilterConfig = field(default_factory=FilterConfig)
     documents_dir: Path | None = None
     teacher: TeacherConfig | None = None  # endpoint and parameters of the `teacher` generator
+    judge: JudgeConfig | None = None  # scores the teacher's samples before they are kept (None: no judge)
+    batch: BatchFiles | None = None  # the teacher's and judge's requests through Batch API files, not live
+    progress: Report = ignore  # told the teacher's requests done/total as they finish
 
 
 @dataclass(frozen=True, slots=True)
 class GenerateOutcome:
-    run_id: str
+    run_id: str  # "" when the command stopped to have a batch file answered (`pending`)
     leaves: int
     stats: dict[str, Any]
+    pending: BatchPending | None = None  # the requests written with --batch-out, to be answered before the run
 
 
 def generate(taxonomy: Path, catalog: Path, options: GenerateOptions) -> GenerateOutcome:
+    from builder.generators.batch import BatchPending
+
     if options.generator not in GENERATORS:
         raise RegistryError(f"unknown generator {options.generator!r}", hint=f"one of: {', '.join(GENERATORS)}")
+    if options.batch is not None:
+        options.batch.check()
     only = _changed_leaves(taxonomy, options.since) if options.since else None
     with open_catalog(catalog) as con:
         leaves = current_leaves(con, only)
@@ -56,25 +76,50 @@ def generate(taxonomy: Path, catalog: Path, options: GenerateOptions) -> Generat
                                 hint="run `taxreg index` first")
         generator = GENERATORS[options.generator]()
         teacher = options.teacher if options.generator == "teacher" else None
-        info = RunInfo(generator.name, _params(options) | (teacher.params() if teacher else {}), options.random_seed,
-                       generator.template_sha256, teacher_model_ref=teacher.model if teacher else None,
-                       taxonomy_commit=gitrepo.head(taxonomy) if gitrepo.is_repository(taxonomy) else None)
+        judge = Judge(options.judge) if teacher is not None and options.judge is not None else None
+        info = _info(generator, options, teacher, judge, taxonomy)
         run_id, started = new_run_id(), datetime.now(UTC)
+        recorded = True  # a run row is written (succeeded or failed), unless the command stops for a batch file
         try:
             documents = load_documents(documents_root(taxonomy, options.documents_dir), leaves, options.chunking)
-            samples = generator.generate(GeneratorInput(leaves, documents, options.random_seed, teacher, con, run_id))
-            verdicts, stats = apply_filters(samples, options.filters)
-            verdicts += _rejected(generator, stats)
+            given = GeneratorInput(leaves, documents, options.random_seed, teacher, con, run_id, options.progress,
+                                   options.batch)
+            verdicts, stats, judgements = _produce(generator, judge, given, options)
             chunker = f"{options.chunking.unit}:{options.chunking.max_size}"
             chunks = [(chunker, c) for d in documents.values() for c in d.chunks]
-            write_run(con, run_id, info, started, chunks, verdicts, stats)
+            write_run(con, run_id, info, started, chunks, verdicts, stats, judgements)
+        except BatchPending as pending:  # not a failure: the run goes on once the batch file is answered
+            recorded = False
+            return GenerateOutcome("", len(leaves), _report(generator, judge), pending)
         except Exception as exc:
             record_failed_run(con, run_id, info, started, str(exc))
             raise
         finally:
-            if _report(generator):
-                merge_run_stats(con, run_id, _report(generator))
-        return GenerateOutcome(run_id, len(leaves), stats.as_dict() | _report(generator))
+            if recorded and _report(generator, judge):
+                merge_run_stats(con, run_id, _report(generator, judge))
+        return GenerateOutcome(run_id, len(leaves), stats.as_dict() | _report(generator, judge))
+
+
+def _produce(generator: Generator, judge: Judge | None, given: GeneratorInput,
+             options: GenerateOptions) -> tuple[list[Verdict], FilterStats, list[Judgement]]:
+    """The generator's samples through the filters, then (the teacher's) through the judge."""
+    verdicts, stats = apply_filters(generator.generate(given), options.filters)
+    verdicts += _rejected(generator, stats)
+    if judge is None:
+        return verdicts, stats, []
+    judged, judgements = judge.judge(verdicts, getattr(generator, "subjects", {}), stats, given.catalog, given.run_id,
+                                     options.random_seed, options.batch)
+    return judged, stats, judgements
+
+
+def _info(generator: Generator, options: GenerateOptions, teacher: TeacherConfig | None, judge: Judge | None,
+          taxonomy: Path) -> RunInfo:
+    params = _params(options) | (teacher.params() if teacher else {}) | (judge.config.params() if judge else {})
+    return RunInfo(generator.name, params, options.random_seed, generator.template_sha256,
+                   teacher_model_ref=teacher.model if teacher else None,
+                   taxonomy_commit=gitrepo.head(taxonomy) if gitrepo.is_repository(taxonomy) else None,
+                   judge_model_ref=judge.config.model if judge else None,
+                   rubric_sha256=judge.config.rubric_sha256 if judge else None)
 
 
 def _changed_leaves(taxonomy: Path, since: str) -> list[str]:
@@ -90,10 +135,11 @@ def _rejected(generator: Generator, stats: FilterStats) -> list[Verdict]:
     return [Verdict(sample, False, reason) for sample, reason in rejected]
 
 
-def _report(generator: Generator) -> dict[str, Any]:
-    """What a generator counted beside the samples (the teacher's requests), under its name."""
+def _report(generator: Generator, judge: Judge | None = None) -> dict[str, Any]:
+    """What a generator (the teacher's requests) and the judge counted beside the samples, under their names."""
     report = getattr(generator, "report", None)
-    return {generator.name: report.as_dict()} if report is not None else {}
+    return ({generator.name: report.as_dict()} if report is not None else {}) | \
+        ({"judge": judge.report.as_dict()} if judge is not None else {})
 
 
 def _params(options: GenerateOptions) -> dict[str, Any]:

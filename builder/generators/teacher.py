@@ -23,54 +23,47 @@ dropped sample (`unparseable`) holding the teacher's text. Text that cannot be t
 with its reason (`registry.samples.text_problem`): `invalid_unicode` (a lone surrogate such as JSON's `"\\ud800"`,
 or U+FFFD where bytes were not UTF-8), `control_characters` (NUL and the other controls but tab, newline, return).
 
-How it is sent (`teacher_http`): the official `openai` client (AsyncOpenAI, its own retries off) POSTs to
-/chat/completions the very canonical JSON bytes that are hashed and journaled (Idempotency-Key: their sha256),
-under a semaphore of `concurrency` requests at once. Each attempt has `timeout` seconds in all, from connecting to
-the last byte, and reads at most `max_response_bytes`. Timeouts, connection errors, malformed bodies, 429 and 5xx
-are retried with exponential backoff and jitter (`Retry-After` honoured up to `max_wait` seconds); other 4xx and
-oversized responses are recorded as failed at once. A body is journaled as received, except that lone surrogates
-(JSON allows `\\ud800`, the catalog's JSON type refuses it) are written as U+FFFD, so it always stores.
-Every request carries a `seed` derived from the run's seed and the request, and is keyed by the sha256 of its
-canonical JSON (model, messages, parameters, seed). Every finished request goes to the catalog's
-`teacher_request` journal the moment it returns; a request found there with status ok is never sent again,
-so a run killed at any point resumes where it stopped. When the endpoint stays down through every retry,
-no new request starts, the run fails with the counts, and the next run resumes. A run also fails when every
-request it planned failed, or more than `max_failed` (a share, 10% by default) of them did: its successes stay
-in the journal, and the next run sends only the failed ones. Below that share the run succeeds without them.
+How it is asked (`sending.ask`): every request is keyed by the sha256 of its canonical JSON (model, messages,
+parameters, and a `seed` derived from the run's seed and the request), journaled in the catalog the moment it
+returns and never sent again once it succeeded, sent live (concurrent, bounded, retried) or through OpenAI Batch
+API files (`batch`). A run fails when the teacher stopped answering, when every request failed, or when more
+than `max_failed` of them did; the answers received stay journaled and the next run sends only the rest.
+
+Each sample remembers what it was written from (`subjects`: question, answer, chunk or context, task), for the
+judge (`judge`), which scores every sample the filters kept before it is kept.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import json
-import math
 import os
 import random
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from builder.generators.base import GeneratorInput
+from builder.generators.completions import response_content
+from builder.generators.judge import Subject
+from builder.generators.prompts import TemplateSet
 from builder.generators.seed import SYSTEM_PROMPT, user_turn
+from builder.generators.sending import (
+    Endpoint,
+    EndpointError,
+    SendReport,
+    ask,
+    endpoint_of,
+    seeded_request,
+    text_problems,
+)
 from registry.catalog.generation import LeafInput, SeedRow
-from registry.catalog.journal import FAILED, OK, FinishedRequest, JournalWriter, StoredRequest, TeacherJournal
-from registry.errors import RegistryError
-from registry.records import canonical_json, sha256_bytes
-from registry.samples import Edge, Message, Sample, text_problem, without_surrogates
+from registry.catalog.journal import TeacherJournal
+from registry.samples import Edge, Message, Sample
 
 TEMPLATE_VERSION = "v1"
-TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAMES = ("system", "format", "knowledge", "freeform", "grounded")
-API_KEY_VARIABLES = ("TAXREG_TEACHER_API_KEY", "OPENAI_API_KEY")
-
-
-class TeacherError(RegistryError):
-    """The teacher cannot be used as configured, or stopped answering before the run was done."""
+API_KEY_VARIABLES = ("TAXREG_TEACHER_API_KEY", "OPENAI_API_KEY")  # read when no api_key_env is configured
+TeacherError = EndpointError  # what a teacher that cannot be used, or stopped answering, raises
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,67 +85,39 @@ class TeacherConfig:
     max_response_bytes: int = 1 << 20  # a body past this fails its request (a 1024-token answer is ~10 KB)
     max_wait: float = 30.0  # seconds: the longest backoff or Retry-After the sender sleeps
     max_failed: float = 0.1  # the run fails when more than this share of its requests failed (or all did)
+    batch: bool = False  # answered through Batch API files (--batch-in/--batch-out): no URL is needed
 
     def __post_init__(self) -> None:
-        problems = [f"{name} {problem}" for name, problem in (
-            ("--teacher-url", "is required" if not self.url else ""),
-            ("--teacher-model", "is required" if not self.model else ""),
-            ("--teacher-concurrency", "must be at least 1" if self.concurrency < 1 else ""),
+        problems = self.endpoint().problems() + [f"{name} {problem}" for name, problem in (
             ("--teacher-max-tokens", "must be at least 1" if self.max_tokens < 1 else ""),
-            ("--teacher-timeout", "must be a positive number" if not 0 < self.timeout < math.inf else ""),
-            ("--teacher-max-response-bytes", "must be at least 1" if self.max_response_bytes < 1 else ""),
-            ("--teacher-max-wait", "must be 0 or more" if not self.max_wait >= 0 else ""),
-            ("--teacher-max-failed", "must be between 0 and 1" if not 0 <= self.max_failed <= 1 else ""),
-            ("max_attempts", "must be at least 1" if self.max_attempts < 1 else ""),
             ("pairs", "must be at least 1" if self.pairs < 1 else ""),
             ("examples", "must be at least 1" if self.examples < 1 else ""),
-            *self._text_problems()) if problem]
+            ("skill_requests", "must be 0 or more" if self.skill_requests < 0 else ""),
+            *text_problems((("--teacher-license", self.license), ("--teacher-terms", self.terms)))) if problem]
         if problems:
             raise TeacherError("the teacher generator: " + "; ".join(problems),
-                               hint="e.g. --teacher-url http://127.0.0.1:8000/v1 --teacher-model NAME")
+                               hint="e.g. --teacher-url http://127.0.0.1:8000/v1 --teacher-model NAME, or [generate] "
+                                    "url and model in taxreg.toml")
 
-    def _text_problems(self) -> Iterator[tuple[str, str]]:
-        """Text that goes into requests, headers and the catalog must be plain: a lone surrogate (from argv
-        bytes that were not UTF-8) cannot be encoded, a control character would reach the terminal and the run."""
-        for name, value in (("--teacher-url", self.url), ("--teacher-model", self.model),
-                            ("--teacher-license", self.license), ("--teacher-terms", self.terms),
-                            ("the API key", self.api_key)):
-            if value and text_problem(value):
-                yield name, "holds a control character or bytes that are not UTF-8"
+    def endpoint(self) -> Endpoint:
+        return endpoint_of("teacher", self)
 
     def params(self) -> dict[str, Any]:
-        """What the run records (never the API key)."""
+        """What the run records and the build's generate stage is keyed by (never the API key)."""
         return {"teacher_url": self.url, "teacher_model": self.model, "temperature": self.temperature,
                 "max_tokens": self.max_tokens, "pairs": self.pairs, "examples": self.examples,
                 "skill_requests": self.skill_requests, "template_version": TEMPLATE_VERSION,
-                "templates": {name: sha256_bytes(text.encode()) for name, text in TEMPLATES.items()}}
+                "templates": PROMPTS.hashes()}
 
 
 def api_key_from_environment() -> str:
     return next((os.environ[v] for v in API_KEY_VARIABLES if os.environ.get(v)), "none")
 
 
-# --- templates ------------------------------------------------------------------------------------------
-
-def _read_templates() -> dict[str, str]:
-    return {f"{name}_{TEMPLATE_VERSION}.j2": (TEMPLATE_DIR / f"{name}_{TEMPLATE_VERSION}.j2").read_text("utf-8")
-            for name in TEMPLATE_NAMES}
-
-
-TEMPLATES = _read_templates()
-TEMPLATES_SHA256 = sha256_bytes(canonical_json({"version": TEMPLATE_VERSION, "templates": TEMPLATES}).encode())
-
-
-@functools.cache
-def _environment() -> Any:
-    import jinja2  # only a teacher run renders prompts
-
-    return jinja2.Environment(loader=jinja2.DictLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                              autoescape=False, keep_trailing_newline=False)
-
-
-def render(name: str, **variables: Any) -> str:
-    return str(_environment().get_template(f"{name}_{TEMPLATE_VERSION}.j2").render(**variables)).strip()
+PROMPTS = TemplateSet(TEMPLATE_NAMES, TEMPLATE_VERSION)
+TEMPLATES = PROMPTS.texts
+TEMPLATES_SHA256 = PROMPTS.sha256
+render = PROMPTS.render
 
 
 # --- parsing the teacher's answers ----------------------------------------------------------------------
@@ -186,51 +151,6 @@ def parse_pairs(text: str) -> Parsed:
     return Parsed(pairs, rest or None)
 
 
-class MalformedResponse(Exception):
-    """The endpoint answered 200 with a body that is not a chat completion."""
-
-
-def _parsed(body: str) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):  # nesting deeper than Python's stack is not a chat completion either
-        raise MalformedResponse(f"the body is not JSON: {body[:200]!r}") from None
-
-
-def response_content(body: str) -> str:
-    """The assistant text of a chat completion body."""
-    try:
-        content = _parsed(body)["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        raise MalformedResponse(f"the body has no choices[0].message.content: {body[:200]!r}") from None
-    return content if isinstance(content, str) else ""
-
-
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def storable_body(body: str) -> str:
-    """A chat completion body (`MalformedResponse` if it is not one) as the journal keeps it: as received, but
-    with lone surrogates as U+FFFD (DuckDB's JSON type refuses `"\\ud800"`; the filters then drop the answer)."""
-    response_content(body)
-    if not _SURROGATE_ESCAPE.search(body):
-        return body
-    try:
-        return json.dumps(_without_surrogates(_parsed(body)), ensure_ascii=False)
-    except RecursionError:
-        raise MalformedResponse(f"the body nests too deep: {body[:200]!r}") from None
-
-
-def _without_surrogates(value: Any) -> Any:
-    if isinstance(value, str):
-        return without_surrogates(value)
-    if isinstance(value, list):
-        return [_without_surrogates(v) for v in value]
-    if isinstance(value, dict):
-        return {without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
-    return value
-
-
 # --- planning: which requests, with which lineage -------------------------------------------------------
 
 class Planned(NamedTuple):
@@ -240,6 +160,7 @@ class Planned(NamedTuple):
     kind: str
     context: str | None  # what the generated questions are asked about (goes before them in the user turn)
     lineage: tuple[Edge, ...]
+    task: str | None = None  # a skill's task description: what the judge checks its samples against
 
 
 class _Prompt(NamedTuple):
@@ -317,169 +238,15 @@ class Planner:
 
     def _request(self, prompt: _Prompt) -> Planned:
         user = render(prompt.template, pairs=self.config.pairs, **prompt.variables)
-        body: dict[str, Any] = {"model": self.config.model, "temperature": self.config.temperature,
-                                "max_tokens": self.config.max_tokens,
-                                "messages": [{"role": "system", "content": self.system},
-                                             {"role": "user", "content": user}]}
-        unseeded = sha256_bytes(canonical_json(body).encode())
-        body["seed"] = int(sha256_bytes(f"{self.given.random_seed}:{unseeded}".encode())[:8], 16) >> 1
-        text = canonical_json(body)
-        return Planned(sha256_bytes(text.encode()), text, body, prompt.kind, prompt.context, tuple(prompt.lineage))
-
-
-def request_sha256(body: dict[str, Any]) -> str:
-    return sha256_bytes(canonical_json(body).encode())
+        c = self.config
+        request = seeded_request(c.model, c.temperature, c.max_tokens, [{"role": "system", "content": self.system},
+                                                                       {"role": "user", "content": user}],
+                                 self.given.random_seed)
+        return Planned(*request, prompt.kind, prompt.context, tuple(prompt.lineage), prompt.variables.get("task"))
 
 
 def _seed_edges(leaf: LeafInput, seeds: list[SeedRow], role: str) -> list[Edge]:
     return [Edge("seed", s.seed_id, role, leaf.contribution_id, leaf.version_id) for s in seeds]
-
-
-# --- sending --------------------------------------------------------------------------------------------
-
-class _Failure(NamedTuple):
-    retry: bool
-    wait: float | None  # what the endpoint asked for (Retry-After), in seconds
-    error: str
-    oversized: bool = False
-
-
-@dataclass(slots=True)
-class SendReport:
-    planned: int = 0
-    reused: int = 0  # found ok in the journal: not sent
-    sent: int = 0  # started in this run
-    ok: int = 0
-    failed: int = 0  # recorded as failed (not retried, or out of attempts)
-    attempts: int = 0  # HTTP attempts in this run
-    unparseable: int = 0  # answers with no usable block, or with broken ones
-    oversized: int = 0  # failed: the response was over max_response_bytes
-    first_error: str | None = None
-    last_error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"requests_planned": self.planned, "requests_reused": self.reused, "requests_sent": self.sent,
-                "requests_ok": self.ok, "requests_failed": self.failed, "http_attempts": self.attempts,
-                "answers_unparseable": self.unparseable, "responses_oversized": self.oversized}
-
-
-class Sender:
-    """Sends what the journal does not hold yet, `concurrency` at a time; journals each one as it finishes."""
-
-    def __init__(self, config: TeacherConfig, writer: JournalWriter, run_id: str,
-                 previous: dict[str, StoredRequest], report: SendReport) -> None:
-        self.config, self.writer, self.run_id, self.previous, self.report = config, writer, run_id, previous, report
-        self.answers: dict[str, str] = {}
-        self.gave_up = False  # a request ran out of attempts on errors worth retrying: start no new ones
-
-    async def send_all(self, todo: list[Planned]) -> dict[str, str]:
-        from builder.generators.teacher_http import open_client  # only a teacher run needs the client
-
-        c = self.config
-        slots = asyncio.Semaphore(c.concurrency)
-        async with open_client(c.url, c.api_key, c.timeout, c.concurrency, c.max_response_bytes) as client:
-            await asyncio.gather(*(self._when_free(slots, client, planned) for planned in todo))
-        return self.answers
-
-    async def _when_free(self, slots: asyncio.Semaphore, client: Any, planned: Planned) -> None:
-        async with slots:
-            if not self.gave_up:
-                await self._send(client, planned)
-
-    async def _send(self, client: Any, planned: Planned) -> None:
-        self.report.sent += 1
-        before = self.previous.get(planned.request_sha256)
-        attempts = before.attempts if before else 0
-        for attempt in range(1, self.config.max_attempts + 1):
-            attempts += 1
-            self.report.attempts += 1
-            try:
-                body = await self._post(client, planned)
-            except Exception as exc:
-                failure = _failure(exc, self.config)
-                if failure is None:
-                    raise
-                if failure.retry and attempt < self.config.max_attempts and not self.gave_up:
-                    await asyncio.sleep(_delay(self.config, attempt, failure.wait))
-                    continue
-                self.report.oversized += int(failure.oversized)
-                self._finish(planned, None, attempts, failure.error)
-                self.gave_up = self.gave_up or failure.retry
-                return
-            self._finish(planned, body, attempts, None)
-            return
-
-    async def _post(self, client: Any, planned: Planned) -> str:
-        """The journaled bytes are exactly the bytes sent; a 200 that is not a chat completion is retried."""
-        from builder.generators.teacher_http import post
-
-        text = await post(client, planned.request_json.encode(), planned.request_sha256, self.config.timeout)
-        return storable_body(text)
-
-    def _finish(self, planned: Planned, body: str | None, attempts: int, error: str | None) -> None:
-        status = OK if body is not None else FAILED
-        self.writer.submit(FinishedRequest(planned.request_sha256, self.run_id, self.config.model,
-                                           planned.request_json, body, status, attempts, error))
-        if body is not None:
-            self.answers[planned.request_sha256] = body
-            self.report.ok += 1
-        else:
-            self.report.failed += 1
-            self.report.first_error = self.report.first_error or error
-            self.report.last_error = error
-
-
-def _failure(exc: Exception, config: TeacherConfig) -> _Failure | None:
-    """What an exception from the client means for the request; None: not the endpoint's doing."""
-    import openai
-
-    from builder.generators.teacher_http import EncodedResponse, OversizedResponse
-
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        error = f"HTTP {status}: {printable(exc.response.text[:500])}"
-        return _Failure(status == 429 or status >= 500, retry_after(exc.response.headers), error)
-    if isinstance(exc, openai.APITimeoutError | TimeoutError):
-        return _Failure(True, None, f"timed out (--teacher-timeout {config.timeout:g} s)")
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc
-        return _Failure(True, None, printable(f"connection error: {str(cause) or type(cause).__name__}"))
-    if isinstance(exc, OversizedResponse):  # asked again, a seeded request would get the same answer
-        return _Failure(False, None, f"{exc} (--teacher-max-response-bytes)", oversized=True)
-    if isinstance(exc, MalformedResponse | EncodedResponse):
-        return _Failure(True, None, printable(str(exc)))
-    return None
-
-
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def printable(text: str) -> str:
-    """An endpoint's words on one line, safe for the terminal and the catalog: controls and surrogates escaped."""
-    return _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], text)
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds from `retry-after-ms` or `Retry-After` (seconds or an HTTP date); None when absent or bad."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) * scale)
-        except ValueError:
-            pass
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            continue
-    return None
-
-
-def _delay(config: TeacherConfig, attempt: int, asked: float | None) -> float:
-    if asked is not None:
-        return min(asked, config.max_wait)
-    return min(config.backoff * 2.0 ** (attempt - 1), config.max_wait) * random.uniform(0.5, 1.0)
 
 
 # --- the generator --------------------------------------------------------------------------------------
@@ -491,64 +258,33 @@ class TeacherGenerator:
     def __init__(self) -> None:
         self.rejected: list[tuple[Sample, str]] = []  # answers that gave no sample: kept, dropped, with a reason
         self.report = SendReport()
+        self.subjects: dict[str, Subject] = {}  # sample_id -> what the judge scores it on
 
     def generate(self, given: GeneratorInput) -> list[Sample]:
         config = given.teacher
         if config is None or given.catalog is None:
             raise TeacherError("the teacher generator needs a teacher endpoint and the catalog",
                                hint="pass --teacher-url URL --teacher-model NAME")
-        journal = TeacherJournal(given.catalog)
-        journal.record_model(config.model, config.license, config.terms)
+        TeacherJournal(given.catalog).record_model(config.model, config.license, config.terms)
         planned = Planner(config, given, _outlines(given.catalog, given.leaves)).requests()
-        stored = journal.lookup_many(p.request_sha256 for p in planned)
-        answers = {h: row.response for h, row in stored.items() if row.status == OK and row.response is not None}
-        todo = [p for p in planned if p.request_sha256 not in answers]
-        self.report.planned, self.report.reused = len(planned), len(planned) - len(todo)
-        writer = JournalWriter(given.catalog)
-        try:
-            sender = Sender(config, writer, given.run_id, stored, self.report)
-            answers.update(asyncio.run(sender.send_all(todo)) if todo else {})
-        finally:
-            writer.close()
-        if sender.gave_up:
-            raise self._unavailable(config, len(todo))
-        if self._too_many_failed(config):
-            raise self._refused(config)
+        answers = ask(planned, config.endpoint(), given.catalog, given.run_id, self.report, given.batch, given.progress)
         return [s for p in planned if p.request_sha256 in answers for s in self._samples(p, answers[p.request_sha256])]
 
     def _samples(self, planned: Planned, body: str) -> Iterator[Sample]:
         parsed = parse_pairs(response_content(body))
+        rubric = "knowledge" if planned.kind == "knowledge" else "skill"
         for question, answer in parsed.pairs:
             messages: list[Message] = [{"role": "system", "content": SYSTEM_PROMPT},
                                        {"role": "user", "content": user_turn(question, planned.context)},
                                        {"role": "assistant", "content": answer}]
-            yield Sample.make(messages, planned.kind, list(planned.lineage))
+            sample = Sample.make(messages, planned.kind, list(planned.lineage))
+            self.subjects.setdefault(sample.sample_id, Subject(rubric, question, answer, planned.context,
+                                                               planned.task))
+            yield sample
         if parsed.unparseable is not None:
             self.report.unparseable += 1
             said = [*planned.body["messages"], {"role": "assistant", "content": parsed.unparseable}]
             self.rejected.append((Sample.make(said, planned.kind, list(planned.lineage)), "unparseable"))
-
-    def _too_many_failed(self, config: TeacherConfig) -> bool:
-        r = self.report
-        return r.failed > 0 and (r.ok + r.reused == 0 or r.failed > config.max_failed * r.planned)
-
-    def _refused(self, config: TeacherConfig) -> TeacherError:
-        r = self.report
-        rule = "none succeeded" if r.ok + r.reused == 0 else \
-            f"more than {config.max_failed:.0%} failed (--teacher-max-failed {config.max_failed:g})"
-        return TeacherError(
-            f"the teacher at {config.url} failed {r.failed} of {r.planned} requests ({r.ok} ok in this run, "
-            f"{r.reused} reused from earlier runs): {rule}; first error: {r.first_error}",
-            hint="fix what the first error says (URL, model, API key, limits); the answers received are saved: "
-                 "run the same command again to send only the failed requests")
-
-    def _unavailable(self, config: TeacherConfig, todo: int) -> TeacherError:
-        r = self.report
-        return TeacherError(
-            f"the teacher at {config.url} stopped answering: {r.ok + r.failed} of {todo} requests finished in "
-            f"this run ({r.ok} ok, {r.failed} failed), {todo - r.ok - r.failed} not finished, {r.reused} reused "
-            f"from earlier runs; last error: {r.last_error}",
-            hint="every finished request is saved in the catalog: run the same command again to resume")
 
 
 def _outlines(con: Any, leaves: list[LeafInput]) -> dict[str, tuple[str, str]]:

@@ -47,37 +47,40 @@ def made_from(folder: Path) -> dict[str, Any]:
     return mark if isinstance(mark, dict) else {}
 
 
-def base_graph(model: ModelLayout, catalog: Path | None, dataset: Path | None) -> BaseGraph:
-    """model.onnx_base for the base and adapter of `model` (kept when it was made from the same ones)."""
-    base_model.check(model.base)
-    base_id = models.hash_directory(model.base).artifact_id
+def base_graph(model: ModelLayout, catalog: Path | None, dataset: Path | None, base: Path | None = None
+               ) -> BaseGraph:
+    """model.onnx_base for the base (`base`, else model.base) and the adapter of `model` (kept when it was made
+    from the same ones)."""
+    base = base if base is not None else model.base
+    base_model.check(base)
+    base_id = models.hash_directory(base).artifact_id
     tuned_id = models.hash_directory(model.onnx).artifact_id
     wanted = {"base_artifact_id": base_id, "graph_artifact_id": tuned_id}
     if model.onnx_base.is_dir() and {k: made_from(model.onnx_base).get(k) for k in wanted} == wanted:
         graph = BaseGraph(model.onnx_base, models.hash_directory(model.onnx_base).artifact_id, "reused", None)
-        _record(catalog, model, graph, base_id, tuned_id, {})
+        _record(catalog, base, graph, base_id, tuned_id, {})
         return graph
     from builder.model.export import load_merged, quiet_libraries
 
     with quiet_libraries():
-        base, tokenizer = base_model.load(model.base)
-        weights = {name: tensor.detach().numpy().copy() for name, tensor in base.state_dict().items()}
-        tuned, _ = load_merged(model.base, model.adapter)
+        loaded, tokenizer = base_model.load(base)
+        weights = {name: tensor.detach().numpy().copy() for name, tensor in loaded.state_dict().items()}
+        tuned, _ = load_merged(base, model.adapter)
         with folders.building(model.onnx_base) as staging:
             method = _reweighted(model.onnx / onnx_graph.MODEL_FILE, tuned, weights, staging)
             del tuned
             if method is None:
-                onnx_graph.export_fp32(base, staging)
+                onnx_graph.export_fp32(loaded, staging)
                 method = "exported"
-            figures = _checked(base, tokenizer, staging, dataset)
+            figures = _checked(loaded, tokenizer, staging, dataset)
             from builder.model.export import write_side_files
 
-            write_side_files(base, tokenizer, model.base, staging)
+            write_side_files(loaded, tokenizer, base, staging)
             _mark(staging, {**wanted, "method": method})
             graph = BaseGraph(model.onnx_base, models.hash_directory(staging).artifact_id, method,
                               float(figures["max_abs_diff"]))
             folders.swap_into_place((staging, model.onnx_base))
-    _record(catalog, model, graph, base_id, tuned_id, figures)
+    _record(catalog, base, graph, base_id, tuned_id, figures)
     return graph
 
 
@@ -142,7 +145,7 @@ def _mark(folder: Path, mark: dict[str, Any]) -> None:
     folders.write_json(folder / CONFIG, config)
 
 
-def _record(catalog: Path | None, model: ModelLayout, graph: BaseGraph, base_id: str, tuned_id: str,
+def _record(catalog: Path | None, base_folder: Path, graph: BaseGraph, base_id: str, tuned_id: str,
             figures: dict[str, Any]) -> None:
     """The base graph as a model_artifact of kind onnx_base (derived from the base), once."""
     if catalog is None:
@@ -154,7 +157,7 @@ def _record(catalog: Path | None, model: ModelLayout, graph: BaseGraph, base_id:
     with open_catalog(catalog) as con:
         if artifact_of(con, graph.artifact_id) is not None:
             return
-        base = models.describe_base_model(model.base, models.hash_directory(model.base))
+        base = models.describe_base_model(base_folder, models.hash_directory(base_folder))
         artifact = models.ModelArtifact("onnx_base", graph.folder, models.hash_directory(graph.folder),
                                         base.model_ref, base_id, "onnx", figures or None)
         info = RunInfo(generator=f"taxreg.base_graph.{graph.method}", params={"graph_of": tuned_id},

@@ -22,10 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from builder.layout import DEFAULT, BuildLayout, ModelLayout, ReleaseLayout
-from builder.release import bom, cards, signing, spdx3
+from builder.release import bom, cards, disclosures, signing, spdx3
+from builder.release.disclosures import provenance
+from builder.settings import Disclosure
 from registry import __version__, folders, source_date
-from registry.catalog import policy, publish, releases
+from registry.catalog import builds, policy, publish, releases
 from registry.catalog.connection import open_catalog, transaction
+from registry.catalog.datasets import blocked_samples, dataset_samples, eligible_samples
 from registry.catalog.reproducible import Steady
 from registry.errors import RegistryError
 from registry.licenses import LicensePolicy, normalize
@@ -41,13 +44,16 @@ from registry.release.manifest import (
     FileEntry,
     Manifest,
     PolicyResult,
+    listed,
     read_manifest,
 )
 from registry.release.sums import file_sha256, format_sums
 
 DATA_FILES = ("train.parquet", "test.parquet", "train.jsonl", "test.jsonl")
 DATA_DOCS = ("README.md", "croissant.json")
-MODEL_KINDS = ("adapter", "onnx", "onnx_int8")  # what a release ships of the model, as the catalog names kinds
+# what a release ships of the model, as the catalog names kinds: the fp32 graph always, the other variants its export
+# built, and the adapter they were merged from
+MODEL_KINDS = ("adapter", "onnx", "onnx_int8", "onnx_int4")
 PAUSE_ENV = "TAXREG_TEST_PAUSE_AT"  # tests: "<checkpoint>:<marker file>" makes a cut stop there, to be killed
 
 
@@ -63,6 +69,7 @@ class CutOptions:
     build_id: str | None = None
     policy: LicensePolicy = field(default_factory=LicensePolicy)
     config: dict[str, Any] = field(default_factory=dict)  # the build's own settings, recorded as inputs
+    disclosure: Disclosure = field(default_factory=Disclosure)  # [provider]: what the disclosures cannot derive
     eval_thresholds: dict[str, float] | None = None  # taxreg.toml [eval]: what the evaluation must have used
 
     def __post_init__(self) -> None:
@@ -89,6 +96,7 @@ class _Shipment:
     license_declared: bool  # False: the union of the source licenses stands in for a declared one
     released_at: datetime
     time_source: str  # what released_at came from, for the manifest's note
+    catalog_state: str  # builds.catalog_state before the gates: checked again inside the commit
 
 
 def cut_release(options: CutOptions) -> CutOutcome:
@@ -105,9 +113,12 @@ def cut_release(options: CutOptions) -> CutOutcome:
         versions.refuse_case_twin(root, options.version)
         folders.require_writable(target, "release folder")  # before the gates are recorded, not at the first write
         shipment = _gather(con, options)
+        _require_current(con, shipment)
         results = policy.run_checks(con, policy.PolicyInput(
             tuple(shipment.datasets[n].dataset_id for n in sorted(shipment.datasets)), shipment.license,
             options.policy, shipment.parity, frozenset(options.allow), shipment.license_declared,
+            tuple(disclosures.gaps(con, [d.dataset_id for d in shipment.datasets.values()], options.disclosure)),
+            options.disclosure.required,
             shipment.evaluation, shipment.model["onnx"][0]["artifact_id"] if shipment.model else None,
             options.eval_thresholds))
         if policy.blocking(results):
@@ -140,8 +151,27 @@ def _gather(con: Any, options: CutOptions) -> _Shipment:
     evaluation = _evaluation(layout.model.evaluation) if options.with_model else None
     license = _release_license(options.license, datasets)
     released_at, time_source = source_date.stamp(con)
-    return _Shipment(datasets, data_dir, model, parity, evaluation, license, options.license is not None,
-                     released_at, time_source)
+    return _Shipment(datasets, data_dir, model, parity, evaluation, license, options.license is not None, released_at,
+                     time_source, builds.catalog_state(con))
+
+
+def _require_current(con: Any, shipment: _Shipment) -> None:
+    """The dataset must be what `taxreg dataset build` would write from the catalog now: else the manifest (its
+    samples) and the audit copy (the catalog) would describe two different taxonomies. Samples a takedown keeps
+    out are left to the takedown.excluded gate."""
+    from builder.datasets import copies_of
+
+    params = next(iter(shipment.datasets.values())).params
+    mix = params.get("mix") or {}
+    now = {s.sample_id for s in eligible_samples(con, params.get("run_id")) if copies_of(s, mix) > 0}
+    shipped = dataset_samples(con, sorted({d.dataset_id for d in shipment.datasets.values()}))
+    gone, new = shipped - now - blocked_samples(con), now - shipped
+    if gone or new:
+        raise RegistryError(
+            f"{shipment.data_dir} is not the dataset of the catalog as it is now: {len(new)} kept sample(s) are not "
+            f"in it and {len(gone)} of its samples no longer come from a current leaf (the catalog was indexed or "
+            "generated again after the dataset was built)",
+            hint="run `taxreg dataset build` again (or `taxreg build`), then cut")
 
 
 def _datasets(con: Any, folder: Path) -> dict[str, releases.DatasetFile]:
@@ -158,16 +188,19 @@ def _datasets(con: Any, folder: Path) -> dict[str, releases.DatasetFile]:
 
 
 def _model(con: Any, folder: ModelLayout) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
-    """The exported model (fp32 + int8) and, when the export merged it, the LoRA adapter; checked against disk."""
+    """The exported model (fp32 and the variants its export built) and, when the export merged it, the LoRA
+    adapter; checked against disk."""
     found = releases.model_artifacts(con, MODEL_KINDS)
-    lacking = [kind for kind in ("onnx", "onnx_int8") if kind not in found]
-    if lacking:
-        raise RegistryError(f"no {' or '.join(lacking)} model artifact in the catalog",
+    if "onnx" not in found:
+        raise RegistryError("no onnx model artifact in the catalog",
                             hint="run `taxreg export` first, or cut a data-only release with --no-model")
     parent = found["onnx"][0]["derived_from"]
-    if found["onnx_int8"][0]["derived_from"] != parent:
-        raise RegistryError("the fp32 and int8 ONNX models in the catalog come from different exports",
-                            hint="run `taxreg export` again")
+    for kind in ("onnx_int8", "onnx_int4"):
+        if kind in found and not folder.artifact(kind).is_dir():
+            del found[kind]  # a variant an earlier export built: the last one did not (and removed its folder)
+        elif kind in found and found[kind][0]["derived_from"] != parent:
+            raise RegistryError(f"the fp32 and {kind} ONNX models in the catalog come from different exports",
+                                hint="run `taxreg export` again")
     if "adapter" in found and found["adapter"][0]["artifact_id"] != parent:
         del found["adapter"]  # an older training run's adapter: not what the ONNX model was merged from
     for kind, (_, files) in found.items():
@@ -228,13 +261,15 @@ def _assemble(con: Any, staging: Path, options: CutOptions, shipment: _Shipment,
     audit = publish.write_release_audit(con, release.audit,
                                         Steady(shipment.released_at, options.build_dir.resolve()))
     unsteady = sorted(release.relpath(release.audit / f.relpath) for f in audit if not f.reproducible)
-    draft = _manifest(con, options, shipment, results, unsteady)
+    draft = provenance.stamp(_manifest(con, options, shipment, results, unsteady), disclosures.command(
+        options.version, options.dataset, options.license, options.allow, options.with_model, bool(options.sign_key)))
     if shipment.model is not None:
         cards.write_model_card(release.model_card, draft)
     bom.write_bom(release.bom, draft, staging)
     spdx3.write_spdx(release.bom, draft, staging)
     if options.sign_key is not None:
         (staging / PUBLIC_KEY).write_bytes(signing.public_key_pem(options.sign_key))
+    disclosures.write(con, staging, draft, disclosures.Inputs(options.build_dir, options.disclosure, options.sign_key))
     manifest = draft.with_files([_entry(staging, p, p not in set(unsteady)) for p in _listed(staging)])
     (staging / MANIFEST).write_bytes(manifest.to_bytes())
     sums = [(p, file_sha256(staging / p)) for p in [*_listed(staging), MANIFEST]]
@@ -266,7 +301,7 @@ def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[
     return Manifest(
         version=options.version, released_at=shipment.released_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         builder_version=__version__, license=shipment.license,
-        inputs={"taxonomy_commit": _taxonomy_commit(con), "config": config, "config_sha256": canonical_sha256(config),
+        inputs={**_taxonomy(con), "config": config, "config_sha256": canonical_sha256(config),
                 "seeds": {"generation": releases.generation_seeds(con, ids),
                           "training": _training_seed(BuildLayout(options.build_dir).model)},
                 "base_model": base, "teacher_models": releases.teachers(con, ids),
@@ -281,7 +316,7 @@ def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[
                  **({"evaluation": _evaluation_metrics(shipment.evaluation, BuildLayout(options.build_dir).model)}
                     if shipment.evaluation is not None else {})} if shipment.parity is not None else {},
         policy=tuple(results), allowed=tuple(sorted(options.allow)), files=(),
-        determinism=_determinism(shipment, unsteady),
+        determinism=_determinism(con, shipment, unsteady),
         signature={"method": signing.METHOD, "path": SIGNATURE, "public_key": PUBLIC_KEY,
                    "public_key_sha256": signing.public_key_sha256(options.sign_key)} if options.sign_key else None)
 
@@ -345,17 +380,37 @@ def _training_seed(model: ModelLayout) -> Any:
     return params.get("seed") if isinstance(params, dict) else config.get("seed")
 
 
-def _taxonomy_commit(con: Any) -> str | None:
-    rows = con.execute("SELECT taxonomy_commit FROM index_run ORDER BY finished_at DESC LIMIT 1").fetchall()
-    return rows[0][0] if rows else None
+def _taxonomy(con: Any) -> dict[str, Any]:
+    """The commit the catalog was indexed from, and when the tree held changes nobody committed (allowed with
+    --allow taxonomy.dirty), which paths and the digest of the tree as it was."""
+    tree = policy.last_tree(con)
+    dirty = {"taxonomy_dirty": list(tree.dirty), "taxonomy_tree_sha256": tree.tree_sha256} if tree.dirty else {}
+    return {"taxonomy_commit": tree.commit, **dirty}
 
 
-def _determinism(shipment: _Shipment, unsteady: list[str]) -> dict[str, Any]:
+def dirty_note(manifest: Manifest) -> str | None:
+    """What a release cut from uncommitted changes is, in one sentence; None for one cut from a committed tree."""
+    dirty = manifest.inputs.get("taxonomy_dirty") or []
+    if not dirty:
+        return None
+    commit = str(manifest.inputs.get("taxonomy_commit"))
+    shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+    return (f"cut from uncommitted changes to {len(dirty)} path(s) ({shown}): commit {commit[:12]} does not "
+            f"hold them; the tree as it was has sha256 {manifest.inputs.get('taxonomy_tree_sha256')}, and the release "
+            f"date {manifest.released_at} is that commit's (or SOURCE_DATE_EPOCH), not the edits'. Commit them "
+            "and cut a new version to make it reproducible")
+
+
+def _determinism(con: Any, shipment: _Shipment, unsteady: list[str]) -> dict[str, Any]:
+    tree = policy.last_tree(con)
+    dirty = [f"The taxonomy had {len(tree.dirty)} uncommitted change(s) (inputs.taxonomy_dirty, cut with --allow "
+             f"taxonomy.dirty): commit {str(tree.commit)[:12]} does not reproduce it, and the release time is that "
+             "commit's (or SOURCE_DATE_EPOCH), not the time of the edits."] if tree.dirty else []
     return {
         "source_date_epoch": source_date.from_environment(),
         "not_reproducible": unsteady,  # empty unless DuckDB wrote a header of a layout publish does not know
         "notes": [
-            f"Timestamps come from {shipment.time_source}; files are written sorted.",
+            f"Timestamps come from {shipment.time_source}; files are written sorted.", *dirty,
             "Every file is byte-reproducible from the same inputs on the same platform (a file listed with "
             "reproducible: false is not); compare two builds with `taxreg release diff` (reproducible: yes).",
             "audit/ is a snapshot of the catalog with its wall-clock times clamped to the release time, random run "
@@ -373,9 +428,7 @@ def _shipped(relative: Path) -> str:
 
 def _listed(staging: Path) -> list[str]:
     """Every file SHA256SUMS lists, except the manifest itself (sorted, '/'-separated)."""
-    skip = {MANIFEST, SUMS, SIGNATURE}
-    return sorted((p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()
-                   and p.relative_to(staging).as_posix() not in skip), key=str.encode)
+    return listed(staging)
 
 
 def _entry(staging: Path, relpath: str, reproducible: bool) -> FileEntry:
@@ -386,6 +439,10 @@ def _entry(staging: Path, relpath: str, reproducible: bool) -> FileEntry:
 def _commit(con: Any, staging: Path, target: Path, options: CutOptions, shipment: _Shipment, manifest: Manifest,
             digest: str, results: list[PolicyResult]) -> None:
     with transaction(con):
+        if builds.catalog_state(con) != shipment.catalog_state:
+            raise RegistryError(f"the catalog changed while release {options.version} was being cut (leaves, "
+                                "datasets, takedowns or an index run): what the gates checked is not what it holds",
+                                hint="nothing was released; run the cut again")
         policy.record_checks(con, results, options.build_id, options.version, datetime.now(UTC))
         releases.record_release(con, manifest, str(target), digest, options.build_id, _artifacts(manifest),
                                 shipment.released_at)

@@ -1,7 +1,8 @@
 """Signing a release folder with a local key, offline: OpenSSF `model-signing` (an in-toto statement listing
 every file's sha256, in a DSSE envelope, written as a Sigstore bundle) with an ECDSA key in PEM.
 
-Make a key with: openssl ecparam -name prime256v1 -genkey -noout -out release-key.pem
+Make a key with: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out release-key.pem (PKCS8;
+OpenSSL's `EC PRIVATE KEY` from `openssl ecparam -genkey` works too).
 The public key ships in the release (release.pub.pem); `release verify --key PUB` pins the signer.
 """
 
@@ -15,14 +16,14 @@ from typing import Any
 from registry.errors import RegistryError
 from registry.release.manifest import PUBLIC_KEY, SIGNATURE
 
-KEYGEN = "make one with: openssl ecparam -name prime256v1 -genkey -noout -out key.pem"
+KEYGEN = "make one with: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem"
 METHOD = "model-signing 1.x, ECDSA key (in-toto statement, DSSE envelope, Sigstore bundle)"
 
 
 def public_key_pem(private_key: Path) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return bytes(_private_key(private_key).public_key().public_bytes(
+    return bytes(load_private_key(private_key).public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
@@ -33,7 +34,7 @@ def public_key_sha256(private_key: Path) -> str:
 def sign(folder: Path, private_key: Path) -> None:
     from model_signing import hashing, signing
 
-    _private_key(private_key)  # a clear error before the library's own
+    load_private_key(private_key)  # a clear error before the library's own
     folder = folder.resolve()  # the library compares ignored paths with resolved ones: a relative one is not ignored
     config = hashing.Config().set_ignored_paths(paths=[folder / SIGNATURE])  # type: ignore[no-untyped-call]
     signer = signing.Config().use_elliptic_key_signer(private_key=private_key)  # type: ignore[no-untyped-call]
@@ -78,7 +79,7 @@ def _unreadable(exc: Exception) -> str:
             "release again from where it was published")
 
 
-def _private_key(path: Path) -> Any:
+def load_private_key(path: Path) -> Any:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 

@@ -34,6 +34,7 @@ class SiteOptions:
     vendor: Path = DEFAULT.vendor
     incremental: bool = True  # reuse unchanged pages of the site in `out`
     audit: bool = True  # False: a quicker preview that keeps the previous site's audit files as they were
+    wait: float = 0.0  # seconds to wait while another process writes the catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ def build_site(options: SiteOptions) -> SiteOutcome:
 
     if not options.catalog.is_file():
         raise RegistryError(f"no catalog at {options.catalog}", hint="run `taxreg index` first, or pass --catalog")
+    readable(options.catalog, options.wait)  # said plainly here, not as a hook's error inside mkdocs
     started = time.perf_counter()
     out = options.out.resolve()
     previous = out if options.incremental and (out / MANIFEST).is_file() else None
@@ -70,8 +72,7 @@ def build_site(options: SiteOptions) -> SiteOutcome:
                                       "previous": str(previous) if previous else "", "audit": options.audit}
             build(config)
         except MkDocsException as exc:
-            raise RegistryError(f"the site did not build: {exc}", hint="the previous site is unchanged; run "
-                                "`taxreg --debug site` for details") from None
+            raise _cause(exc) from exc  # --debug shows the whole chain
         swapped = time.perf_counter()
         _swap(staging, out)
     st = hook.last_state()
@@ -79,6 +80,27 @@ def build_site(options: SiteOptions) -> SiteOutcome:
     st.timings["swap"] = time.perf_counter() - swapped
     return SiteOutcome(out, time.perf_counter() - started, st.render.rendered, st.render.reused, st.search_bytes,
                        dict(st.timings), list(st.notes))
+
+
+def readable(catalog: Path, wait: float) -> None:
+    """The catalog opens read-only, at once or within `wait` seconds: DuckDB lets no reader in while another process
+    holds it read-write (a `taxreg index` outside this build folder's lock, a script)."""
+    from registry.catalog.connection import open_read_only_waiting
+
+    open_read_only_waiting(catalog, wait).close()
+
+
+def _cause(exc: Exception) -> RegistryError:
+    """What made mkdocs abort, in taxreg's words: the RegistryError a hook raised (mkdocs reports 'Aborted with a
+    BuildError!' and logs the cause), else the build error's own message."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, RegistryError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    reason = exc.__context__ if isinstance(exc.__context__, Exception) else exc
+    return RegistryError(f"the site did not build: {reason}", hint="the previous site is unchanged; run "
+                         "`taxreg --debug site` for details")
 
 
 def remove_stale_staging(out: Path) -> list[Path]:

@@ -30,7 +30,7 @@ from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
 from builder.layout import DEFAULT, SiteLayout
-from builder.site import overview, readme, reference, release_files, urls, vendor
+from builder.site import disclosures, overview, readme, reference, release_files, urls, vendor
 from builder.site.readmodel import SiteData, load
 from builder.site.pages import entity_pages
 from builder.site.render import CONTENT, TITLE, Renderer, RenderStats, Skeleton
@@ -112,10 +112,11 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     try:
         data = load(settings.catalog)
     except RegistryError as exc:
-        raise PluginError(f"{exc} ({exc.hint})" if exc.hint else str(exc)) from None
+        raise PluginError(f"{exc} ({exc.hint})" if exc.hint else str(exc)) from exc  # taxreg site reports `exc`
     mermaid, why = vendor.mermaid(settings.vendor)
     releases, notes = release_files.locate(data.releases, settings.catalog)
     data.release_files = {r.release_id: r.files for r in releases}
+    data.release_disclosures = disclosures.load(releases, data.release_details)
     st = _current["build"] = State(settings, data, mermaid, releases, notes,
                                    timings={"load": time.perf_counter() - started, "mkdocs": -time.perf_counter()})
     if mermaid is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from builder.site import impact, lineage, release_files, urls
+from builder.site import disclosures, impact, lineage, release_files, urls
 from builder.site.readmodel import GENERATION_STAGES, Row, SiteData
 from registry.release.manifest import MANIFEST, SIGNATURE, SUMS
 
@@ -196,6 +196,8 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
                    "takedowns": [{**t, "href": urls.href(urls.contribution(t["subject"]) if t["subject_kind"] ==
                                                          "contribution" else urls.document(t["subject"]))}
                                  for t in details.get("takedowns", [])],
+                   "disclosures": _disclosures(data.release_disclosures.get(rid), published),
+                   "attribution_href": urls.href(disclosures.attribution_folder(rid)),
                    "impact": _linked(impact.release_context(data.impact, rid))}
         jsonld = {"@context": "https://schema.org", "@type": "Dataset", "name": f"Taxonomy Registry release {rid}",
                   "version": rid, "datePublished": _iso(release["released_at"]),
@@ -207,6 +209,19 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
         search = " ".join(filter(None, [rid, release["status"], release["license_expression"],
                                         release["taxonomy_commit"]]))
         yield PageSpec(urls.release(rid), f"Release {rid}", "release.html", context, search, jsonld)
+        shown = data.release_disclosures.get(rid) or {}
+        if shown.get("attribution_html"):
+            yield PageSpec(disclosures.attribution_folder(rid), f"Attribution: release {rid}", "attribution.html",
+                           {"release_id": rid, "release_href": urls.href(urls.release(rid)),
+                            "html": shown["attribution_html"]}, f"{rid} attribution credits licenses")
+
+
+def _disclosures(shown: Row | None, published: set[str]) -> Row | None:
+    """The release's disclosures, each file linked to its download where the site publishes it."""
+    if shown is None:
+        return None
+    return {**shown, "files": [{**f, "href": f"{release_files.FILES}/{urls.href(f['relpath'])}"
+                                if f["relpath"] in published else None} for f in shown["files"]]}
 
 
 def _linked(context: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,7 @@ class SiteData:
     document_users: dict[str, list[str]]  # doc_sha256 -> contribution ids (current versions)
     chunks: dict[str, int]  # doc_sha256 -> chunks
     runs: list[Row]
-    samples_by_run: dict[str, list[Row]]  # contribution_id -> [{run_id, samples, kept}]
+    samples_by_run: dict[str, list[Row]]  # contribution_id -> [{run_id, samples, kept, dropped: "reason n, ..."}]
     chunk_edges: dict[str, dict[str, int]]  # contribution_id -> doc_sha256 -> chunks its samples derive from
     examples: dict[str, list[Row]]  # contribution_id -> a few kept samples
     datasets: dict[str, list[Row]]  # contribution_id -> datasets holding its samples
@@ -56,6 +56,8 @@ class SiteData:
     impact: impact.Impact = field(default_factory=impact.Impact)  # what each contribution did to the model
     # release_id -> the files published under its page (set by the site build: release_files.locate)
     release_files: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # release_id -> its disclosures as that folder holds them (set with release_files: disclosures.load)
+    release_disclosures: dict[str, Row] = field(default_factory=dict)
 
 
 def load(catalog: Path) -> SiteData:
@@ -135,14 +137,31 @@ def _load(con: Any) -> SiteData:  # one statement per roll-up, read top to botto
         SELECT r.run_id, r.stage, r.generator, r.teacher_model_ref, r.params::VARCHAR AS params, r.random_seed,
                r.prompt_template_sha256, r.taxonomy_commit, r.builder_version, utc(r.started_at) AS started_at,
                utc(r.ended_at) AS ended_at, r.status, r.stats::VARCHAR AS stats, r.build_id,
-               count(rs.sample_id) AS samples, count(rs.sample_id) FILTER (rs.kept) AS kept
+               r.judge_model_ref, r.rubric_sha256,
+               count(rs.sample_id) AS samples, count(rs.sample_id) FILTER (rs.kept) AS kept,
+               b.model_ref AS base_model, b.revision AS base_revision, b.license_spdx AS base_license
         FROM run r LEFT JOIN run_sample rs USING (run_id)
+        LEFT JOIN (SELECT ri.run_id, m.model_ref, m.revision, m.license_spdx FROM run_input ri
+                   JOIN external_model m ON m.model_ref = ri.input_id
+                   WHERE ri.input_kind = 'external_model' AND ri.role = 'base') b USING (run_id)
         GROUP BY ALL ORDER BY min(r.started_at) DESC, r.run_id""")
     samples_by_run = _grouped(rows(con, """
-        SELECT l.contribution_id, l.run_id, count(DISTINCT l.sample_id) AS samples,
-               count(DISTINCT l.sample_id) FILTER (s.kept) AS kept
-        FROM sample_lineage l JOIN sample s USING (sample_id)
-        WHERE l.contribution_id IS NOT NULL GROUP BY ALL ORDER BY 1, 2"""), "contribution_id")
+        WITH counts AS (
+            SELECT l.contribution_id, l.run_id, count(DISTINCT l.sample_id) AS samples,
+                   count(DISTINCT l.sample_id) FILTER (s.kept) AS kept
+            FROM sample_lineage l JOIN sample s USING (sample_id)
+            WHERE l.contribution_id IS NOT NULL GROUP BY ALL
+        ), reasons AS (  -- what each run's filters and judge dropped of the leaf's samples, by reason
+            SELECT l.contribution_id, l.run_id, rs.drop_reason, count(DISTINCT l.sample_id) AS n
+            FROM sample_lineage l JOIN run_sample rs ON rs.run_id = l.run_id AND rs.sample_id = l.sample_id
+            WHERE l.contribution_id IS NOT NULL AND NOT rs.kept GROUP BY ALL
+        ), dropped AS (
+            SELECT contribution_id, run_id, string_agg(drop_reason || ' ' || n, ', ' ORDER BY n DESC, drop_reason)
+                   AS dropped
+            FROM reasons GROUP BY ALL
+        )
+        SELECT c.*, d.dropped FROM counts c LEFT JOIN dropped d USING (contribution_id, run_id)
+        ORDER BY 1, 2"""), "contribution_id")
     chunk_edges: dict[str, dict[str, int]] = defaultdict(dict)
     for r in rows(con, """
             SELECT seed.contribution_id, chunk.doc_sha256, count(DISTINCT chunk.parent_id) AS chunks
@@ -180,8 +199,13 @@ def _load(con: Any) -> SiteData:  # one statement per roll-up, read top to botto
         ORDER BY subject""")}
     releases = rows(con, """
         SELECT release_id, build_id, status, utc(released_at) AS released_at, path, license_expression,
-               taxonomy_commit, manifest_sha256
-        FROM release ORDER BY release.released_at DESC, release_id DESC""")
+               taxonomy_commit, manifest_sha256, b.model_ref AS base_model, b.revision AS base_revision,
+               b.license_spdx AS base_license
+        FROM release LEFT JOIN (  -- the model fine-tuned: the base its shipped model artifacts derive from
+            SELECT DISTINCT ra.release_id, m.model_ref, m.revision, m.license_spdx FROM release_artifact ra
+            JOIN model_artifact ma ON ra.kind = 'model_artifact' AND ma.artifact_id = ra.ref_id
+            JOIN external_model m ON m.model_ref = ma.base_model) b USING (release_id)
+        ORDER BY release.released_at DESC, release_id DESC""")
     release_of: dict[str, list[str]] = defaultdict(list)
     for r in rows(con, """
             SELECT DISTINCT l.contribution_id, rs.release_id FROM v_release_samples rs

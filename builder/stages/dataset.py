@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.layout import DEFAULT_DATASET
-from builder.stage import BuildContext, BuildStage, StageResult, files_digest
+from builder.stage import BuildContext, BuildStage, Lineage, StageResult, files_digest
 
 SPLIT_FILES = ("train.jsonl", "test.jsonl", "train.parquet", "test.parquet")
 
@@ -28,6 +28,11 @@ class DatasetStage(BuildStage):
 
     def outputs(self, ctx: BuildContext) -> list[Path]:
         return [ctx.layout.dataset()]
+
+    def lineage(self, ctx: BuildContext) -> Lineage:
+        from registry.catalog.datasets import ELIGIBLE_SQL
+
+        return Lineage(sql=ELIGIBLE_SQL)
 
     def run(self, ctx: BuildContext) -> StageResult:
         from builder.datasets import DatasetOptions, build_dataset

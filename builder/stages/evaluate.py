@@ -29,7 +29,7 @@ class EvaluateStage(BuildStage):
         layout, settings = ctx.layout, ctx.options.evaluation
         judge = JudgeConfig.of(settings.judge.url, settings.judge.model) if settings.judge.enabled else None
         outcome = evaluate(EvalOptions(layout.model.root, layout.dataset(), layout.catalog, settings, judge=judge,
-                                       build_id=ctx.build_id))
+                                       build_id=ctx.build_id, base=ctx.base_model))
         results = outcome.results
         regressed = sorted({r["contribution_id"] or "the guard set" for r in outcome.regressions})
         detail = (f"{results['items']} items, {len(results['empty'])} contribution(s) with none held out, "

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from builder.stage import BuildContext, BuildStage, StageResult, digest_of
+from builder.stage import BuildContext, BuildStage, Lineage, StageResult, digest_of
 
 
 class IndexStage(BuildStage):
     name = "validate+index"
+
+    def lineage(self, ctx: BuildContext) -> Lineage:
+        return Lineage(sources=("taxonomy", "documents"), tables=(
+            "contribution", "contribution_version", "attribution", "seed_example", "source_document", "finding"))
 
     def run(self, ctx: BuildContext) -> StageResult:
         from registry.catalog import builds

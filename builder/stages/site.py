@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from builder.stage import BuildContext, BuildOptions, BuildStage, StageResult
+from pathlib import Path
+
+from builder.stage import BuildContext, BuildOptions, BuildStage, Lineage, StageResult
 
 
 class SiteStage(BuildStage):
@@ -10,6 +12,12 @@ class SiteStage(BuildStage):
 
     def wanted(self, options: BuildOptions) -> bool:
         return options.site
+
+    def outputs(self, ctx: BuildContext) -> list[Path]:
+        return [ctx.layout.site]  # no key: it runs every time, so this only names what it writes
+
+    def lineage(self, ctx: BuildContext) -> Lineage:  # it pages through the whole catalog, releases included
+        return Lineage(reads=("validate+index", "generate", "dataset", "release"))
 
     def run(self, ctx: BuildContext) -> StageResult:
         from builder.site.build import SiteOptions, build_site

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -42,8 +43,33 @@ def active_leaves_digest(con: Any) -> list[tuple[str, str, list[str]]]:
     return [(cid, vid, list(docs or [])) for cid, vid, docs in rows]
 
 
+def tokenizer_text_digest(con: Any) -> str:
+    """A digest of the text the demo tokenizer is trained on: each active leaf's task, outline, seed examples and
+    documents, by content. Unlike the leaves' versions, it stays the same for an edit of a comment, an attribution or
+    a contributor name: the demo base model is made again only when its text changed."""
+    rows = con.execute("""
+        SELECT c.contribution_id, v.task_description, v.document_outline,
+               (SELECT list([s.context, s.question, s.answer] ORDER BY s.ordinal) FROM seed_example s
+                WHERE s.contribution_id = c.contribution_id AND s.version_id = c.current_version_id),
+               (SELECT list(DISTINCT cs.doc_sha256 ORDER BY cs.doc_sha256) FROM contribution_source cs
+                WHERE cs.contribution_id = c.contribution_id AND cs.version_id = c.current_version_id)
+        FROM contribution c JOIN contribution_version v
+          ON v.contribution_id = c.contribution_id AND v.version_id = c.current_version_id
+        WHERE c.status = 'active' ORDER BY 1""").fetchall()
+    return hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()
+
+
 def takedown_subjects(con: Any) -> list[str]:
     return [s for (s,) in con.execute("SELECT subject FROM takedown ORDER BY subject").fetchall()]
+
+
+def catalog_state(con: Any) -> str:
+    """A digest of what a release is cut from: the active leaves, takedowns, dataset files and the last index run.
+    A cut takes it before its gates and again inside its commit: what it ships is what the gates saw."""
+    datasets = [d for (d,) in con.execute("SELECT dataset_id FROM dataset ORDER BY 1").fetchall()]
+    last = con.execute("SELECT run_id FROM index_run ORDER BY finished_at DESC, run_id LIMIT 1").fetchall()
+    state = [active_leaves_digest(con), takedown_subjects(con), datasets, last[0][0] if last else None]
+    return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()
 
 
 def catalog_id(con: Any) -> str:

@@ -11,13 +11,14 @@ from typing import Any
 
 import duckdb
 
-from registry import __version__
+from registry import __version__, disks
+from registry.disks import DiskFull
 from registry.errors import CatalogError, CatalogInUse
 
 # Migration scripts in order; SCHEMA_VERSION is the number of scripts. Never edit a released script:
 # add the next one.
 MIGRATIONS = ("v001_spine.sql", "v002_generation.sql", "v003_releases.sql", "v004_attempts.sql",
-              "v005_comments.sql", "v006_evaluation.sql")
+              "v005_comments.sql", "v006_index_tree.sql", "v007_judge.sql", "v008_evaluation.sql")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -62,7 +63,7 @@ def open_read_only_waiting(path: Path, wait: float) -> Any:
         except CatalogInUse as exc:
             if time.monotonic() >= deadline:
                 raise CatalogInUse(str(exc) + (f" (waited {wait:g} s)" if wait else ""),
-                                   hint="wait for the other taxreg command to finish, or pass --wait SECONDS") from None
+                                   hint="wait for the other taxreg command to finish, or pass --wait SECONDS") from exc
             time.sleep(0.1)
 
 
@@ -81,7 +82,7 @@ def _connect(path: Path, read_only: bool) -> Any:
         message = str(exc)
         if "lock" in message.lower():
             raise CatalogInUse(f"the catalog {path} is in use by another process",
-                               hint="wait for the other taxreg command to finish") from None
+                               hint="wait for the other taxreg command to finish") from exc  # --debug: DuckDB's words
         raise CatalogError(f"cannot open the catalog {path}: {message}",
                            hint="it is not a catalog taxreg can open: move the file away (a new catalog is "
                                 "made in its place) or point the command at another one") from None
@@ -121,6 +122,21 @@ def transaction(con: Any) -> Iterator[None]:
     except duckdb.Error as exc:
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
+        full = disks.full_disk(exc)
+        if full is not None:  # said first, as every command says a full disk
+            full = DiskFull(full.path or _file_of(con))
+            raise CatalogError(f"{full.message()}: the catalog could not save this run ({exc})",
+                               hint=f"nothing of it was written and the previous catalog is intact; free some space "
+                                    f"(`df -h {full.folder}`) and run the command again") from exc
         raise CatalogError(f"the catalog could not save this run: {exc}",
                            hint="nothing of it was written and the previous catalog is intact; fix the cause "
                                 "(e.g. free disk space) and run the command again") from exc
+
+
+def _file_of(con: Any) -> Path | None:
+    """The file of the connection's database (what a failed commit was writing)."""
+    with contextlib.suppress(duckdb.Error):
+        rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+        if rows and rows[0][0]:
+            return Path(rows[0][0])
+    return None

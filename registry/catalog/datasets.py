@@ -11,6 +11,13 @@ from typing import Any
 from registry.catalog.columns import insert, upsert
 from registry.catalog.connection import transaction
 
+# The per-record lineage columns of a dataset split, after id, kind and messages: what each sample derives from.
+# Not its license: a changed attribution license must leave the split's bytes (and the model trained on them) as
+# they are; the license follows from the contribution and document (v_sample_license in the catalog).
+LINEAGE = {"contribution": "The taxonomy contribution(s) the sample derives from (their taxonomy paths).",
+           "document": "The knowledge document(s) its text comes from, as repo@commit#path.",
+           "generator": "The generator(s) that made it: seed, or teacher:<model>."}
+
 
 @dataclass(frozen=True, slots=True)
 class DatasetSample:
@@ -19,20 +26,41 @@ class DatasetSample:
     contribution_ids: tuple[str, ...]
     licenses: tuple[str, ...]  # SPDX ids of its sources ("UNKNOWN" where none is known)
     teacher_model_refs: tuple[str, ...]
+    documents: tuple[str, ...] = ()  # repo@commit#path of the documents its chunks come from
+    generators: tuple[str, ...] = ()  # the runs that made it: "seed", or "teacher:<model>"
+
+    def lineage(self) -> dict[str, str | None]:
+        """The per-record lineage columns of a dataset split (and its Croissant fields)."""
+        return {"contribution": ", ".join(self.contribution_ids) or None,
+                "document": ", ".join(self.documents) or None, "generator": ", ".join(self.generators) or None}
 
 
-def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]:
-    """Kept samples derived from the current version of an active contribution, none from a taken-down one."""
-    rows = con.execute("""
+# Samples derived from a taken-down contribution or document (`taxreg takedown`): never in a new dataset.
+_BLOCKED = """
+    SELECT DISTINCT l.sample_id FROM sample_lineage l LEFT JOIN contribution c USING (contribution_id)
+    WHERE c.status = 'taken_down' OR l.contribution_id IN (SELECT subject FROM takedown)
+       OR l.doc_sha256 IN (SELECT subject FROM takedown)"""
+
+
+def blocked_samples(con: Any) -> set[str]:
+    """The ids of samples a takedown keeps out of every dataset built from now on."""
+    return {sid for (sid,) in con.execute(_BLOCKED).fetchall()}
+
+
+def dataset_samples(con: Any, dataset_ids: list[str]) -> set[str]:
+    """The sample ids the given dataset files hold."""
+    return {sid for (sid,) in con.execute("SELECT DISTINCT sample_id FROM dataset_member WHERE dataset_id IN "
+                                          "(SELECT unnest(?::VARCHAR[]))", [dataset_ids]).fetchall()}
+
+
+# Kept samples derived from the current version of an active contribution, none from a taken-down one, with their
+# contributions, licenses and teachers (? twice: a run id, or NULL for every run).
+ELIGIBLE_SQL = f"""
         WITH live AS (
             SELECT DISTINCT l.sample_id FROM sample_lineage l JOIN contribution c
               ON c.contribution_id = l.contribution_id AND c.current_version_id = l.version_id
             WHERE c.status = 'active'
-        ), blocked AS (  -- derived from a taken-down contribution or document (`taxreg takedown`)
-            SELECT DISTINCT l.sample_id FROM sample_lineage l LEFT JOIN contribution c USING (contribution_id)
-            WHERE c.status = 'taken_down' OR l.contribution_id IN (SELECT subject FROM takedown)
-               OR l.doc_sha256 IN (SELECT subject FROM takedown)
-        ), chosen AS (
+        ), blocked AS ({_BLOCKED}), chosen AS (
             SELECT s.sample_id, s.kind FROM sample s
             WHERE s.kept AND s.sample_id IN (SELECT sample_id FROM live)
               AND s.sample_id NOT IN (SELECT sample_id FROM blocked)
@@ -60,13 +88,28 @@ def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]
             SELECT rs.sample_id, list(DISTINCT r.teacher_model_ref ORDER BY r.teacher_model_ref) AS ids
             FROM run_sample rs JOIN run r USING (run_id) SEMI JOIN chosen USING (sample_id)
             WHERE r.teacher_model_ref IS NOT NULL GROUP BY rs.sample_id
+        ), documents AS (
+            SELECT e.sample_id, list(DISTINCT d.repo_url || '@' || d.repo_commit || '#' || d.path ORDER BY 1) AS ids
+            FROM edges e JOIN source_document d USING (doc_sha256) GROUP BY e.sample_id
+        ), generators AS (  -- the runs that kept the sample: seed, or teacher:<model>
+            SELECT rs.sample_id, list(DISTINCT r.generator || coalesce(':' || r.teacher_model_ref, '') ORDER BY 1)
+                   AS ids
+            FROM run_sample rs JOIN run r USING (run_id) SEMI JOIN chosen USING (sample_id)
+            WHERE rs.kept GROUP BY rs.sample_id
         )
-        SELECT c.sample_id, c.kind, k.ids, l.ids, t.ids
+        SELECT c.sample_id, c.kind, k.ids, l.ids, t.ids, d.ids, g.ids
         FROM chosen c LEFT JOIN contributions k USING (sample_id) LEFT JOIN licenses l USING (sample_id)
-        LEFT JOIN teachers t USING (sample_id)
-        ORDER BY c.sample_id""", [run_id, run_id]).fetchall()
-    return [DatasetSample(sid, kind, tuple(cids or ()), tuple(lic or ("UNKNOWN",)),
-                          tuple(teachers or ())) for sid, kind, cids, lic, teachers in rows]
+        LEFT JOIN teachers t USING (sample_id) LEFT JOIN documents d USING (sample_id)
+        LEFT JOIN generators g USING (sample_id)
+        ORDER BY c.sample_id"""
+
+
+def eligible_samples(con: Any, run_id: str | None = None) -> list[DatasetSample]:
+    """Kept samples derived from the current version of an active contribution, none from a taken-down one."""
+    rows = con.execute(ELIGIBLE_SQL, [run_id, run_id]).fetchall()
+    return [DatasetSample(sid, kind, tuple(cids or ()), tuple(lic or ("UNKNOWN",)), tuple(teachers or ()),
+                          tuple(docs or ()), tuple(generators or ()))
+            for sid, kind, cids, lic, teachers, docs, generators in rows]
 
 
 def license_inputs(con: Any) -> list[tuple[str, str, str | None]]:

@@ -1,6 +1,6 @@
 """Evaluation runs in the catalog: what an evaluation set is drawn from (contributions, their seeds, the lineage of
 test samples), and the record of a run (run, run_input, eval_run, eval_item, eval_score, eval_effect) written in
-one transaction. The rule that calls a change a regression is SQL, in v_eval_regressions (catalog v006)."""
+one transaction. The rule that calls a change a regression is SQL, in v_eval_regressions (catalog v008)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,6 +83,24 @@ class RunInfo:
     taxonomy_commit: str | None = None
     stage: str = "generate"  # generate | import | train | export
     build_id: str | None = None
+    judge_model_ref: str | None = None  # the model that scored the samples (None: no judge)
+    rubric_sha256: str | None = None  # the hash of the judge's rubric templates
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A judge's verdict on one sample of a run: lineage, like the edges."""
+
+    sample_id: str
+    request_sha256: str  # the judge request, in the teacher_request journal
+    judge_model_ref: str
+    rubric: str  # which rubric template, e.g. knowledge_v1
+    rubric_sha256: str  # the hash of the rubric templates' set
+    scores: dict[str, int] | None  # criterion -> 1..5; None when the answer had not every score
+    score: int | None  # the lowest
+    threshold: int
+    verdict: str  # passed | below_threshold | unparseable
+    reason: str | None  # the judge's sentence (or its words, when no score could be read)
 
 
 def new_run_id() -> str:
@@ -90,8 +108,8 @@ def new_run_id() -> str:
 
 
 def write_run(con: Any, run_id: str, info: RunInfo, started: datetime, chunks: list[tuple[str, Chunk]],
-              verdicts: list[Verdict], stats: FilterStats) -> None:
-    """The run, its chunks, samples, per-run verdicts and lineage, in one transaction."""
+              verdicts: list[Verdict], stats: FilterStats, judgements: Sequence[Judgement] = ()) -> None:
+    """The run, its chunks, samples, per-run verdicts, lineage and judgements, in one transaction."""
     with transaction(con):
         _insert_run(con, run_id, info, started, "succeeded", stats.as_dict())
         insert(con, "source_chunk", {
@@ -108,6 +126,11 @@ def write_run(con: Any, run_id: str, info: RunInfo, started: datetime, chunks: l
         insert(con, "run_sample", {
             "run_id": [run_id] * len(verdicts), "sample_id": [s.sample_id for s in samples],
             "kept": [v.kept for v in verdicts], "drop_reason": [v.drop_reason for v in verdicts]})
+        # the newest decision stands: a stricter judge or filter drops a sample an earlier run kept, and back
+        con.execute("""UPDATE sample SET kept = rs.kept, drop_reason = rs.drop_reason FROM run_sample rs
+                       WHERE rs.run_id = ? AND rs.sample_id = sample.sample_id
+                         AND (sample.kept <> rs.kept OR sample.drop_reason IS DISTINCT FROM rs.drop_reason)""",
+                    [run_id])
         edges = [(s.sample_id, e) for s in samples for e in s.lineage]
         insert(con, "sample_lineage", {
             "sample_id": [sid for sid, _ in edges], "parent_kind": [e.parent_kind for _, e in edges],
@@ -115,6 +138,18 @@ def write_run(con: Any, run_id: str, info: RunInfo, started: datetime, chunks: l
             "contribution_id": [e.contribution_id for _, e in edges], "version_id": [e.version_id for _, e in edges],
             "doc_sha256": [e.doc_sha256 for _, e in edges], "run_id": [run_id] * len(edges),
             "method": [e.method for _, e in edges]}, keyed=False)
+        _insert_judgements(con, run_id, judgements)
+
+
+def _insert_judgements(con: Any, run_id: str, judgements: Sequence[Judgement]) -> None:
+    insert(con, "sample_judgement", {
+        "run_id": [run_id] * len(judgements), "sample_id": [j.sample_id for j in judgements],
+        "request_sha256": [j.request_sha256 for j in judgements],
+        "judge_model_ref": [j.judge_model_ref for j in judgements], "rubric": [j.rubric for j in judgements],
+        "rubric_sha256": [j.rubric_sha256 for j in judgements],
+        "scores": [json.dumps(j.scores, sort_keys=True) if j.scores is not None else None for j in judgements],
+        "score": [j.score for j in judgements], "threshold": [j.threshold for j in judgements],
+        "verdict": [j.verdict for j in judgements], "reason": [j.reason for j in judgements]})
 
 
 def record_failed_run(con: Any, run_id: str, info: RunInfo, started: datetime, error: str) -> None:
@@ -125,7 +160,7 @@ def _insert_run(con: Any, run_id: str, info: RunInfo, started: datetime, status:
                 stats: dict[str, Any]) -> None:
     con.execute("INSERT INTO run (run_id, stage, generator, teacher_model_ref, params, random_seed, "
                 "prompt_template_sha256, taxonomy_commit, builder_version, started_at, ended_at, status, stats, "
-                "build_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                "build_id, judge_model_ref, rubric_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
         run_id, info.stage, info.generator, info.teacher_model_ref, json.dumps(info.params, sort_keys=True),
         info.random_seed, info.prompt_template_sha256, info.taxonomy_commit, __version__, started, datetime.now(UTC),
-        status, json.dumps(stats, sort_keys=True), info.build_id])
+        status, json.dumps(stats, sort_keys=True), info.build_id, info.judge_model_ref, info.rubric_sha256])

@@ -60,11 +60,12 @@ def index(root: Path, catalog: Path, config: ValidationConfig | None = None, all
     require_taxonomy(root)
     started = datetime.now(UTC)
     in_git = gitrepo.is_repository(root)
-    head = gitrepo.head(root) if in_git else None
+    tree = gitrepo.tree_state(root) if in_git else None
+    head = tree.commit if tree else None
     found = discover(root, config.documents(root))
     fingerprint = input_fingerprint(root, config, found, extra=f"{head}|{__version__}")
     with open_catalog(catalog) as con:
-        unchanged = _unchanged(con, fingerprint, root, started, allow_errors)
+        unchanged = _unchanged(con, fingerprint, root, started, allow_errors, tree)
         if unchanged is not None:
             return unchanged
         # imported here: a tree with nothing changed never needs the parser, the schemas or pyarrow
@@ -73,8 +74,7 @@ def index(root: Path, catalog: Path, config: ValidationConfig | None = None, all
 
         with paused_gc():  # the rows of every leaf stay alive until the commit: nothing for the GC to free
             verdicts = CatalogVerdicts(con, config.file_rules_key())
-            return _Run(con, root, config, fingerprint, head, started, in_git).run(found, verdicts, workers,
-                                                                                    allow_errors)
+            return _Run(con, root, config, fingerprint, tree, started).run(found, verdicts, workers, allow_errors)
 
 
 def _last_findings(con: Any) -> list[Finding]:
@@ -83,7 +83,8 @@ def _last_findings(con: Any) -> list[Finding]:
         "ORDER BY path, line, col, code").fetchall()]
 
 
-def _unchanged(con: Any, fingerprint: str, root: Path, started: datetime, allow_errors: bool) -> IndexOutcome | None:
+def _unchanged(con: Any, fingerprint: str, root: Path, started: datetime, allow_errors: bool,
+               tree: gitrepo.TreeState | None) -> IndexOutcome | None:
     rows = con.execute("SELECT config_sha256, inputs_sha256, leaves_total, taxonomy_commit, errors FROM index_run "
                        "WHERE status <> 'unchanged' ORDER BY finished_at DESC LIMIT 1").fetchall()
     last = rows[0] if rows else None
@@ -94,7 +95,7 @@ def _unchanged(con: Any, fingerprint: str, root: Path, started: datetime, allow_
             f"the catalog was indexed with --allow-errors and the tree still has {last[4]} error(s)",
             hint="fix them, or pass --allow-errors again", findings=_last_findings(con))
     outcome = IndexOutcome(_run_id(), "unchanged", _last_findings(con), last[2], 0, 0, 0)
-    _insert_run(con, outcome, root, last[3], fingerprint, started, config_sha=last[0])
+    _insert_run(con, outcome, root, tree, fingerprint, started, config_sha=last[0])
     return outcome
 
 
@@ -103,15 +104,14 @@ class _Run:
     that versions and seeds are written batch by batch while the workers are still parsing; errors
     (without --allow-errors) or any failure roll it all back."""
 
-    def __init__(self, con: Any, root: Path, config: ValidationConfig, fingerprint: str, head: str | None,
-                 started: datetime, in_git: bool) -> None:
+    def __init__(self, con: Any, root: Path, config: ValidationConfig, fingerprint: str,
+                 tree: gitrepo.TreeState | None, started: datetime) -> None:
         self.con, self.root, self.config = con, root, config
-        self.fingerprint, self.head, self.started = fingerprint, head, started
+        self.fingerprint, self.tree, self.started = fingerprint, tree, started
         self.run_id = _run_id()
-        git_ok = in_git and head is not None
-        self.last_commits = gitrepo.last_commits(root) if git_ok else {}
-        self.dirty = gitrepo.dirty_paths(root) if git_ok else set()
-        self.commits = gitrepo.commits(root) if git_ok else []
+        self.last_commits = gitrepo.last_commits(root) if tree else {}
+        self.dirty = set(tree.dirty) if tree else set()
+        self.commits = gitrepo.commits(root) if tree else []
         self.known: set[tuple[str, str]] = set()  # (contribution_id, version_id) already in the catalog
 
     def run(self, found: Discovery, verdicts: CatalogVerdicts, workers: int | None,
@@ -160,7 +160,7 @@ class _Run:
         status = "indexed_with_errors" if report.errors else "indexed"
         outcome = IndexOutcome(self.run_id, status, report.findings, len(report.leaves), report.parsed, valid,
                                retired)
-        _insert_run(self.con, outcome, report.root, self.head, self.fingerprint, self.started,
+        _insert_run(self.con, outcome, report.root, self.tree, self.fingerprint, self.started,
                     self.config.file_rules_key())
         return outcome
 
@@ -363,12 +363,13 @@ class _Run:
                 self.con.unregister("_fresh")
 
 
-def _insert_run(con: Any, outcome: IndexOutcome, root: Path, head: str | None, fingerprint: str,
+def _insert_run(con: Any, outcome: IndexOutcome, root: Path, tree: gitrepo.TreeState | None, fingerprint: str,
                 started: datetime, config_sha: str) -> None:
-    con.execute("INSERT INTO index_run VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-        outcome.run_id, started, datetime.now(UTC), str(root.resolve()), head, __version__, config_sha,
-        fingerprint, outcome.status, outcome.leaves_total, outcome.leaves_parsed, outcome.leaves_indexed,
-        outcome.leaves_retired, outcome.errors, outcome.warnings])
+    con.execute("INSERT INTO index_run VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        outcome.run_id, started, datetime.now(UTC), str(root.resolve()), tree.commit if tree else None, __version__,
+        config_sha, fingerprint, outcome.status, outcome.leaves_total, outcome.leaves_parsed, outcome.leaves_indexed,
+        outcome.leaves_retired, outcome.errors, outcome.warnings, list(tree.dirty) if tree else None,
+        tree.tree_sha256 if tree else None])
 
 
 def _run_id() -> str:

@@ -1,8 +1,9 @@
-"""The teacher journal: every finished teacher request, persisted the moment it returns.
+"""The teacher journal: every finished teacher (and judge) request, persisted the moment it returns.
 
 Rows live in the catalog table `teacher_request`, keyed by `request_sha256` (the sha256 of the canonical
-request: model, messages, parameters, seed). A generator looks a request up before sending it and reuses a
-stored `ok` response, so a run killed at any point resumes without sending a finished request again.
+request: model, messages, parameters, seed), the judge's beside the teacher's (`role`). A generator looks a
+request up before sending it and reuses a stored `ok` response, so a run killed at any point resumes without
+sending a finished request again.
 
 `TeacherJournal` is the table's reader and writer on one DuckDB connection. `JournalWriter` is the single
 writer a concurrent generator hands its finished requests to: one thread that owns its own cursor, drains
@@ -42,6 +43,7 @@ class FinishedRequest(NamedTuple):
     status: str
     attempts: int  # HTTP attempts, over every run that sent it
     error: str | None
+    role: str = "teacher"  # teacher | judge: who was asked
 
 
 class TeacherJournal:
@@ -90,12 +92,13 @@ class TeacherJournal:
         if not finished:
             return
         now = datetime.now(UTC)
-        rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(finished))  # one statement is one transaction
-        self._con.execute(f"INSERT OR REPLACE INTO teacher_request VALUES {rows}",
+        rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(finished))  # one statement is one transaction
+        self._con.execute("INSERT OR REPLACE INTO teacher_request (request_sha256, run_id, model_ref, request, "
+                          f"response, status, attempts, error, role, finished_at) VALUES {rows}",
                           [value for row in finished for value in (*row, now)])
 
     def record_model(self, model_ref: str, license_spdx: str | None, output_terms: str | None) -> None:
-        """The teacher in `external_model`; a license or terms given now replace the stored ones."""
+        """The teacher (or the judge) in `external_model`; a license or terms given now replace the stored ones."""
         self._con.execute("""
             INSERT INTO external_model (model_ref, license_spdx, output_terms) VALUES (?, ?, ?)
             ON CONFLICT (model_ref) DO UPDATE SET

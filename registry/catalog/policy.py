@@ -29,6 +29,10 @@ RULES = {
                      "compatible with the release license.",
     "parity.fp32": "The fp32 ONNX export matches PyTorch (parity.json).",
     "takedown.excluded": "No shipped sample derives from a taken-down document or contribution.",
+    "disclosure.complete": "The EU training-content summary has every provider fact ([provider] in taxreg.toml); "
+                           "a warning, a failure with [release] require_complete_disclosure = true.",
+    "taxonomy.dirty": "The catalog was indexed from a committed tree: checking out the taxonomy commit the release "
+                      "names gives back its inputs (a cut from uncommitted changes needs --allow taxonomy.dirty).",
     "eval.no_regression": "No contribution, and not the guard set, got worse beyond its interval and the threshold of "
                           "taxreg.toml [eval] (evaluation.json, v_eval_regressions); a model that was not evaluated "
                           "is a warning.",
@@ -36,6 +40,7 @@ RULES = {
                         "the source licenses stands in, which license.compatible cannot fail against (a warning).",
 }
 DECLARED = "license.declared"
+DISCLOSURE = "disclosure.complete"
 RESTRICTIVE_TERMS = re.compile(r"non[- ]?commercial|research[- ]only|no[- ]derivatives|may not be used to train",
                                re.IGNORECASE)
 SHOWN = 8  # offending subjects named in the refusal message; every one is in policy_check
@@ -53,6 +58,8 @@ class PolicyInput:
     parity: dict[str, Any] | None  # parity.json; None for a data-only release
     allow: frozenset[str] = frozenset()
     license_declared: bool = True  # False: release_license is the union of the sources, standing in
+    disclosure_gaps: tuple[str, ...] = ()  # the EU summary's items "to be completed by the provider"
+    disclosure_required: bool = False  # [release] require_complete_disclosure: a gap fails the cut
     evaluation: dict[str, Any] | None = None  # evaluation.json of the shipped model; None: not evaluated
     model_artifact: str | None = None  # the shipped fp32 ONNX model (what the evaluation must be of)
     eval_thresholds: dict[str, float] | None = None  # taxreg.toml [eval] now; None: not checked
@@ -78,12 +85,14 @@ def run_checks(con: Any, given: PolicyInput) -> list[PolicyResult]:
                                 for s, d in sources if d["license"]
                                 and (why := incompatibility(d["license"], given.release_license))], "sources"),
         ("takedown.excluded", _taken_down(con, given.dataset_ids), "takedowns"),
+        ("taxonomy.dirty", _dirty(con), "commit"),
     ):
         rows += _rows(rule, found, given.allow, {"checked": _count(con, checked, sources)})
     rows += _teacher_rows(con, given)
     rows += _parity_rows(given)
     rows += _eval_rows(given)
     rows.append(_declared_row(given))
+    rows += _disclosure_rows(given)
     return sorted(rows, key=lambda r: (r.rule, r.subject))
 
 
@@ -93,6 +102,29 @@ def _declared_row(given: PolicyInput) -> PolicyResult:
         return PolicyResult(DECLARED, "*", "info", True, False, {"release_license": given.release_license})
     return PolicyResult(DECLARED, "*", "warning", False, False, {
         "release_license": given.release_license, "reason": undeclared_note(given.release_license)})
+
+
+def _disclosure_rows(given: PolicyInput) -> list[PolicyResult]:
+    """Required: one failing row per gap. Otherwise one row that does not block and carries the gaps, said as a
+    warning by the cut (`disclosure_warning`)."""
+    reason = "to be completed by the provider: set [provider] in taxreg.toml"
+    if given.disclosure_required:
+        return _rows(DISCLOSURE, [(gap, {"reason": reason}) for gap in given.disclosure_gaps], given.allow,
+                     {"checked": "eu-training-content-summary"})
+    if not given.disclosure_gaps:
+        return [PolicyResult(DISCLOSURE, "*", "info", True, False, {"checked": "eu-training-content-summary"})]
+    return [PolicyResult(DISCLOSURE, "*", "warning", True, False, {"to_complete": list(given.disclosure_gaps),
+                                                                   "reason": reason})]
+
+
+def disclosure_warning(results: Iterable[PolicyResult]) -> str | None:
+    """What the EU summary still asks of the provider, when the cut did not require it."""
+    row = next((p for p in results if p.rule == DISCLOSURE and p.severity == "warning"), None)
+    if row is None:
+        return None
+    return (f"the EU training-content summary marks {', '.join(row.details['to_complete'])} \"to be completed by the "
+            "provider\": set them in [provider] of taxreg.toml ([release] require_complete_disclosure = true makes "
+            "this an error)")
 
 
 def undeclared_note(union: str) -> str:
@@ -210,6 +242,29 @@ def _taken_down(con: Any, dataset_ids: tuple[str, ...]) -> list[tuple[str, dict[
             for s, kind, reason, n in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class IndexedTree:
+    """What the catalog's last index run read of the taxonomy (all None outside git)."""
+
+    commit: str | None
+    dirty: tuple[str, ...]
+    tree_sha256: str | None
+
+
+def last_tree(con: Any) -> IndexedTree:
+    rows = con.execute("SELECT taxonomy_commit, dirty_paths, tree_sha256 FROM index_run "
+                       "ORDER BY finished_at DESC LIMIT 1").fetchall()
+    if not rows:
+        return IndexedTree(None, (), None)
+    commit, dirty, tree = rows[0]
+    return IndexedTree(commit, tuple(dirty or ()), tree)
+
+
+def _dirty(con: Any) -> list[tuple[str, dict[str, Any]]]:
+    tree = last_tree(con)
+    return [(path, {"reason": f"not in commit {str(tree.commit)[:12]}"}) for path in tree.dirty]
+
+
 def _teacher_rows(con: Any, given: PolicyInput) -> list[PolicyResult]:
     rows = con.execute(f"""
         SELECT r.teacher_model_ref, any_value(m.license_spdx), any_value(m.output_terms), count(DISTINCT rs.sample_id)
@@ -283,9 +338,11 @@ def _regression(row: dict[str, Any]) -> str:
             f"interval [{low:+.3g}, {high:+.3g}], allowed {row['threshold']:g})")
 
 
-def _count(con: Any, what: str, sources: list[Any]) -> int:
+def _count(con: Any, what: str, sources: list[Any]) -> int | str | None:
     if what == "sources":
         return len(sources)
+    if what == "commit":
+        return last_tree(con).commit
     table = {"leaves": "contribution WHERE status = 'active'", "samples": "sample WHERE kept",
              "takedowns": "takedown"}[what]
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])

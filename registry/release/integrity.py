@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry.errors import RegistryError
+from registry.release import provenance
 from registry.release.manifest import MANIFEST, PUBLIC_KEY, SIGNATURE, SUMS, UNLISTED, Manifest, read_manifest
+from registry.release.provenance import PROVENANCE
 from registry.release.sums import Sums, file_sha256, format_sums, read_sums
 
 
 @dataclass(frozen=True, slots=True)
 class Difference:
     path: str
-    problem: str  # missing | extra | changed | unreadable | manifest | signature
+    problem: str  # missing | extra | changed | unreadable | manifest | signature | provenance
     detail: str
 
 
@@ -38,6 +40,7 @@ def check_files(folder: Path) -> tuple[Manifest | None, list[Difference]]:
         differences += _compare(path, path in on_disk, actual, sums, declared)
     if manifest is not None:
         _check_signature_presence(folder, manifest, on_disk, differences)
+        _check_provenance(folder, manifest, sums.digests, differences)
     return manifest, sorted(differences, key=lambda d: (d.path, d.problem))
 
 
@@ -135,6 +138,34 @@ def _check_manifest(folder: Path, sums: Sums, differences: list[Difference]) -> 
     if sums.digests and MANIFEST not in sums.digests:
         differences.append(Difference(MANIFEST, "manifest", f"not listed in {SUMS}"))
     return manifest
+
+
+def _check_provenance(folder: Path, manifest: Manifest, sums: dict[str, str], differences: list[Difference]) -> None:
+    """The provenance's subjects are the listed files with their hashes; a signed release's is an envelope."""
+    if manifest.file(PROVENANCE) is None or not (folder / PROVENANCE).is_file():
+        return  # a release cut before provenance was written, or a missing file (reported above)
+    try:
+        found = provenance.read(folder / PROVENANCE)
+    except (OSError, ValueError) as exc:
+        differences.append(Difference(PROVENANCE, "unreadable", str(exc)))
+        return
+    declared = {f.path: f.sha256 for f in manifest.files}
+    listed = {path: _agreed(folder, path, sums.get(path), sha) for path, sha in declared.items()}
+    differences += [Difference(path, "provenance", detail)
+                    for path, detail in provenance.subject_problems(found.statement, listed)]
+    if manifest.signature and found.envelope is None:
+        differences.append(Difference(PROVENANCE, "signature", "the release is signed but its provenance is a bare "
+                                                               "statement: the envelope was stripped"))
+
+
+def _agreed(folder: Path, path: str, summed: str | None, declared: str | None) -> str | None:
+    """The hash two of the three witnesses agree on (the file itself is hashed only when SHA256SUMS and the manifest
+    disagree); None when no two agree, which is a difference already. The provenance is then the fourth witness: it
+    is named only when it alone disagrees, e.g. with a file whose SHA256SUMS line and manifest entry were rewritten."""
+    if summed == declared or summed is None or declared is None:
+        return summed or declared
+    actual = file_sha256(folder / path) if (folder / path).is_file() else None
+    return actual if actual in (summed, declared) else None
 
 
 def _check_signature_presence(folder: Path, manifest: Manifest, on_disk: set[str],

@@ -90,6 +90,14 @@ class Manifest:
         return replace(self, files=tuple(sorted(files, key=lambda f: f.path.encode())))
 
 
+def listed(folder: Path, leave_out: frozenset[str] = frozenset()) -> list[str]:
+    """Every file of a release folder the manifest lists (all but the manifest, SHA256SUMS and the signature, and
+    `leave_out`): sorted, '/'-separated."""
+    skip = {MANIFEST, SUMS, SIGNATURE, *leave_out}
+    return sorted((p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+                   and p.relative_to(folder).as_posix() not in skip), key=str.encode)
+
+
 def reproducible_view(manifest: Manifest) -> dict[str, Any]:
     """The manifest without the hashes of files that are not byte-reproducible: equal for equal inputs."""
     view = manifest.to_dict()

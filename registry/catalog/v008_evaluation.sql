@@ -1,4 +1,4 @@
--- Catalog schema version 6: what each contribution did to the model. An evaluation run (`taxreg eval`, the build's
+-- Catalog schema version 8: what each contribution did to the model. An evaluation run (`taxreg eval`, the build's
 -- evaluate stage) scores the base model and the fine-tuned model, both as exported ONNX graphs, on each
 -- contribution's evaluation set (test-split samples and seed questions no training sample holds) and on a
 -- general-ability guard set; it stores every item, every per-item score, and per contribution and metric the
