@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from builder import peak_memory
 from builder.layout import BuildLayout
 from builder.lineage import LineageEmitter
 from builder.progress import Step
@@ -35,6 +36,7 @@ class StageReport:
     detail: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
     warning: str | None = None
+    peak_rss_mb: float | None = None  # this stage's own peak resident memory (None where it cannot be told apart)
     started: float = 0.0  # time.monotonic() when it began running
     progress: Step | None = None  # the latest a running stage reported
 
@@ -77,7 +79,7 @@ def run_build(options: BuildOptions, config: ValidationConfig, listener: Listene
             report.status, report.started = "running", time.monotonic()
             ctx.progress = _reporter(report, reports, listener)
             listener(reports)
-            started = time.perf_counter()
+            started, own_peak = time.perf_counter(), peak_memory.reset()
             events.started(stage)
             try:
                 _run_stage(run, stage, report)
@@ -87,14 +89,17 @@ def run_build(options: BuildOptions, config: ValidationConfig, listener: Listene
                 raise
             finally:
                 report.seconds = time.perf_counter() - started
+                report.peak_rss_mb = peak_memory.peak_mb() if own_peak else None
                 listener(reports)
             unsent = events.finished(stage)
             report.warning = report.warning or unsent
         status = "succeeded"
     finally:
         with open_catalog(ctx.layout.catalog) as con:
-            builds.finish_build(con, ctx.build_id, status, {r.name: {"status": r.status, "seconds": round(r.seconds, 3),
-                                                                     **r.stats} for r in reports})
+            builds.finish_build(con, ctx.build_id, status, {r.name: {
+                "status": r.status, "seconds": round(r.seconds, 3), **r.stats,
+                **({"peak_rss_mb": round(r.peak_rss_mb)} if r.peak_rss_mb is not None else {})}
+                for r in reports})
     return reports
 
 
@@ -152,9 +157,11 @@ def _saved(run: _Run, stage: Stage, key: str, result: StageResult) -> dict[str, 
 
 
 def _options_json(options: BuildOptions) -> dict[str, Any]:
-    return {"release": options.release, "seed": options.seed, "train_steps": options.train_steps,
-            "train_epochs": options.train_epochs, "allow": sorted(options.allow), "license": options.license,
-            "builder": __version__, **_generation(options)}
+    model = options.model_settings
+    return {"release": options.release, "seed": options.seed, "base_model": str(model.base) if model.base else None,
+            "train": model.train.given(), "variants": list(model.variants), "device": model.device,
+            "allow": sorted(options.allow), "license": options.license, "builder": __version__,
+            **_generation(options)}
 
 
 def _generation(options: BuildOptions) -> dict[str, Any]:

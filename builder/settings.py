@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +28,64 @@ T = TypeVar("T")
 
 class SettingsError(RegistryError):
     """taxreg.toml holds something taxreg cannot use (exit code 2)."""
+
+
+VARIANTS = ("fp32", "int8", "int4")  # what [export] variants may name; fp32 is the parity gate, always built
+DEFAULT_VARIANTS = ("fp32", "int8")
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True, slots=True)
+class TrainSettings:
+    """[train] (and `taxreg build`'s training options): None leaves a setting to the train stage's default."""
+
+    rank: int | None = None
+    alpha: int | None = None
+    targets: tuple[str, ...] | None = None
+    steps: int | None = None
+    epochs: float | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        wrong = [what for what, bad in (("epochs must be > 0", self.epochs is not None and not self.epochs > 0),
+                                        ("lr must be in (0, 1)", self.lr is not None and not 0 < self.lr < 1)) if bad]
+        if wrong:
+            raise SettingsError(f"training settings: {'; '.join(wrong)}",
+                                hint="fix --train-epochs / --lr (or [train] in taxreg.toml)")
+        if self.steps is not None and self.epochs is not None:
+            raise SettingsError(f"training takes steps or epochs, not both (steps {self.steps}, epochs "
+                                f"{self.epochs:g})", hint="keep one of [train] steps / epochs (--train-steps / "
+                                                          "--train-epochs)")
+
+    def over(self, below: TrainSettings) -> TrainSettings:
+        """These settings where given, `below`'s elsewhere (command-line options over taxreg.toml); steps and
+        epochs are one choice: either given here replaces both below."""
+        mine, theirs = self.given(), below.given()
+        if {"steps", "epochs"} & set(mine):
+            theirs.pop("steps", None)
+            theirs.pop("epochs", None)
+        return TrainSettings(**{**theirs, **mine})
+
+    def given(self) -> dict[str, Any]:
+        """The settings that were given (not left to the default)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSettings:
+    """[model], [train] and [export]: the base model a build fine-tunes, how, and what it exports."""
+
+    base: Path | None = None  # None: the embedded demo model
+    train: TrainSettings = field(default_factory=TrainSettings)
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    device: str = "cpu"  # where the export's parity gate runs the ONNX graphs
+
+    def over(self, base: Path | None, train: TrainSettings, variants: list[str] | None) -> ModelSettings:
+        """`taxreg build`'s options over these (taxreg.toml's): each one given replaces its setting."""
+        return ModelSettings(base if base is not None else self.base, train.over(self.train),
+                             export_variants(variants) if variants else self.variants, self.device)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +154,7 @@ class Settings:
     release_license: str | None = None  # [release] license: what the license gates check against
     disclosure: Disclosure = field(default_factory=Disclosure)
     lineage: LineageTarget = field(default_factory=LineageTarget)
+    model: ModelSettings = field(default_factory=ModelSettings)
     generate: GenerateSettings = field(default_factory=GenerateSettings)
 
     def validation(self, documents: Path | None = None, max_file_size: int | None = None,
@@ -185,13 +244,67 @@ def load(path: Path = Path(SETTINGS_FILE)) -> Settings:
         "require_complete_disclosure": "true or false (a release whose disclosures lack provider facts fails)"})
     return Settings(spdx_ids(licenses, str(path)), size, WordLimits(**words), _release_license(release, path),
                     _disclosure(raw, path, release.get("require_complete_disclosure", bool, False, lambda v: True)),
-                    _lineage(raw, path), _generate(raw, path))
+                    _lineage(raw, path), _model_settings(raw, path), _generate(raw, path))
 
 
-SECTIONS = ("validate", "release", "provider", "lineage", "generate")
+SECTIONS = ("validate", "release", "provider", "lineage", "model", "train", "export", "generate")
 _URL = "an http(s) URL of an OpenAI-compatible API, e.g. \"http://127.0.0.1:8000/v1\""
 _KEY_ENV = "the NAME of the environment variable that holds the API key, e.g. \"OPENAI_API_KEY\""
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _model_settings(raw: dict[str, Any], path: Path) -> ModelSettings:
+    model = Table.of(raw, path, "model", {"base": "a local Hugging Face causal-LM folder, e.g. \"models/SmolLM2\""})
+    export = Table.of(raw, path, "export", {
+        "variants": f"a list of {', '.join(VARIANTS)} that holds fp32, e.g. [\"fp32\", \"int8\"]",
+        "device": "\"cpu\" or \"cuda\" (where the parity gate runs the ONNX graphs)"})
+    variants = export.get("variants", list, list(DEFAULT_VARIANTS), lambda v: _variants(v) is not None)
+    return ModelSettings(model.folder("base"), _train_settings(raw, path), tuple(_variants(variants) or ()),
+                         export.get("device", str, "cpu", lambda v: v in DEVICES))
+
+
+def _train_settings(raw: dict[str, Any], path: Path) -> TrainSettings:
+    train = Table.of(raw, path, "train", {
+        "rank": "a whole number >= 1 (LoRA rank)", "alpha": "a whole number >= 1 (LoRA alpha)",
+        "targets": "\"all-linear\" or a list of module names, e.g. [\"q_proj\", \"v_proj\"]",
+        "steps": "a whole number >= 1 of optimizer steps (or set epochs)",
+        "epochs": "a number > 0 of passes over the train split (or set steps)",
+        "lr": "a number in (0, 1): the peak learning rate", "batch_size": "a whole number >= 1",
+        "max_length": "a whole number >= 8 of tokens per example"})
+    targets = train.get("targets", (str, list), None, lambda v: bool(v) and (
+        isinstance(v, str) or all(isinstance(t, str) and t for t in v)))
+    epochs = train.get("epochs", (int, float), None, lambda v: v > 0)
+    return TrainSettings(
+        rank=train.get("rank", int, None, _positive), alpha=train.get("alpha", int, None, _positive),
+        targets=None if targets is None else tuple([targets] if isinstance(targets, str) else targets),
+        steps=train.get("steps", int, None, _positive), epochs=None if epochs is None else float(epochs),
+        lr=train.get("lr", float, None, lambda v: 0 < v < 1), batch_size=train.get("batch_size", int, None, _positive),
+        max_length=train.get("max_length", int, None, lambda v: _positive(v) and v >= 8))
+
+
+def _variants(values: Any) -> tuple[str, ...] | None:
+    """The export variants in their fixed order; None unless a list of known names that holds fp32."""
+    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+        return None
+    if "fp32" not in values or set(values) - set(VARIANTS):
+        return None
+    return tuple(v for v in VARIANTS if v in values)
+
+
+def export_device(value: str) -> str:
+    if value not in DEVICES:
+        raise SettingsError(f"--device {value!r}: the parity gate runs on {' or '.join(DEVICES)}",
+                            hint="pass --device cpu or --device cuda")
+    return value
+
+
+def export_variants(values: list[str], where: str = "--variant") -> tuple[str, ...]:
+    """Variants named on the command line, refused like [export] variants."""
+    found = _variants(values)
+    if found is None:
+        raise SettingsError(f"{where} {', '.join(values)}: the export variants are {', '.join(VARIANTS)}, and fp32 "
+                            "(the parity gate) is always among them", hint=f"e.g. {where} fp32 {where} int8")
+    return found
 
 
 def _generate(raw: dict[str, Any], path: Path) -> GenerateSettings:

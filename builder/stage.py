@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from builder.layout import DEFAULT, BuildLayout
 from builder.progress import Report, ignore
-from builder.settings import Disclosure, LineageTarget
+from builder.settings import Disclosure, LineageTarget, ModelSettings
 from registry.config import ValidationConfig
 
 if TYPE_CHECKING:
@@ -30,8 +30,8 @@ class BuildOptions:
     build_dir: Path = DEFAULT.root
     release: str | None = None
     seed: int = 0
-    train_steps: int = 60
-    train_epochs: float = 1.0
+    # [model], [train], [export] and their `taxreg build` options: the base model, its training, its variants
+    model_settings: ModelSettings = field(default_factory=ModelSettings)
     allow: tuple[str, ...] = ()
     license: str | None = None  # the release license (SPDX); None: the union of the sources, with a warning
     sign_key: Path | None = None
@@ -56,6 +56,11 @@ class BuildContext:
     @property
     def layout(self) -> BuildLayout:
         return BuildLayout(self.options.build_dir)
+
+    @property
+    def base_model(self) -> Path:
+        """The folder the build fine-tunes: [model] base (--base-model), else the demo model it builds."""
+        return self.options.model_settings.base or self.layout.model.base
 
 
 @dataclass(frozen=True, slots=True)

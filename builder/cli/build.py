@@ -17,7 +17,24 @@ def build(
     build_dir: Annotated[Path, typer.Option("--build-dir", help="Where every output goes.")] = settings.DEFAULT_BUILD,
     release: Annotated[str | None, typer.Option(help="Cut this release version at the end.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed of generation and training.")] = 0,
-    train_steps: Annotated[int, typer.Option(help="LoRA training steps (the demo default is short).")] = 60,
+    base_model: Annotated[Path | None, typer.Option(
+        "--base-model", help="Local Hugging Face causal-LM folder to fine-tune [default: taxreg.toml \\[model] base, "
+                             "else the demo model].", show_default=False)] = None,
+    train_steps: Annotated[int | None, typer.Option(
+        min=1, help="LoRA training steps [default: \\[train] steps or epochs, else 60].", show_default=False)] = None,
+    train_epochs: Annotated[float | None, typer.Option(
+        help="Passes over the train split (> 0) instead of steps.", show_default=False)] = None,
+    lr: Annotated[float | None, typer.Option(
+        "--lr",
+        help="Peak learning rate, in (0, 1) [default: \\[train] lr, else 1e-2 for the demo model, 2e-4 otherwise].",
+        show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Examples per step [\\[train] batch_size, else 8].",
+                                                   show_default=False)] = None,
+    max_length: Annotated[int | None, typer.Option(min=8, help="Tokens per example [\\[train] max_length, else "
+                                                               "512].", show_default=False)] = None,
+    variant: Annotated[list[str] | None, typer.Option(
+        "--variant", help="Export variant (repeat): fp32 (always), int8, int4 [default: \\[export] variants, else "
+                          "fp32 and int8].", show_default=False)] = None,
     allow: Annotated[list[str] | None, typer.Option(
         "--allow", help="Override a failed release gate (repeat); recorded in the manifest.")] = None,
     license: Annotated[str | None, typer.Option(
@@ -49,9 +66,11 @@ def build(
     with console.user_errors(state["debug"], root=taxonomy):
         loaded = settings.load()
         config = loaded.validation()
+        model = loaded.model.over(base_model, settings.TrainSettings(
+            steps=train_steps, epochs=train_epochs, lr=lr, batch_size=batch_size, max_length=max_length), variant)
         generation = resolve(loaded.generate, Overrides(generator, {"url": teacher_url, "model": teacher_model},
                                                         {"url": judge_url, "model": judge_model}, no_judge))
-        options = BuildOptions(taxonomy, build_dir, release, seed, train_steps, allow=tuple(allow or ()),
+        options = BuildOptions(taxonomy, build_dir, release, seed, model, allow=tuple(allow or ()),
                                license=license or loaded.release_license, sign_key=sign, force=tuple(force or ()),
                                disclosure=loaded.disclosure, lineage=loaded.lineage, generation=generation)
         with build_lock(build_dir, wait), console.StageBoard(log_every) as board:

@@ -33,6 +33,9 @@ def export_command(
     prompts: Annotated[int, typer.Option("--prompts", min=1, max=64, help="Evaluation prompts in the batch.")] = 8,
     greedy_tokens: Annotated[int, typer.Option("--greedy-tokens", min=2, max=256,
                                                help="Greedy tokens compared per prompt.")] = 32,
+    device: Annotated[str, typer.Option(
+        "--device", help="Where the parity gate runs the graphs: cpu, or cuda (onnxruntime-gpu's CUDA provider, the "
+                         "gpu extra).")] = "cpu",
     int8_fp32_share: Annotated[float, typer.Option(
         "--int8-fp32-share", min=0.0, max=1.0,
         help="When all-int8 misses 95% top-1 agreement, the matmuls that cost the most (at most 8) may stay fp32, "
@@ -48,7 +51,8 @@ def export_command(
         options = ExportOptions(base_model, None if no_adapter else adapter, out, None if no_catalog else catalog,
                                 dataset or DATASET, int4,
                                 Thresholds(max_abs_diff=max_diff, greedy_tokens=greedy_tokens), prompts,
-                                int8_fp32_share, require_dataset=dataset is not None)
+                                int8_fp32_share, require_dataset=dataset is not None,
+                                device=settings.export_device(device))
         try:
             with writing(options.catalog, out, wait=wait):
                 outcome = export(options, progress=lambda message: console.print_summary(f"export: {message}", False))

@@ -52,6 +52,9 @@ class ExportOptions:
     # when all-int8 misses the top-1 target: at most this share of the matmul weights may stay fp32 (0: never)
     int8_fp32_share: float = 0.1
     require_dataset: bool = False  # True: `dataset` was asked for, so a missing one is an error, not fixed prompts
+    int8: bool = True  # off: fp32 alone (and int4 when asked)
+    device: str = "cpu"  # where the parity gate runs the graphs: cpu, or cuda (onnxruntime-gpu's CUDA provider)
+    external_data_above: int = onnx_graph.EXTERNAL_DATA_ABOVE  # bytes of graph past which weights go to .data
 
 
 @dataclass
@@ -107,11 +110,12 @@ def _export(options: ExportOptions, say: Any, work: ModelLayout, started: dateti
     say("running the evaluation prompts through PyTorch")
     reference = torch_reference(model, tokenizer, options)
     say("exporting the fp32 graph")
-    fp32 = onnx_graph.export_fp32(model, work.onnx)
+    fp32 = onnx_graph.export_fp32(model, work.onnx, options.external_data_above)
     write_side_files(model, tokenizer, options.base_model, fp32.parent)
-    say("quantizing to int8")
-    int8, int8_figures = _int8(model, tokenizer, fp32, reference, options, work, say)
-    graphs = {"fp32": fp32, "int8": int8}
+    graphs, checked = {"fp32": fp32}, {}
+    if options.int8:
+        say("quantizing to int8")
+        graphs["int8"], checked["int8"] = _int8(model, tokenizer, fp32, reference, options, work, say)
     if options.int4:
         say("building int4 with onnxruntime-genai")
         merged_dir = work.root / "merged"
@@ -122,7 +126,7 @@ def _export(options: ExportOptions, say: Any, work: ModelLayout, started: dateti
         _copy_side_files(fp32.parent, graphs["int4"].parent, "int4 (onnxruntime-genai builder; no position_ids "
                                                              "input: positions come from attention_mask)")
     say("checking parity with PyTorch")
-    report = check_parity(model, reference, graphs, options, {"int8": int8_figures})
+    report = check_parity(model, reference, graphs, options, checked)
     peak = _peak_rss_mb()
     # timings go to the catalog run's stats, not parity.json: equal inputs must write an equal file
     timing = {"seconds": round(time.perf_counter() - clock, 2), "peak_rss_mb": round(peak, 1)}
@@ -152,7 +156,8 @@ def _export(options: ExportOptions, say: Any, work: ModelLayout, started: dateti
 def _check_inputs(options: ExportOptions) -> None:
     """Everything that can be wrong with the inputs, before minutes of loading and tracing."""
     source_date.from_environment()  # parity.json is stamped with it
-    base_model.check(options.base_model)
+    base_model.check_exportable(options.base_model)
+    parity.providers(options.device)  # --device cuda without onnxruntime-gpu's CUDA provider fails here
     if options.adapter is not None:
         _check_adapter(options.adapter, options.base_model)
     if options.int4 and not onnx_graph.genai_available():
@@ -317,7 +322,7 @@ def _int8(model: Any, tokenizer: Any, fp32: Path, prepared: Reference, options: 
     out, scratch, target = work.onnx_int8, work.root / "untied", options.thresholds.top1_target
 
     def measure(kept: tuple[str, ...]) -> dict[str, Any]:
-        onnx_graph.quantize_int8(fp32, out, scratch, tuple(nodes[m] for m in kept))
+        onnx_graph.quantize_int8(fp32, out, scratch, tuple(nodes[m] for m in kept), options.external_data_above)
         return _check(model, "int8", out / onnx_graph.MODEL_FILE, prepared, options)
 
     nodes: dict[str, str] = {}
@@ -346,7 +351,8 @@ def _int8(model: Any, tokenizer: Any, fp32: Path, prepared: Reference, options: 
 def _check(model: Any, variant: str, path: Path, prepared: Reference, options: ExportOptions) -> dict[str, Any]:
     # int8 on one thread: its figures choose which graph ships, and equal inputs must choose the same one
     threads = 1 if variant == "int8" else None
-    session = parity.OrtModel(path, onnx_graph.CacheShape.of(model.config), threads=threads)
+    session = parity.OrtModel(path, onnx_graph.CacheShape.of(model.config), threads=threads,
+                              providers=parity.providers(options.device))
     return parity.check_variant(variant, session, prepared.batch, prepared.figures, options.thresholds,
                                 gate=variant == "fp32").as_dict()
 
@@ -393,7 +399,8 @@ def _record(options: ExportOptions, run_id: str, started: datetime, report: dict
                                       report["variants"].get(variant))
                  for variant, folder in built.items()]
     params = {"base_model": str(options.base_model), "adapter": str(options.adapter) if options.adapter else None,
-              "int4": options.int4, "thresholds": options.thresholds.__dict__, "n_prompts": options.n_prompts,
+              "int4": options.int4, "int8": options.int8, "device": options.device,
+              "thresholds": options.thresholds.__dict__, "n_prompts": options.n_prompts,
               "int8_fp32_share": options.int8_fp32_share}
     info = RunInfo(generator="torch.onnx.dynamo", params=params, random_seed=0, prompt_template_sha256=None,
                    stage="export")

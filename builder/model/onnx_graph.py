@@ -20,9 +20,36 @@ from pathlib import Path
 from typing import Any
 
 from registry import disks
-from registry.errors import EnvironmentProblem
+from registry.errors import EnvironmentProblem, RegistryError
 
 MODEL_FILE = "model.onnx"
+# The families this export is tested on (tests/test_families.py), by config.json's model_type. Each is a decoder of
+# RMSNorm, RoPE, (grouped-query) attention and a gated MLP; their differences are handled by transformers' own
+# modules as traced: head_dim apart from hidden/heads, QK-norm (qwen3), q/k/v bias (qwen2), Granite's multipliers,
+# tied or untied LM heads, and sliding windows (mistral, qwen2), whose mask the trace applies over a full cache.
+# onnxruntime-genai's builder makes int4 of all of them.
+FAMILIES = {"granite": "Granite", "llama": "Llama", "mistral": "Mistral", "qwen2": "Qwen2", "qwen3": "Qwen3"}
+# RoPE whose frequencies are fixed: rotary tables computed once for every position. "dynamic" and "longrope"
+# change with the sequence length, which one traced graph cannot follow.
+ROPE_TYPES = ("default", "llama3")
+EXTERNAL_DATA_ABOVE = 1_900_000_000  # bytes: protobuf's 2 GB limit, with room for the graph
+
+
+def check_family(config: Any, where: Path) -> None:
+    """Refuse a model this export cannot trace into the contract, naming its family, before anything loads."""
+    model_type = config.get("model_type")
+    if model_type not in FAMILIES:
+        architectures = ", ".join(map(str, config.get("architectures") or [])) or "no architectures listed"
+        raise RegistryError(f"{where}: model_type {model_type!r} ({architectures}) is a family taxreg's ONNX export "
+                            f"does not handle; it handles {', '.join(FAMILIES.values())}",
+                            hint="pass a base model of one of those families (config.json's model_type: "
+                                 f"{', '.join(FAMILIES)})")
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    rope_type = (rope.get("rope_type") or rope.get("type") or "default") if isinstance(rope, dict) else "default"
+    if rope_type not in ROPE_TYPES:
+        raise RegistryError(f"{where}: rope scaling {rope_type!r} ({FAMILIES[model_type]}) depends on the sequence "
+                            "length or is not one the export is tested on; it handles "
+                            f"{', '.join(ROPE_TYPES)}", hint="pass a base model without that rope scaling")
 
 
 @dataclass(frozen=True)
@@ -63,7 +90,10 @@ def cache_wrapper(model: Any) -> Any:
 
         def forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, *past: Any) -> tuple[Any, ...]:
             pairs = [(past[2 * i], past[2 * i + 1]) for i in range(shape.layers)]
-            cache = DynamicCache(ddp_cache_data=pairs, config=self.model.config)
+            # No config: every layer keeps its whole past. With one, a sliding-window layer (Mistral, Qwen2's
+            # windowed layers) would drop all but its last window - 1 keys while the contract's attention_mask
+            # still spans the whole past; the window is the attention mask's business (the traced mask applies it).
+            cache = DynamicCache(ddp_cache_data=pairs)
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                              past_key_values=cache, use_cache=True)
             present: list[Any] = []
@@ -275,7 +305,7 @@ def drop_dead_nodes(model: Any) -> None:
         graph.initializer.remove(init)
 
 
-def export_fp32(model: Any, out_dir: Path) -> Path:
+def export_fp32(model: Any, out_dir: Path, external_above: int = EXTERNAL_DATA_ABOVE) -> Path:
     """torch.onnx.export(dynamo=True) of the cache wrapper, traced with grouped attention, with RMSNorm and RoPE
     fused into onnxruntime's kernels; returns the written model.onnx."""
     import torch
@@ -308,7 +338,7 @@ def export_fp32(model: Any, out_dir: Path) -> Path:
     graph = onnx_ir.to_proto(program.model)
     del program
     fuse_rotary(graph, int(model.config.max_position_embeddings))
-    _save(graph, path)
+    _save(graph, path, external_above)
     return path
 
 
@@ -354,7 +384,8 @@ def untied(fp32: Path) -> Any:
     return graph
 
 
-def quantize_int8(fp32: Path, out_dir: Path, work: Path, keep_fp32: tuple[str, ...] = ()) -> Path:
+def quantize_int8(fp32: Path, out_dir: Path, work: Path, keep_fp32: tuple[str, ...] = (),
+                  external_above: int = EXTERNAL_DATA_ABOVE) -> Path:
     """Dynamic int8 quantization of the weights (activations quantized at run time), onnxruntime's own tool.
 
     `keep_fp32` names MatMul nodes left as they are (builder/model/mixed_int8.py chooses them)."""
@@ -362,11 +393,11 @@ def quantize_int8(fp32: Path, out_dir: Path, work: Path, keep_fp32: tuple[str, .
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = untied(fp32)
-    big = _too_big(graph)
+    big = _too_big(graph, external_above)
     shutil.rmtree(out_dir, ignore_errors=True)  # onnx appends external data to an existing .data file
     work.mkdir(parents=True, exist_ok=True)
     source = work / "untied.onnx"
-    _save(graph, source)
+    _save(graph, source, external_above)
     del graph
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MODEL_FILE
@@ -393,14 +424,15 @@ def _load(path: Path) -> Any:
     return onnx.load(str(path))
 
 
-def _too_big(model: Any) -> bool:
-    return bool(model.ByteSize() > 1_900_000_000)  # protobuf's 2 GB limit, with room for the graph
+def _too_big(model: Any, limit: int) -> bool:
+    return bool(model.ByteSize() > limit)
 
 
-def _save(model: Any, path: Path) -> None:
+def _save(model: Any, path: Path, external_above: int) -> None:
+    """One file, or past `external_above` bytes the graph with its weights in `model.onnx.data` beside it."""
     import onnx
 
-    if _too_big(model):
+    if _too_big(model, external_above):
         onnx.save(model, str(path), save_as_external_data=True, location=f"{path.name}.data")
     else:
         onnx.save(model, str(path))

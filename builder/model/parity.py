@@ -160,10 +160,28 @@ def _reference(model: Any, ids: Any, mask: Any, pos: Any, n_tokens: int) -> Refe
     return Reference(prefill, steps, np.concatenate([t.numpy() for t in tokens], axis=1))
 
 
+def providers(device: str) -> list[Any]:
+    """onnxruntime's providers for `device`; cuda without onnxruntime-gpu's CUDA provider is an error."""
+    import onnxruntime as ort
+
+    from registry.errors import EnvironmentProblem
+
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise EnvironmentProblem(f"--device cuda: this onnxruntime ({ort.__version__}) has no CUDAExecutionProvider "
+                                 f"(it offers {', '.join(available)})",
+                                 hint="install the gpu extra in its own environment (README, \"Export and parity\"), "
+                                      "or use --device cpu")
+    # TF32 matmuls would cost the fp32 gate its 1e-4: the gate compares full fp32 arithmetic
+    return [("CUDAExecutionProvider", {"use_tf32": "0"}), "CPUExecutionProvider"]
+
+
 class OrtModel:
     """An onnxruntime session over the contract's I/O: one call = prefill (empty past) or a decode step."""
 
-    def __init__(self, path: Path, shape: CacheShape, threads: int | None = 1, providers: list[str] | None = None
+    def __init__(self, path: Path, shape: CacheShape, threads: int | None = 1, providers: list[Any] | None = None
                  ) -> None:
         import onnxruntime as ort
 

@@ -152,7 +152,7 @@ def _arguments(options: TrainOptions, fingerprint: str, has_eval: bool) -> Any:
         # without a GPU, say so: accelerate then runs torchrun's processes as multi-CPU DDP over gloo (otherwise
         # each process would train alone)
         use_cpu=not _cuda(), ddp_backend="gloo" if not _cuda() and _world_size() > 1 else None,
-        dataloader_pin_memory=_cuda(),
+        dataloader_pin_memory=_cuda(), bf16=_bf16(),  # mixed precision where the GPU has bf16; fp32 elsewhere
         label_names=["labels"], include_num_input_tokens_seen="non_padding", ddp_find_unused_parameters=False,
         log_level="error", log_level_replica="error")
 
@@ -248,6 +248,12 @@ def _cuda() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+def _bf16() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
 def _rank() -> int:

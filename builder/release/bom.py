@@ -96,10 +96,13 @@ def _external(model: dict[str, Any], ref: str) -> Any:
     from cyclonedx.model.component import Component, ComponentType
 
     terms = model.get("output_terms")
+    unknown = "license" in model and not model.get("license")  # said so: an absent license reads as not checked
+    notes = [*([f"output terms: {terms}"] if terms else []), *(["license: unknown (the model folder names none)"]
+                                                              if unknown else [])]
     return Component(name=model["model_ref"], version=model.get("revision") or None, bom_ref=ref,
                      type=ComponentType.MACHINE_LEARNING_MODEL, licenses=_licenses(model.get("license")),
                      hashes=[_hash(model["weights_sha256"])] if model.get("weights_sha256") else [],
-                     description=f"output terms: {terms}" if terms else None)
+                     description="; ".join(notes) or None)
 
 
 def _model(artifact: dict[str, Any], manifest: Manifest, release_dir: Path) -> Any:

@@ -8,6 +8,7 @@ from typing import Any
 from registry.release.manifest import Manifest
 
 PARITY_METRICS = ("max_abs_diff", "top1_agreement", "greedy_identical_prompts")
+VARIANT_NAMES = {"onnx": "fp32", "onnx_int8": "int8", "onnx_int4": "int4"}
 
 
 def write_model_card(path: Path, manifest: Manifest) -> None:
@@ -37,16 +38,19 @@ def model_card(manifest: Manifest) -> str:
     if metrics:
         header["model-index"] = [{"name": f"taxonomy-registry-{manifest.version}", "results": [{
             "task": {"type": "text-generation"},
-            "dataset": {"name": "ONNX export parity (fp32 and int8 vs PyTorch)", "type": "parity"},
+            "dataset": {"name": "ONNX export parity (each variant vs PyTorch)", "type": "parity"},
             "metrics": metrics}]}]
     artifacts = model.get("artifacts", [])
+    kinds = {a["kind"] for a in artifacts}
+    variants = ", ".join(name for kind, name in VARIANT_NAMES.items() if kind in kinds)
     lines = [
         "---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", "",
         f"# Taxonomy Registry model {manifest.version}", "",
         (f"A LoRA fine-tune of `{model.get('base_model')}` on the community taxonomy's training data, exported "
-         "to ONNX (fp32 and int8)." if adapter else f"`{model.get('base_model')}` exported to ONNX (fp32 and int8), "
+         f"to ONNX ({variants})." if adapter else f"`{model.get('base_model')}` exported to ONNX ({variants}), "
          "without fine-tuning.") + " When the base is the embedded demo model this is a **demo model**: tiny, "
         "trained for minutes on a CPU, useful to show the pipeline, not to answer questions well.", "",
+        *base_model_section(manifest.inputs.get("base_model") or {}),
         "| folder | what | artifact |", "|---|---|---|",
         *(f"| `{a['path']}` | {a['kind']} ({a['format']}) | `{a['artifact_id'][:16]}` |" for a in artifacts), "",
         *mixed_int8_note(manifest.metrics.get("parity") or {}),
@@ -65,9 +69,21 @@ def model_card(manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
+def base_model_section(base: dict[str, Any]) -> list[str]:
+    """The model fine-tuned: its name, the digest of its folder's files, its weights' sha256 and its license."""
+    if not base:
+        return []
+    rows = [("name", f"`{base.get('model_ref')}`"),
+            ("revision", f"`{base['revision']}` (artifact id: sha256 over the folder's files)"
+             if base.get("revision") else "unknown"),
+            ("weights sha256", f"`{base['weights_sha256']}`" if base.get("weights_sha256") else "unknown"),
+            ("license", base.get("license") or "unknown (the base model's folder names none: check it before use)")]
+    return ["## Base model", "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
+
+
 def _metrics(parity: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
-    for variant in ("fp32", "int8"):
+    for variant in ("fp32", "int8", "int4"):
         section = parity.get("variants", {}).get(variant)
         if not isinstance(section, dict):
             continue

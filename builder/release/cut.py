@@ -51,7 +51,9 @@ from registry.release.sums import file_sha256, format_sums
 
 DATA_FILES = ("train.parquet", "test.parquet", "train.jsonl", "test.jsonl")
 DATA_DOCS = ("README.md", "croissant.json")
-MODEL_KINDS = ("adapter", "onnx", "onnx_int8")  # what a release ships of the model, as the catalog names kinds
+# what a release ships of the model, as the catalog names kinds: the fp32 graph always, the other variants its export
+# built, and the adapter they were merged from
+MODEL_KINDS = ("adapter", "onnx", "onnx_int8", "onnx_int4")
 PAUSE_ENV = "TAXREG_TEST_PAUSE_AT"  # tests: "<checkpoint>:<marker file>" makes a cut stop there, to be killed
 
 
@@ -181,16 +183,19 @@ def _datasets(con: Any, folder: Path) -> dict[str, releases.DatasetFile]:
 
 
 def _model(con: Any, folder: ModelLayout) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
-    """The exported model (fp32 + int8) and, when the export merged it, the LoRA adapter; checked against disk."""
+    """The exported model (fp32 and the variants its export built) and, when the export merged it, the LoRA
+    adapter; checked against disk."""
     found = releases.model_artifacts(con, MODEL_KINDS)
-    lacking = [kind for kind in ("onnx", "onnx_int8") if kind not in found]
-    if lacking:
-        raise RegistryError(f"no {' or '.join(lacking)} model artifact in the catalog",
+    if "onnx" not in found:
+        raise RegistryError("no onnx model artifact in the catalog",
                             hint="run `taxreg export` first, or cut a data-only release with --no-model")
     parent = found["onnx"][0]["derived_from"]
-    if found["onnx_int8"][0]["derived_from"] != parent:
-        raise RegistryError("the fp32 and int8 ONNX models in the catalog come from different exports",
-                            hint="run `taxreg export` again")
+    for kind in ("onnx_int8", "onnx_int4"):
+        if kind in found and not folder.artifact(kind).is_dir():
+            del found[kind]  # a variant an earlier export built: the last one did not (and removed its folder)
+        elif kind in found and found[kind][0]["derived_from"] != parent:
+            raise RegistryError(f"the fp32 and {kind} ONNX models in the catalog come from different exports",
+                                hint="run `taxreg export` again")
     if "adapter" in found and found["adapter"][0]["artifact_id"] != parent:
         del found["adapter"]  # an older training run's adapter: not what the ONNX model was merged from
     for kind, (_, files) in found.items():

@@ -118,11 +118,24 @@ class _Document:
         return package
 
     def _external(self, model: dict[str, Any], name: str) -> Any:
-        package = self._add(self.spdx.ai_AIPackage(), name, model["model_ref"])
+        """A base or teacher model: its name, revision (a local folder's artifact id), weights' sha256, license."""
+        s = self.spdx
+        package = self._add(s.ai_AIPackage(), name, model["model_ref"])
         if model.get("revision"):
             package.software_packageVersion = str(model["revision"])
-        if model.get("output_terms"):
-            package.comment = f"output terms: {model['output_terms']}"
+        if model.get("weights_sha256"):
+            digest = s.Hash()
+            digest.algorithm, digest.hashValue = s.HashAlgorithm.sha256, str(model["weights_sha256"])
+            package.verifiedUsing = [digest]
+        notes = [f"output terms: {model['output_terms']}"] if model.get("output_terms") else []
+        if model.get("license"):
+            license = self._add(s.simplelicensing_LicenseExpression(), f"{name}/license", None)
+            license.simplelicensing_licenseExpression = str(model["license"])
+            self._relate([package], s.RelationshipType.hasDeclaredLicense, [license])
+        elif "license" in model:
+            notes.append("license: unknown (the model folder names none)")
+        if notes:
+            package.comment = "; ".join(notes)
         return package
 
     def _entry(self, key: str, value: Any) -> Any:

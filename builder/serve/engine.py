@@ -98,6 +98,8 @@ class Engine:
         longest = max(map(len, self.codec.tokenizer.get_vocab(with_added_tokens=True)), default=1)
         self.max_prompt_chars = 4 * longest * self.context_window
         self.layers = _layers(self.session)
+        # onnxruntime-genai's int4 graphs take no position_ids: they derive positions from attention_mask
+        self.takes_positions = "position_ids" in {i.name for i in self.session.get_inputs()}
         past = {i.name: i for i in self.session.get_inputs()}["past_key_values.0.key"]
         self.past_shape = self._past_shape(past.shape)
         self.past_dtype = NUMPY_TYPES.get(past.type, np.float32)
@@ -165,10 +167,10 @@ class Engine:
     def _step(self, input_ids: np.ndarray, past: list[np.ndarray], past_length: int) -> tuple[np.ndarray, list[Any]]:
         batch, seq = input_ids.shape
         feed: dict[str, np.ndarray] = {
-            "input_ids": input_ids,
-            "attention_mask": np.ones((batch, past_length + seq), dtype=np.int64),
-            "position_ids": np.broadcast_to(np.arange(past_length, past_length + seq, dtype=np.int64),
-                                            (batch, seq)).copy()}
+            "input_ids": input_ids, "attention_mask": np.ones((batch, past_length + seq), dtype=np.int64)}
+        if self.takes_positions:
+            feed["position_ids"] = np.broadcast_to(np.arange(past_length, past_length + seq, dtype=np.int64),
+                                                   (batch, seq)).copy()
         for i in range(self.layers):
             feed[f"past_key_values.{i}.key"], feed[f"past_key_values.{i}.value"] = past[2 * i], past[2 * i + 1]
         outputs = self.session.run(None, feed)
@@ -246,7 +248,7 @@ def _session(path: Path, device: Device, threads: int | None) -> tuple[Any, str]
 
 def _layers(session: Any) -> int:
     names = {i.name for i in session.get_inputs()}
-    missing = {"input_ids", "attention_mask", "position_ids", "past_key_values.0.key"} - names
+    missing = {"input_ids", "attention_mask", "past_key_values.0.key"} - names
     if missing:
         raise ModelDirError(f"model.onnx lacks the inputs {', '.join(sorted(missing))}: not a KV-cache export",
                             hint="export it with `taxreg export`")

@@ -136,8 +136,12 @@ def _load(con: Any) -> SiteData:  # one statement per roll-up, read top to botto
                r.prompt_template_sha256, r.taxonomy_commit, r.builder_version, utc(r.started_at) AS started_at,
                utc(r.ended_at) AS ended_at, r.status, r.stats::VARCHAR AS stats, r.build_id,
                r.judge_model_ref, r.rubric_sha256,
-               count(rs.sample_id) AS samples, count(rs.sample_id) FILTER (rs.kept) AS kept
+               count(rs.sample_id) AS samples, count(rs.sample_id) FILTER (rs.kept) AS kept,
+               b.model_ref AS base_model, b.revision AS base_revision, b.license_spdx AS base_license
         FROM run r LEFT JOIN run_sample rs USING (run_id)
+        LEFT JOIN (SELECT ri.run_id, m.model_ref, m.revision, m.license_spdx FROM run_input ri
+                   JOIN external_model m ON m.model_ref = ri.input_id
+                   WHERE ri.input_kind = 'external_model' AND ri.role = 'base') b USING (run_id)
         GROUP BY ALL ORDER BY min(r.started_at) DESC, r.run_id""")
     samples_by_run = _grouped(rows(con, """
         WITH counts AS (
@@ -193,8 +197,13 @@ def _load(con: Any) -> SiteData:  # one statement per roll-up, read top to botto
         ORDER BY subject""")}
     releases = rows(con, """
         SELECT release_id, build_id, status, utc(released_at) AS released_at, path, license_expression,
-               taxonomy_commit, manifest_sha256
-        FROM release ORDER BY release.released_at DESC, release_id DESC""")
+               taxonomy_commit, manifest_sha256, b.model_ref AS base_model, b.revision AS base_revision,
+               b.license_spdx AS base_license
+        FROM release LEFT JOIN (  -- the model fine-tuned: the base its shipped model artifacts derive from
+            SELECT DISTINCT ra.release_id, m.model_ref, m.revision, m.license_spdx FROM release_artifact ra
+            JOIN model_artifact ma ON ra.kind = 'model_artifact' AND ma.artifact_id = ra.ref_id
+            JOIN external_model m ON m.model_ref = ma.base_model) b USING (release_id)
+        ORDER BY release.released_at DESC, release_id DESC""")
     release_of: dict[str, list[str]] = defaultdict(list)
     for r in rows(con, """
             SELECT DISTINCT l.contribution_id, rs.release_id FROM v_release_samples rs

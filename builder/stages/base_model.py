@@ -1,7 +1,9 @@
-"""base model: the demo Granite, with a tokenizer trained on the taxonomy's text."""
+"""base model: the demo Granite, with a tokenizer trained on the taxonomy's text; or, with [model] base
+(--base-model), the local folder given, checked (no weights loaded) and named by the digest of its files."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,20 @@ class BaseModelStage(BuildStage):
     def wanted(self, options: BuildOptions) -> bool:
         return options.model
 
+    def check(self, ctx: BuildContext, con: Any, saved: Mapping[str, Any]) -> None:
+        """A given base that training, export or serving would refuse is refused before any stage runs."""
+        from builder.model import base_model
+
+        given = ctx.options.model_settings.base
+        if given is not None:
+            base_model.check_base(given)
+
     def key(self, ctx: BuildContext) -> Any:
+        given = ctx.options.model_settings.base
+        if given is not None:
+            from registry.catalog.models import hash_directory
+
+            return {"base": hash_directory(given).artifact_id}  # its content: another folder, same files, same key
         from builder.model.demo import DemoSpec
         from registry.catalog import builds
         from registry.catalog.connection import open_catalog
@@ -27,9 +42,16 @@ class BaseModelStage(BuildStage):
         return {"takedowns": takedowns, "text": text, "spec": asdict(DemoSpec(seed=ctx.options.seed))}
 
     def outputs(self, ctx: BuildContext) -> list[Path]:
-        return [ctx.layout.model.base]
+        # a given base is outside the build folder and its content is the key: nothing of its own to compare
+        return [] if ctx.options.model_settings.base is not None else [ctx.layout.model.base]
+
+    def skipped_detail(self, ctx: BuildContext) -> str:
+        given = ctx.options.model_settings.base
+        return f"{given}: files unchanged" if given is not None else "inputs unchanged"
 
     def run(self, ctx: BuildContext) -> StageResult:
+        if ctx.options.model_settings.base is not None:
+            return _given(ctx.options.model_settings.base)
         from builder.model.demo import DemoSpec, init_demo_model
 
         base = ctx.layout.model.base
@@ -64,6 +86,25 @@ def _moved(before: dict[str, int] | None, after: dict[str, int] | None) -> str:
     return "made again (its text, takedowns or seed changed): " + (
         "the tokenizer came out the same" if not differ else
         f"{differ} of {len(after)} token ids differ from the previous tokenizer")
+
+
+def _given(folder: Path) -> StageResult:
+    """The folder checked and named; the train run records it in the catalog (model_artifact, external_model)."""
+    from builder.model import base_model
+    from registry.catalog.models import describe_base_model, hash_directory
+
+    facts = base_model.check_base(folder)
+    artifact = hash_directory(folder)
+    described = describe_base_model(folder, artifact)
+    warning = None if described.license_spdx else (
+        f"the base model {described.model_ref} names no license (README front matter `license:`, a LICENSE file or "
+        "config.json): the release's card and BOMs say it is unknown; add it to the folder's README front matter")
+    detail = (f"{described.model_ref} ({facts.model_type}, {facts.parameters / 1e6:.1f}M parameters, vocabulary "
+              f"{facts.tokens}), license {described.license_spdx or 'unknown'}")
+    return StageResult(detail, {"model_ref": described.model_ref, "artifact_id": artifact.artifact_id,
+                                "license": described.license_spdx, "model_type": facts.model_type,
+                                "parameters": facts.parameters, "vocab_size": facts.vocab_size},
+                       digest=artifact.artifact_id, warning=warning)
 
 
 STAGE = BaseModelStage()

@@ -1,4 +1,4 @@
-"""export: the merged model as ONNX (fp32, int8), gated on parity with PyTorch."""
+"""export: the merged model as ONNX ([export] variants: fp32, int8, int4), gated on parity with PyTorch."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from typing import Any
 
 from builder.progress import Step
 from builder.stage import BuildContext, BuildOptions, BuildStage, StageResult, files_digest
+
+INT4_SKIPPED = ("int4 skipped: onnxruntime-genai is not installed (pip install onnxruntime-genai in this CPU "
+                "environment, then build again: the export reruns)")
 
 
 class ExportStage(BuildStage):
@@ -17,7 +20,8 @@ class ExportStage(BuildStage):
         return options.model
 
     def key(self, ctx: BuildContext) -> Any:
-        return {}
+        # int4 asked for without its builder, then installed: a new key, so the export runs again and makes it
+        return {"variants": list(built_variants(ctx)), "device": ctx.options.model_settings.device}
 
     def outputs(self, ctx: BuildContext) -> list[Path]:
         return exported(ctx)
@@ -25,21 +29,31 @@ class ExportStage(BuildStage):
     def run(self, ctx: BuildContext) -> StageResult:
         from builder.model.export import ExportOptions, export
 
-        model = ctx.layout.model
-        outcome = export(ExportOptions(model.base, model.adapter, model.root, ctx.layout.catalog,
-                                       dataset=ctx.layout.dataset()),
+        model, variants = ctx.layout.model, built_variants(ctx)
+        outcome = export(ExportOptions(ctx.base_model, model.adapter, model.root, ctx.layout.catalog,
+                                       dataset=ctx.layout.dataset(), int4="int4" in variants,
+                                       int8="int8" in variants, device=ctx.options.model_settings.device),
                          progress=lambda message: ctx.progress(Step(note=message)))
-        variants = outcome.report["variants"]
-        parts = [f"{name} top-1 {float(variants[name]['top1_agreement']):.1%}" for name in ("fp32", "int8")
-                 if name in variants]
-        return StageResult("parity " + ", ".join(parts), {"run_id": outcome.run_id,
+        figures = outcome.report["variants"]
+        parts = [f"{name} top-1 {float(figures[name]['top1_agreement']):.1%}" for name in variants]
+        skipped = "int4" in ctx.options.model_settings.variants and "int4" not in variants
+        return StageResult("parity " + ", ".join(parts), {"run_id": outcome.run_id, "variants": list(variants),
                                                           "peak_rss_mb": round(outcome.peak_rss_mb)},
-                           digest=files_digest(exported(ctx), ctx.layout.root))
+                           digest=files_digest(exported(ctx), ctx.layout.root),
+                           warning=INT4_SKIPPED if skipped else None)
+
+
+def built_variants(ctx: BuildContext) -> tuple[str, ...]:
+    """The variants asked for that this environment can build: int4 needs onnxruntime-genai."""
+    from builder.model.onnx_graph import genai_available
+
+    asked = ctx.options.model_settings.variants
+    return tuple(v for v in asked if v != "int4" or genai_available())
 
 
 def exported(ctx: BuildContext) -> list[Path]:
     model = ctx.layout.model
-    return [model.onnx, model.onnx_int8, model.parity]
+    return [*(model.variant(v) for v in built_variants(ctx)), model.parity]
 
 
 STAGE = ExportStage()

@@ -76,7 +76,7 @@ class ReleaseStage(BuildStage):
         outcome = cut_release(CutOptions(version, options.build_dir, license=options.license, allow=options.allow,
                                          sign_key=options.sign_key, with_model=options.model, build_id=ctx.build_id,
                                          policy=ctx.config.policy, disclosure=options.disclosure,
-                                         config={"seed": options.seed, "train_steps": options.train_steps}))
+                                         config=_build_config(ctx)))
         undeclared = undeclared_warning(outcome.manifest.policy)
         notes = [n for n in (undeclared, disclosure_warning(outcome.manifest.policy), dirty_note(outcome.manifest))
                  if n]
@@ -90,8 +90,21 @@ def release_options(options: BuildOptions) -> str:
     """The options a release stage's cut depends on (besides the files it ships)."""
     return digest_of({"release": options.release, "license": options.license, "allow": sorted(options.allow),
                       "sign_key": str(options.sign_key.resolve()) if options.sign_key else None,
-                      "model": options.model, "seed": options.seed, "train_steps": options.train_steps,
+                      "model": options.model, "seed": options.seed,
+                      "base_model": str(options.model_settings.base) if options.model_settings.base else None,
+                      "train": options.model_settings.train.given(), "variants": list(options.model_settings.variants),
                       "disclosure": asdict(options.disclosure)})
+
+
+def _build_config(ctx: BuildContext) -> dict[str, Any]:
+    """The manifest's build settings: the seed and, with the model, how it was trained and what was exported (the
+    base model is named, with its digest and license, in the manifest's inputs)."""
+    from builder.stages.export import built_variants
+    from builder.stages.train import settings_of
+
+    if not ctx.options.model:
+        return {"seed": ctx.options.seed}
+    return {"seed": ctx.options.seed, "train": settings_of(ctx), "export_variants": list(built_variants(ctx))}
 
 
 def _version(ctx: BuildContext) -> str:

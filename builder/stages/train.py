@@ -18,7 +18,7 @@ class TrainStage(BuildStage):
         return options.model
 
     def key(self, ctx: BuildContext) -> Any:
-        return {"steps": ctx.options.train_steps, "seed": ctx.options.seed}
+        return settings_of(ctx)
 
     def outputs(self, ctx: BuildContext) -> list[Path]:
         return [ctx.layout.model.adapter]
@@ -55,13 +55,34 @@ def steps(report: Report) -> Callable[[Any], None]:
     return on_event
 
 
-def _options(ctx: BuildContext) -> Any:
-    from builder.model.train import TrainOptions, default_lr
+DEMO_STEPS = 60  # neither steps nor epochs given: the embedded default build's minute of training
+DEFAULTS = {"rank": 16, "alpha": 32, "targets": ("all-linear",), "batch_size": 8, "max_length": 512}
 
-    model, steps = ctx.layout.model, ctx.options.train_steps
-    return TrainOptions(model.base, ctx.layout.dataset(), model.adapter, ctx.layout.catalog,
-                        max_steps=steps, max_length=512, seed=ctx.options.seed, lr=default_lr(model.base),
-                        eval_steps=max(10, steps // 3), save_steps=max(10, steps // 3))
+
+def settings_of(ctx: BuildContext) -> dict[str, Any]:
+    """[train] and the build's options over the build's defaults, as the train stage runs them: its key, and what
+    the release's manifest says it was trained with."""
+    from builder.model.train_options import default_lr
+
+    given = ctx.options.model_settings.train.given()
+    if "steps" not in given and "epochs" not in given:
+        given["steps"] = DEMO_STEPS
+    resolved = {**DEFAULTS, "steps": None, "epochs": None, "lr": default_lr(ctx.base_model), **given,
+                "seed": ctx.options.seed}
+    return {**resolved, "targets": list(resolved["targets"])}
+
+
+def _options(ctx: BuildContext) -> Any:
+    from builder.model.train import TrainOptions
+
+    model, values = ctx.layout.model, settings_of(ctx)
+    max_steps = values["steps"]
+    every = max(10, max_steps // 3) if max_steps else 50
+    return TrainOptions(ctx.base_model, ctx.layout.dataset(), model.adapter, ctx.layout.catalog,
+                        rank=values["rank"], alpha=values["alpha"], targets=tuple(values["targets"]),
+                        epochs=values["epochs"] or 1.0, max_steps=max_steps or -1, lr=values["lr"],
+                        batch_size=values["batch_size"], max_length=values["max_length"], seed=values["seed"],
+                        eval_steps=every, save_steps=every)
 
 
 STAGE = TrainStage()

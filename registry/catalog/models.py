@@ -94,7 +94,22 @@ def describe_base_model(folder: Path, artifact: Artifact) -> ExternalModel:
     else:
         name = str(model.config.get("_name_or_path") or "") or resolved.name
         name = f"{name}@{revision[:16]}"
-    return ExternalModel(name, revision, _card_license(folder / "README.md"), weights)
+    return ExternalModel(name, revision, folder_license(folder), weights)
+
+
+LICENSE_FILES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "license", "license.txt", "COPYING")
+# The opening words of license texts a model folder's LICENSE file holds, when its first line is not an SPDX id
+LICENSE_TEXTS = (("apache license", "version 2.0", "Apache-2.0"), ("mit license", "", "MIT"),
+                 ("bsd 3-clause license", "", "BSD-3-Clause"))
+
+
+def folder_license(folder: Path) -> str | None:
+    """A local model folder's license (SPDX), from the first of: its README's front matter (`license:`, the Hugging
+    Face card's key; `license: other` with `license_name: NAME` gives LicenseRef-NAME), a LICENSE file (its first
+    line an SPDX id, or the opening of the Apache-2.0, MIT or BSD-3-Clause text), config.json's `license`. None when
+    none of them says."""
+    return (_card_license(folder / "README.md") or _license_file(folder)
+            or _spdx(ModelFolder.lenient(folder).config.get("license")))
 
 
 def _card_license(card: Path) -> str | None:
@@ -102,9 +117,36 @@ def _card_license(card: Path) -> str | None:
         text = card.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    front = re.match(r"---\n(.*?)\n---", text, re.DOTALL)
-    found = re.search(r"^license:\s*['\"]?([^'\"\n]+)", front[1], re.MULTILINE) if front else None
-    return normalize(found[1]) if found else None
+    front = re.match(r"---\r?\n(.*?)\r?\n---", text, re.DOTALL)
+    if not front:
+        return None
+    found = re.search(r"^license:\s*['\"]?([^'\"\n]+?)['\"]?\s*$", front[1], re.MULTILINE)
+    named = re.search(r"^license_name:\s*['\"]?([A-Za-z0-9.-]+)['\"]?\s*$", front[1], re.MULTILINE)
+    if found and found[1].strip().lower() == "other":
+        return f"LicenseRef-{named[1]}" if named else None
+    return _spdx(found[1]) if found else None
+
+
+def _license_file(folder: Path) -> str | None:
+    for name in LICENSE_FILES:
+        try:
+            text = (folder / name).read_text(encoding="utf-8")[:4096]
+        except (OSError, UnicodeDecodeError):
+            continue
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        first = lines[0] if lines else ""
+        spdx = _spdx(first.removeprefix("SPDX-License-Identifier:")) if len(first) < 80 else None
+        if spdx:
+            return spdx
+        opening = " ".join(lines[:4]).lower()
+        for start, also, spdx_id in LICENSE_TEXTS:
+            if opening.startswith(start) and also in opening:
+                return spdx_id
+    return None
+
+
+def _spdx(value: Any) -> str | None:
+    return normalize(value) if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)
