@@ -245,7 +245,7 @@ def test_a_big_model_keeps_one_copy_of_its_weights_across_trials(planted: dict[s
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from builder.model import onnx_graph
 
-    monkeypatch.setattr(onnx_graph, "_too_big", lambda model: True)  # external data, as above 1.9 GB
+    monkeypatch.setattr(onnx_graph, "_too_big", lambda model, limit: True)  # external data, as above 1.9 GB
     fp32, out = planted["all-int8"]["folder"] / "onnx" / "model.onnx", tmp_path / "int8"
     onnx_graph.quantize_int8(fp32, out, tmp_path / "scratch")
     size = (out / "model.onnx.data").stat().st_size
