@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from builder import layout
-from builder.evaluation.config import KEYS as EVAL_KEYS
-from builder.evaluation.config import EvalJudge, EvalSettings, Thresholds
+from builder.evaluation_settings import KEYS as EVAL_KEYS
+from builder.evaluation_settings import EvalJudge, EvalSettings, Thresholds
 from registry.config import ValidationConfig, WordLimits
 from registry.errors import RegistryError
 from registry.licenses import DEFAULT_ALLOWED, LicensePolicy, normalize

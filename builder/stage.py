@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from builder.evaluation.config import EvalSettings
+from builder.evaluation_settings import EvalSettings
 from builder.layout import DEFAULT, BuildLayout
 from builder.progress import Report, ignore
 from builder.settings import Disclosure, LineageTarget, ModelSettings

@@ -25,10 +25,10 @@ import pytest
 from typer.testing import CliRunner
 
 from builder.cli import app
-from builder.evaluation.config import EvalSettings, Thresholds
 from builder.evaluation.evalset import EvalLeak, build_eval_set
 from builder.evaluation.judge import JudgeConfig, JudgeUnavailable
 from builder.evaluation.run import EvalOptions, EvalOutcome, NoBase, evaluate
+from builder.evaluation_settings import EvalSettings, Thresholds
 from builder.release.compare import diff_folders
 from builder.release.cut import CutOptions, cut_release
 from registry.catalog.connection import open_read_only
@@ -40,6 +40,7 @@ from tests.releasing import rows
 from tests.test_site_browser import Visit, browser, visit  # noqa: F401 (the browser fixtures, over this site)
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is a project dependency: pip install -e '.[dev]'")
+pytestmark = pytest.mark.slow  # one whole build, then two trainings and exports
 
 X = "knowledge/engineering/mechanical/bicycles/bicycle_gearing"  # the contribution made to regress
 DONOR = "knowledge/arts/music/music_theory/musical_scales"  # whose answers it is trained on instead of its own

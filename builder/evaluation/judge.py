@@ -104,9 +104,10 @@ def judge_all(con: Any, config: JudgeConfig, run_id: str, planned: list[Request]
     else:
         error = None
     if error is not None or len(bodies) < len(unique):
+        todo = report.planned - report.reused
         raise JudgeUnavailable(
-            f"the judge at {config.url} answered {report.ok} of {report.planned - report.reused} requests in this "
-            f"run ({report.failed} failed, {report.reused} reused from earlier runs); last error: "
+            f"the judge at {config.url} answered {report.ok} of {todo} requests in this run ({report.failed} failed, "
+            f"{todo - report.ok - report.failed} not sent, {report.reused} reused from earlier runs); last error: "
             f"{report.last_error or error}",
             hint="every answer received is saved in the catalog: run `taxreg eval` again when the judge is back, "
                  "and only the missing requests are sent")

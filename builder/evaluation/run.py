@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.evaluation import evalset, judge, stats
-from builder.evaluation.config import METRICS, EvalSettings
+from builder.evaluation_settings import METRICS, EvalSettings
 from builder.layout import ModelLayout
 from registry import __version__, folders
 from registry.catalog import evaluation

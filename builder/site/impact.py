@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from builder.evaluation.config import METRICS
+from builder.evaluation_settings import METRICS
 from registry.catalog.evaluation import withheld_sql
 
 Row = dict[str, Any]

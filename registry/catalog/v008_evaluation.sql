@@ -102,7 +102,7 @@ COMMENT ON TABLE eval_effect IS 'Per contribution (or the guard set) and metric:
 COMMENT ON COLUMN eval_effect.run_id IS 'The evaluation run; joins eval_run.run_id.';
 COMMENT ON COLUMN eval_effect.contribution_id IS 'The contribution (taxonomy path); NULL for the guard set.';
 COMMENT ON COLUMN eval_effect.scope IS 'contribution | guard.';
-COMMENT ON COLUMN eval_effect.metric IS 'As eval_score.metric.';
+COMMENT ON COLUMN eval_effect.metric IS 'The metric, as in eval_score.metric: nll, mc_acc, mc_acc_norm, f1, rouge_l or judge.';
 COMMENT ON COLUMN eval_effect.items IS 'Items the means are over.';
 COMMENT ON COLUMN eval_effect.base_mean IS 'Mean of base_value over the items (nll: nats per token; perplexity = exp(base_mean)).';
 COMMENT ON COLUMN eval_effect.tuned_mean IS 'Mean of tuned_value over the items.';
@@ -144,7 +144,7 @@ COMMENT ON COLUMN v_contribution_impact.contribution_id IS 'The contribution (ta
 COMMENT ON COLUMN v_contribution_impact.scope IS 'contribution | guard.';
 COMMENT ON COLUMN v_contribution_impact.kind IS 'The contribution''s kind (knowledge | compositional_skill | foundational_skill); NULL for the guard set.';
 COMMENT ON COLUMN v_contribution_impact.domain IS 'The contribution''s domain (contribution.domain); NULL for the guard set.';
-COMMENT ON COLUMN v_contribution_impact.metric IS 'As eval_score.metric.';
+COMMENT ON COLUMN v_contribution_impact.metric IS 'The metric, as in eval_score.metric: nll, mc_acc, mc_acc_norm, f1, rouge_l or judge.';
 COMMENT ON COLUMN v_contribution_impact.items IS 'Items the means are over.';
 COMMENT ON COLUMN v_contribution_impact.base_mean IS 'Mean base value (eval_effect.base_mean).';
 COMMENT ON COLUMN v_contribution_impact.tuned_mean IS 'Mean fine-tuned value (eval_effect.tuned_mean).';
@@ -210,7 +210,7 @@ COMMENT ON COLUMN v_eval_provenance.sample_id IS 'The test-split sample the item
 COMMENT ON COLUMN v_eval_provenance.seed_id IS 'The seed example behind the item (joins seed_example.seed_id); NULL when none.';
 COMMENT ON COLUMN v_eval_provenance.doc_sha256 IS 'The knowledge document the sample derives from (joins source_document.doc_sha256); NULL when none.';
 COMMENT ON COLUMN v_eval_provenance.document_license IS 'That document''s SPDX license; NULL when unknown or none.';
-COMMENT ON COLUMN v_eval_provenance.metric IS 'As eval_score.metric.';
+COMMENT ON COLUMN v_eval_provenance.metric IS 'The metric, as in eval_score.metric: nll, mc_acc, mc_acc_norm, f1, rouge_l or judge.';
 COMMENT ON COLUMN v_eval_provenance.base_value IS 'The base model''s value.';
 COMMENT ON COLUMN v_eval_provenance.tuned_value IS 'The fine-tuned model''s value.';
 COMMENT ON COLUMN v_eval_provenance.delta IS 'tuned_value - base_value (nll: negative is better).';

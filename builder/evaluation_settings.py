@@ -1,6 +1,7 @@
 """What an evaluation measures and how: the metrics, and the settings of taxreg.toml's [eval] section.
 
-Light on purpose (no numpy, no onnxruntime): `builder.settings` reads [eval] through it at every command.
+Light on purpose (no numpy, no onnxruntime): `builder.settings` reads [eval] through it at every command, so it
+sits outside builder/evaluation/ (whose modules use the generators, which read the settings).
 """
 
 from __future__ import annotations
