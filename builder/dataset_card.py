@@ -85,8 +85,9 @@ def _card(options: DatasetOptions, samples: list[DatasetSample], files: list[Wri
              f"- Contributions: {len(contributions)}",
              f"- Licenses of the sources: {license_expression}",
              f"- Teacher models: {', '.join(teachers) if teachers else 'none (samples are the seed examples)'}",
-             f"- Split: test = samples whose id hash falls under {options.test_fraction:.0%}; stable when "
-             "leaves are added",
+             f"- Split: test = samples whose id hash falls under {options.test_fraction:.0%}, and each "
+             f"contribution keeps at least {options.min_test} in test (at most half of its samples) so it can be "
+             "evaluated on what it was not trained on; stable when leaves are added",
              f"- Mix: {', '.join(f'{k}={v:g}' for k, v in sorted(options.mix.items()))}",
              f"- Built by taxonomy-registry {__version__}, {created.date().isoformat()}", "",
              "## Files", "", "| file | rows | sha256 |", "|---|---|---|",

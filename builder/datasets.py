@@ -7,6 +7,7 @@ swapped into place: a failed build leaves the previous dataset as it was.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,15 @@ class DatasetOptions:
     test_fraction: float = 0.1
     mix: dict[str, float] = field(default_factory=lambda: {"knowledge": 1.0, "skills": 1.0})
     run_id: str | None = None
+    # Each contribution keeps at least this many samples in the test split (never more than half of its samples),
+    # so that each can be evaluated on something it was not trained on (`taxreg eval`); 0: the hash decides alone.
+    min_test: int = 2
 
     def __post_init__(self) -> None:
         if not 0 <= self.test_fraction < 1:
             raise RegistryError(f"test fraction {self.test_fraction} must be in [0, 1)")
+        if self.min_test < 0:
+            raise RegistryError(f"--min-test {self.min_test} must be 0 or more")
         unknown = set(self.mix) - {"knowledge", "skills"}
         if unknown or any(v < 0 for v in self.mix.values()):
             raise RegistryError(f"invalid mix {self.mix}", hint="use knowledge=RATIO and skills=RATIO, ratios >= 0")
@@ -52,7 +58,8 @@ def build_dataset(catalog: Path, out_root: Path, options: DatasetOptions) -> Dat
             raise RegistryError("no kept samples from active contributions in the catalog",
                                 hint="run `taxreg index` and `taxreg generate` first")
         created, _ = source_date.stamp(con)
-        rows = {split: _rows(samples, split, options) for split in SPLITS}
+        sides = splits(samples, options)
+        rows = {split: _rows(samples, sides, split, options) for split in SPLITS}
         license_expression = _license_expression(samples)
         target = out_root / options.name
         with folders.building(target) as staging:
@@ -64,7 +71,31 @@ def build_dataset(catalog: Path, out_root: Path, options: DatasetOptions) -> Dat
 
 
 def split_of(sample_id: str, test_fraction: float) -> str:
-    return "test" if int(sample_id[:8], 16) % 10_000 < test_fraction * 10_000 else "train"
+    return "test" if _split_key(sample_id) < test_fraction * 10_000 else "train"
+
+
+def _split_key(sample_id: str) -> int:
+    return int(sample_id[:8], 16) % 10_000
+
+
+def splits(samples: list[DatasetSample], options: DatasetOptions) -> dict[str, str]:
+    """sample id -> train | test: by the id's hash, then, for a contribution with fewer than `min_test` test
+    samples, its train samples whose hash is nearest the cut move to test (at most half of its samples are
+    held out). Each contribution's side depends on its own samples only, so adding leaves moves no sample."""
+    side = {s.sample_id: split_of(s.sample_id, options.test_fraction) for s in samples}
+    if options.test_fraction == 0 or options.min_test == 0:
+        return side
+    mine: dict[str, list[str]] = defaultdict(list)
+    for s in samples:
+        for contribution in s.contribution_ids:
+            mine[contribution].append(s.sample_id)
+    for contribution in sorted(mine):
+        ids = mine[contribution]
+        missing = min(options.min_test, len(ids) // 2) - sum(side[i] == "test" for i in ids)
+        nearest = sorted((i for i in ids if side[i] == "train"), key=lambda i: (_split_key(i), i))
+        for sample_id in nearest[:max(0, missing)]:
+            side[sample_id] = "test"
+    return side
 
 
 def copies_of(sample: DatasetSample, mix: dict[str, float]) -> int:
@@ -75,8 +106,9 @@ def copies_of(sample: DatasetSample, mix: dict[str, float]) -> int:
     return whole + (1 if share < ratio - whole else 0)
 
 
-def _rows(samples: list[DatasetSample], split: str, options: DatasetOptions) -> list[tuple[DatasetSample, int]]:
-    chosen = [(s, copies_of(s, options.mix)) for s in samples if split_of(s.sample_id, options.test_fraction) == split]
+def _rows(samples: list[DatasetSample], sides: dict[str, str], split: str, options: DatasetOptions
+          ) -> list[tuple[DatasetSample, int]]:
+    chosen = [(s, copies_of(s, options.mix)) for s in samples if sides[s.sample_id] == split]
     return [(s, n) for s, n in chosen if n > 0]
 
 
@@ -129,4 +161,4 @@ def _license_expression(samples: list[DatasetSample]) -> str:
 
 def _params(options: DatasetOptions) -> dict[str, Any]:
     return {"name": options.name, "test_fraction": options.test_fraction, "mix": options.mix,
-            "run_id": options.run_id}
+            "run_id": options.run_id, "min_test": options.min_test}

@@ -23,7 +23,7 @@ class ModelLayout:
     # export variant -> folder, and the catalog's model_artifact kinds -> folder
     VARIANTS: ClassVar[dict[str, str]] = {"fp32": "onnx", "int8": "onnx-int8", "int4": "onnx-int4"}
     KINDS: ClassVar[dict[str, str]] = {"base": "base", "adapter": "adapter", "onnx": "onnx", "onnx_int8": "onnx-int8",
-                                       "onnx_int4": "onnx-int4"}
+                                       "onnx_int4": "onnx-int4", "onnx_base": "onnx-base"}
 
     @property
     def base(self) -> Path:
@@ -56,6 +56,17 @@ class ModelLayout:
     @property
     def parity(self) -> Path:
         return self.root / "parity.json"
+
+    @property
+    def onnx_base(self) -> Path:
+        """The base model as ONNX, what `taxreg eval` compares the fine-tuned graph with (not an export variant:
+        `taxreg export` neither writes nor removes it)."""
+        return self.artifact("onnx_base")
+
+    @property
+    def evaluation(self) -> Path:
+        """The last evaluation's results (`taxreg eval`): what a release ships as evaluation.json."""
+        return self.root / "evaluation.json"
 
     @property
     def parity_failed(self) -> Path:
@@ -184,6 +195,11 @@ class ReleaseLayout:
     @property
     def parity(self) -> Path:
         return self.root / "parity.json"
+
+    @property
+    def evaluation(self) -> Path:
+        """What the evaluation found (the model folder's evaluation.json), when the release has a model."""
+        return self.root / "evaluation.json"
 
     @property
     def audit(self) -> Path:

@@ -160,7 +160,8 @@ def _options_json(options: BuildOptions) -> dict[str, Any]:
     model = options.model_settings
     return {"release": options.release, "seed": options.seed, "base_model": str(model.base) if model.base else None,
             "train": model.train.given(), "variants": list(model.variants), "device": model.device,
-            "allow": sorted(options.allow), "license": options.license, "builder": __version__,
+            "allow": sorted(options.allow), "license": options.license, "evaluation": options.evaluation.key(),
+            "builder": __version__,
             **_generation(options)}
 
 

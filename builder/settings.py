@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from builder import layout
+from builder.evaluation_settings import KEYS as EVAL_KEYS
+from builder.evaluation_settings import EvalJudge, EvalSettings, Thresholds
 from registry.config import ValidationConfig, WordLimits
 from registry.errors import RegistryError
 from registry.licenses import DEFAULT_ALLOWED, LicensePolicy, normalize
@@ -156,6 +158,7 @@ class Settings:
     lineage: LineageTarget = field(default_factory=LineageTarget)
     model: ModelSettings = field(default_factory=ModelSettings)
     generate: GenerateSettings = field(default_factory=GenerateSettings)
+    evaluation: EvalSettings = field(default_factory=EvalSettings)  # [eval]
 
     def validation(self, documents: Path | None = None, max_file_size: int | None = None,
                    allowed: list[str] | None = None) -> ValidationConfig:
@@ -244,13 +247,33 @@ def load(path: Path = Path(SETTINGS_FILE)) -> Settings:
         "require_complete_disclosure": "true or false (a release whose disclosures lack provider facts fails)"})
     return Settings(spdx_ids(licenses, str(path)), size, WordLimits(**words), _release_license(release, path),
                     _disclosure(raw, path, release.get("require_complete_disclosure", bool, False, lambda v: True)),
-                    _lineage(raw, path), _model_settings(raw, path), _generate(raw, path))
+                    _lineage(raw, path), _model_settings(raw, path), _generate(raw, path),
+                    _evaluation(raw, path))
 
 
-SECTIONS = ("validate", "release", "provider", "lineage", "model", "train", "export", "generate")
+SECTIONS = ("validate", "release", "provider", "lineage", "model", "train", "export", "generate", "eval")
 _URL = "an http(s) URL of an OpenAI-compatible API, e.g. \"http://127.0.0.1:8000/v1\""
 _KEY_ENV = "the NAME of the environment variable that holds the API key, e.g. \"OPENAI_API_KEY\""
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _evaluation(raw: dict[str, Any], path: Path) -> EvalSettings:
+    """[eval]: the regression thresholds of the eval.no_regression gate, the bootstrap, the judge."""
+    table = Table.of(raw, path, "eval", EVAL_KEYS)
+    defaults, limits = EvalSettings(), Thresholds()
+    thresholds = Thresholds(**{key: _number(table, key, getattr(limits, key), (lambda v: v >= 0) if key ==
+                                            "max_nll_increase" else (lambda v: 0 <= v <= 1))
+                               for key in limits.as_dict()})
+    judge = EvalJudge(table.get("judge_url", str, ""), table.get("judge_model", str, ""))
+    if bool(judge.url) != bool(judge.model):
+        raise SettingsError(f"{path}: [eval] judge_url and judge_model go together",
+                            hint="set both (an OpenAI-compatible endpoint and its model), or neither")
+    return EvalSettings(
+        thresholds, seed=table.get("seed", int, defaults.seed, lambda v: True),
+        bootstrap=table.get("bootstrap", int, defaults.bootstrap, lambda v: v >= 100),
+        confidence=_number(table, "confidence", defaults.confidence, lambda v: 0.5 <= v < 1),
+        max_new_tokens=table.get("max_new_tokens", int, defaults.max_new_tokens, lambda v: 1 <= v <= 1024),
+        judge=judge)
 
 
 def _model_settings(raw: dict[str, Any], path: Path) -> ModelSettings:
@@ -365,6 +388,10 @@ def _spdx(table: Table, key: str, example: str = "e.g. license = \"Apache-2.0\""
         raise SettingsError(f"{table.path}: [{table.name}] {key} {value!r} is not an SPDX license expression",
                             hint=example)
     return spdx
+
+
+def _number(table: Table, key: str, default: float, check: Callable[[Any], bool]) -> float:
+    return float(table.get(key, (int, float), default, check))
 
 
 def _disclosure(raw: dict[str, Any], path: Path, required: bool) -> Disclosure:

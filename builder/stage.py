@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from builder.evaluation_settings import EvalSettings
 from builder.layout import DEFAULT, BuildLayout
 from builder.progress import Report, ignore
 from builder.settings import Disclosure, LineageTarget, ModelSettings
@@ -41,6 +42,7 @@ class BuildOptions:
     disclosure: Disclosure = field(default_factory=Disclosure)  # [provider]: facts the release's disclosures ask
     lineage: LineageTarget = field(default_factory=LineageTarget)  # [lineage]: where the run events go
     generation: Generation | None = None  # the generator and its endpoints ([generate]); None: the seed generator
+    evaluation: EvalSettings = field(default_factory=EvalSettings)  # taxreg.toml [eval]
 
 
 @dataclass(slots=True)

@@ -77,6 +77,16 @@ def make_taxonomy(tmp_path: Path) -> TaxonomyMaker:
     return make
 
 
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """One `taxreg build --release 1.0.0` of the embedded taxonomy with the demo model (the README's default), for
+    the whole session: tests/test_build.py checks it, tests/test_evaluation.py trains on from its model (reading,
+    never writing into it). -> (taxonomy, build folder, the build's output)."""
+    from tests.building import default_build
+
+    return default_build(tmp_path_factory.mktemp("builds"))
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -19,26 +19,12 @@ import pytest
 
 from builder.buildlock import build_lock
 from registry.release.manifest import read_manifest, reproducible_view
+from tests.building import EPOCH, build_args, taxreg
 from tests.conftest import EXAMPLE_TAXONOMY, REPO
 
 pytestmark = pytest.mark.slow  # real models or whole builds: left out of `pytest -m "not slow"`
 
-EPOCH = "1767225600"  # 2026-01-01: every timestamp a build writes
-STAGES = ["validate+index", "generate", "dataset", "base model", "train", "export", "release", "site"]
-
-
-def taxreg(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH, "OMP_NUM_THREADS": "2"}
-    done = subprocess.run([sys.executable, "-m", "builder.cli", *args], check=False, cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert done.returncode == 0, done.stdout + done.stderr
-    return done
-
-
-def build_args(taxonomy: Path, build: Path, *extra: str, steps: str | None = "4") -> list[str]:
-    """`taxreg build` arguments; steps=None trains as the README's default build does (its parity gate included)."""
-    return ["build", str(taxonomy), "--build-dir", str(build), *(["--train-steps", steps] if steps else []), *extra]
+STAGES = ["validate+index", "generate", "dataset", "base model", "train", "export", "evaluate", "release", "site"]
 
 
 def stage_lines(output: str) -> dict[str, str]:
@@ -58,14 +44,13 @@ def digests(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def two_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, str]:
-    """Two clean builds of the same taxonomy (in different folders) with a release each."""
-    work = tmp_path_factory.mktemp("builds")
-    taxonomy = work / "taxonomy"
-    shutil.copytree(EXAMPLE_TAXONOMY, taxonomy)
-    first = taxreg(*build_args(taxonomy, work / "a", "--release", "1.0.0", "--log-every", "5", steps=None))
-    taxreg(*build_args(taxonomy, work / "b", "--release", "1.0.0", steps=None))
-    return taxonomy, work / "a", work / "b", first.stdout + first.stderr
+def two_builds(demo_build: tuple[Path, Path, str]) -> tuple[Path, Path, Path, str]:
+    """Two clean builds of the same taxonomy (in different folders) with a release each: the shared default build
+    (conftest's demo_build) and one more beside it."""
+    taxonomy, first, output = demo_build
+    second = first.parent / "b"
+    taxreg(*build_args(taxonomy, second, "--release", "1.0.0", steps=None))
+    return taxonomy, first, second, output
 
 
 def test_a_log_shows_a_running_stage_s_progress(two_builds: tuple[Path, Path, Path, str]) -> None:
@@ -97,14 +82,48 @@ def test_every_stage_runs_and_the_release_verifies(two_builds: tuple[Path, Path,
     finally:
         con.close()
     assert [b[0] for b in builds] == ["succeeded"] and set(json.loads(builds[0][1])) == set(STAGES)
-    assert {"generate", "train", "export"} <= stages and released == [("1.0.0",)]
+    assert {"generate", "train", "export", "evaluate"} <= stages and released == [("1.0.0",)]
+
+
+def test_the_release_records_an_evaluation_and_every_contribution_page_shows_it(
+        two_builds: tuple[Path, Path, Path, str]) -> None:
+    """Issue 14's done-when: an eval_run of the released model; each contribution's page has its before/after with
+    intervals; the card reports multiple-choice accuracy against chance."""
+    import re
+
+    _, build, _, _ = two_builds
+    con = duckdb.connect(str(build / "catalog.duckdb"), read_only=True)
+    try:
+        # release_artifact has one row per file of the onnx folder, each with the artifact's id
+        [(runs, items, empty)] = con.execute("SELECT count(DISTINCT run_id), max(items), max(empty_contributions) "
+                                             "FROM eval_run JOIN release_artifact ON ref_id = tuned_artifact_id "
+                                             "WHERE release_id = '1.0.0'").fetchall()
+        contributions = [c for (c,) in con.execute("SELECT contribution_id FROM contribution").fetchall()]
+    finally:
+        con.close()
+    assert runs == 1 and items > len(contributions) and empty == 0
+    for cid in contributions:
+        page = (build / "site" / "contributions" / cid / "index.html").read_text()
+        section = page[page.index('id="impact"'):page.index('id="releases"')]
+        assert "Release 1.0.0" in section and "per-token NLL" in section, cid
+        assert re.search(r"[+-]\d\.\d{4} \[[+-]\d\.\d{4}, [+-]\d\.\d{4}\]", section), cid  # change [interval]
+        assert "<svg" in section and "answered by both models" in section, cid
+    card = (build / "releases/1.0.0/model/README.md").read_text()
+    assert re.search(r"Multiple-choice accuracy on knowledge after fine-tuning: \*\*\d+\.\d%\*\* on \d+ "
+                     r"questions, against \*\*25\.0%\*\* by chance", card)
+    manifest, _ = read_manifest(build / "releases/1.0.0")
+    evaluation = manifest.metrics["evaluation"]
+    assert evaluation["results_sha256"] == hashlib.sha256(
+        (build / "releases/1.0.0/evaluation.json").read_bytes()).hexdigest()
+    assert [p.passed for p in manifest.policy if p.rule == "eval.no_regression"] == [True]
 
 
 def test_two_clean_builds_give_the_same_hashes(two_builds: tuple[Path, Path, Path, str]) -> None:
     _, a, b, _ = two_builds
     assert digests(a / "datasets/default") == digests(b / "datasets/default")
-    for model in ("base", "adapter", "onnx", "onnx-int8"):  # CPU training is deterministic by default
+    for model in ("base", "adapter", "onnx", "onnx-int8", "onnx-base"):  # CPU training is deterministic by default
         assert digests(a / "model" / model) == digests(b / "model" / model), model
+    assert (a / "model/evaluation.json").read_bytes() == (b / "model/evaluation.json").read_bytes()
     ra, rb = a / "releases/1.0.0", b / "releases/1.0.0"
     # Every byte of the release, the audit copy of the catalog included (its run ids, times, durations and paths
     # are made steady), so SHA256SUMS and the manifest that hashes it all are identical too.
@@ -114,7 +133,8 @@ def test_two_clean_builds_give_the_same_hashes(two_builds: tuple[Path, Path, Pat
     (ma, _), (mb, _) = read_manifest(ra), read_manifest(rb)
     assert reproducible_view(ma) == reproducible_view(mb) and ma.determinism["not_reproducible"] == []
     assert all(f.reproducible for f in ma.files)
-    assert {"audit/audit.duckdb", "audit/run.parquet", "parity.json", "bom/spdx.json"} <= {f.path for f in ma.files}
+    assert {"audit/audit.duckdb", "audit/run.parquet", "parity.json", "bom/spdx.json", "evaluation.json",
+            "audit/eval_score.parquet"} <= {f.path for f in ma.files}
 
 
 def test_the_model_release_discloses_its_training_data_and_the_build_its_lineage(
@@ -152,7 +172,7 @@ def test_a_rerun_skips_unchanged_stages_and_an_existing_release_is_kept(
     again = taxreg(*build_args(taxonomy, build, steps=None))
     stages = stage_lines(again.stdout + again.stderr)
     assert stages["validate+index"] == "skipped"
-    assert all(stages[s] == "skipped" for s in ("generate", "dataset", "base model", "train", "export"))
+    assert all(stages[s] == "skipped" for s in ("generate", "dataset", "base model", "train", "export", "evaluate"))
     # The same release with the same options (e.g. after a crash in the site stage): its cut is skipped
     kept = taxreg(*build_args(taxonomy, build, "--release", "1.0.0", steps=None))
     assert stage_lines(kept.stdout + kept.stderr)["release"] == "skipped"

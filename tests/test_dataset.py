@@ -135,3 +135,21 @@ def test_bad_options_and_empty_catalogs_are_clear_errors(tmp_path: Path) -> None
     index(EXAMPLE_TAXONOMY, tmp_path / "c.duckdb")
     with pytest.raises(RegistryError, match="no kept samples"):
         build_dataset(tmp_path / "c.duckdb", tmp_path / "out", DatasetOptions())
+
+
+def test_every_contribution_keeps_some_samples_in_the_test_split(built: Path, tmp_path: Path) -> None:
+    """The split by hash alone left 4 of the embedded taxonomy's 17 contributions with nothing held out, so
+    `taxreg eval` had nothing to measure them on; each now keeps min(2, half of its samples) in test."""
+    catalog = built / "catalog.duckdb"
+
+    def held_out(folder: Path) -> dict[str, tuple[int, int]]:
+        test = {json.loads(x)["id"] for x in (folder / "test.jsonl").read_text().splitlines()}
+        rows = run_query(catalog, "SELECT contribution_id, list(DISTINCT sample_id) FROM sample_lineage "
+                                  "WHERE contribution_id IS NOT NULL GROUP BY 1").rows
+        return {str(cid): (len(set(ids) & test), len(ids)) for cid, ids in rows}  # type: ignore[arg-type]
+
+    counts = held_out(built / "datasets" / "default")
+    assert all(test >= min(2, total // 2) for test, total in counts.values()), counts
+    hashed = held_out(build_dataset(catalog, tmp_path, DatasetOptions(min_test=0)).folder)
+    assert [c for c, (test, _) in hashed.items() if test == 0]  # what the old split did
+    assert all(hashed[c][0] <= counts[c][0] for c in counts)  # only train samples moved, and only into test

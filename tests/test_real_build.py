@@ -25,7 +25,7 @@ from tests.tiny_models import make_base
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is part of the project's dependencies: pip install -e '.[dev]'")
 
-MODEL_STAGES = ("base model", "train", "export")
+MODEL_STAGES = ("base model", "train", "export", "evaluate")
 VARIANTS = ["fp32", "int8", *(["int4"] if genai_available() else [])]
 TOML = ('[model]\nbase = "smol"\n\n[train]\nsteps = 2\nbatch_size = 4\nmax_length = 256\nrank = 4\n\n'
         f'[export]\nvariants = {json.dumps(VARIANTS)}\n')

@@ -12,6 +12,7 @@ from builder.cli import (  # noqa: F401  (importing a command module registers i
     build,
     dataset,
     documents,
+    evaluate,
     export,
     generate,
     index,

@@ -72,7 +72,8 @@ def build(
                                                         {"url": judge_url, "model": judge_model}, no_judge))
         options = BuildOptions(taxonomy, build_dir, release, seed, model, allow=tuple(allow or ()),
                                license=license or loaded.release_license, sign_key=sign, force=tuple(force or ()),
-                               disclosure=loaded.disclosure, lineage=loaded.lineage, generation=generation)
+                               disclosure=loaded.disclosure, lineage=loaded.lineage, generation=generation,
+                               evaluation=loaded.evaluation)
         with build_lock(build_dir, wait), console.StageBoard(log_every) as board:
             reports = run_build(options, config, board.update)
     ran = sum(r.status == "ran" for r in reports)

@@ -20,6 +20,9 @@ def dataset_build(
     mix: Annotated[list[str] | None, typer.Option(help="Ratio per kind: knowledge=1.0, skills=0.5 (repeat).")]
     = None,
     run: Annotated[str | None, typer.Option(help="Only samples of this generation run.")] = None,
+    min_test: Annotated[int, typer.Option(
+        "--min-test", min=0, help="Test samples each contribution keeps at least (at most half of its samples), so "
+                                  "`taxreg eval` has something held out for every contribution.")] = 2,
     wait: WaitOpt = 0.0,
 ) -> None:
     """Write train/test JSONL and Parquet, a dataset card and croissant.json (byte-identical for the same inputs)."""
@@ -28,7 +31,7 @@ def dataset_build(
     with console.user_errors(state["debug"]):
         ratios = {"knowledge": 1.0, "skills": 1.0} | _ratios(mix or [])
         with writing(catalog, out / name, wait=wait):
-            outcome = build_dataset(catalog, out, DatasetOptions(name, test_fraction, ratios, run))
+            outcome = build_dataset(catalog, out, DatasetOptions(name, test_fraction, ratios, run, min_test))
     for f in outcome.files:
         console.print_line(f"{f.sha256}  {f.path}  ({f.rows} rows)")
     console.print_summary(f"dataset {name} -> {outcome.folder} (license: {outcome.license_expression})", False)

@@ -54,7 +54,7 @@ def cut(
         loaded = settings.load()
         options = CutOptions(version, build_dir, dataset, license or loaded.release_license, tuple(allow or ()),
                              sign, not no_model, policy=LicensePolicy(frozenset(loaded.allowed_licenses)),
-                             disclosure=loaded.disclosure)
+                             disclosure=loaded.disclosure, eval_thresholds=loaded.evaluation.thresholds.as_dict())
         with writing(BuildLayout(build_dir).catalog, wait=wait):
             outcome = cut_release(options)
     m = outcome.manifest
@@ -119,7 +119,8 @@ def diff(
         console.print_line(line)
     worse = [v.name for v in result.metrics if v.worse]
     console.print_summary(f"{result.old} -> {result.new}: {len(result.contributions)} contribution(s) changed, "
-                          f"{len(result.files)} file(s) differ"
+                          f"{len(result.files)} file(s) differ, {len(result.effects)} effect(s) changed beyond "
+                          "their intervals"
                           + (f", {len(worse)} metric(s) worse" if worse else "")
                           + f"; reproducible outputs identical: {'yes' if result.reproducible_match else 'no'}",
                           bool(worse))
@@ -173,6 +174,9 @@ def show(
         "datasets: " + ", ".join(f"{d['path']} ({d['rows']} rows)" for d in m.inputs["datasets"]),
         f"samples: {m.samples.get('total', 0)} from {len(m.contributions)} contributions",
         *(f"  {x['license']} ({x['license_class']}): {x['samples']} samples" for x in m.license_mix),
+        *([f"evaluation: {ev['items']} items, {ev['regressions']} regression(s), {ev['empty']} contribution(s) "
+           f"with nothing held out (evaluation.json {ev['results_sha256'][:16]})"]
+          if (ev := m.metrics.get("evaluation")) else []),
         f"gates: {sum(p.passed for p in m.policy)}/{len(m.policy)} passed"
         + (f"; overridden with --allow: {', '.join(m.allowed)}" if m.allowed else ""),
         *(f"  {_gate(p)}" for p in m.policy if not p.passed),

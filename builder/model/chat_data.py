@@ -52,8 +52,24 @@ REBUILD = "rebuild the dataset with `taxreg dataset build`, or pass --dataset wi
 
 
 def read_conversations(file: SplitFile) -> list[Messages]:
+    return [messages for _, messages in read_rows(file)]
+
+
+def read_rows(file: SplitFile) -> list[tuple[str | None, Messages]]:
+    """(sample id, messages) of every row, in file order; the id is None where a row has none."""
     rows = _parquet_rows(file.path) if file.format == "parquet" else _jsonl_rows(file.path)
-    return [_messages(row, f"{file.path}:{where}") for where, row in rows]
+    return [(_row_id(row), _messages(row, f"{file.path}:{where}")) for where, row in rows]
+
+
+def _row_id(row: Any) -> str | None:
+    value = row.get("id") if isinstance(row, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def token_mask(tokenizer: Any, messages: Messages) -> tuple[list[int], list[int]]:
+    """A conversation's token ids and its assistant mask (1 on the tokens the loss is computed on)."""
+    marked = chat_template.marks_assistant_turns(tokenizer.chat_template)
+    return _marked(tokenizer, messages) if marked else _by_prefix(tokenizer, messages)
 
 
 def check_trainable(file: SplitFile, conversations: list[Messages]) -> None:
@@ -98,11 +114,14 @@ def _parquet_rows(path: Path) -> list[tuple[str, Any]]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path, columns=["messages"])
+        names = pq.read_schema(path).names
+        table = pq.read_table(path, columns=["messages", *(["id"] if "id" in names else [])])
     except Exception as exc:  # pyarrow raises several types for unreadable files and missing columns
         raise RegistryError(f"{path}: cannot read the messages column ({exc})",
                             hint="pass a Parquet file written by `taxreg dataset build`") from None
-    return [(f"row {i}", {"messages": m}) for i, m in enumerate(table.column("messages").to_pylist())]
+    ids = table.column("id").to_pylist() if "id" in table.column_names else [None] * table.num_rows
+    return [(f"row {i}", {"messages": m, "id": sid})
+            for i, (m, sid) in enumerate(zip(table.column("messages").to_pylist(), ids, strict=True))]
 
 
 def _messages(row: Any, where: str) -> Messages:
@@ -139,10 +158,9 @@ class Encoded:
 def encode(conversations: list[Messages], tokenizer: Any, max_length: int) -> Encoded:
     """input_ids, attention_mask and labels per conversation; the mask comes from the template's generation
     markers, or, for templates without them, from the token span each assistant turn adds."""
-    marked = chat_template.marks_assistant_turns(tokenizer.chat_template)
     out = Encoded()
     for messages in conversations:
-        ids, mask = _marked(tokenizer, messages) if marked else _by_prefix(tokenizer, messages)
+        ids, mask = token_mask(tokenizer, messages)
         if len(ids) > max_length:
             out.stats.truncated += 1
             ids, mask = ids[:max_length], mask[:max_length]

@@ -338,7 +338,7 @@ def export_fp32(model: Any, out_dir: Path, external_above: int = EXTERNAL_DATA_A
     graph = onnx_ir.to_proto(program.model)
     del program
     fuse_rotary(graph, int(model.config.max_position_embeddings))
-    _save(graph, path, external_above)
+    save(graph, path, external_above)
     return path
 
 
@@ -397,7 +397,7 @@ def quantize_int8(fp32: Path, out_dir: Path, work: Path, keep_fp32: tuple[str, .
     shutil.rmtree(out_dir, ignore_errors=True)  # onnx appends external data to an existing .data file
     work.mkdir(parents=True, exist_ok=True)
     source = work / "untied.onnx"
-    _save(graph, source, external_above)
+    save(graph, source, external_above)
     del graph
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MODEL_FILE
@@ -428,7 +428,7 @@ def _too_big(model: Any, limit: int) -> bool:
     return bool(model.ByteSize() > limit)
 
 
-def _save(model: Any, path: Path, external_above: int) -> None:
+def save(model: Any, path: Path, external_above: int = EXTERNAL_DATA_ABOVE) -> None:
     """One file, or past `external_above` bytes the graph with its weights in `model.onnx.data` beside it."""
     import onnx
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from registry.release.manifest import Manifest
 
 PARITY_METRICS = ("max_abs_diff", "top1_agreement", "greedy_identical_prompts")
+# evaluation metric -> (model-index metric type, what it is); nll is shown as perplexity, as the Hub knows it
+INDEX_METRICS = {"mc_acc": ("accuracy", "multiple-choice accuracy"),
+                 "mc_acc_norm": ("accuracy", "multiple-choice accuracy, per-byte log-likelihood"),
+                 "nll": ("perplexity", "perplexity of the reference answers"),
+                 "f1": ("f1", "token F1 of greedy answers"), "rouge_l": ("rouge", "ROUGE-L of greedy answers"),
+                 "judge": ("judge", "LLM judge score (0-1)")}
 VARIANT_NAMES = {"onnx": "fp32", "onnx_int8": "int8", "onnx_int4": "int4"}
 
 
@@ -35,11 +42,12 @@ def model_card(manifest: Manifest) -> str:
                  *(["demo"] if "demo" in str(model.get("base_model")) else [])],  # the demo base says so in its name
     }
     metrics = _metrics(manifest.metrics.get("parity") or {})
-    if metrics:
-        header["model-index"] = [{"name": f"taxonomy-registry-{manifest.version}", "results": [{
-            "task": {"type": "text-generation"},
-            "dataset": {"name": "ONNX export parity (each variant vs PyTorch)", "type": "parity"},
-            "metrics": metrics}]}]
+    evaluation = manifest.metrics.get("evaluation") or {}
+    results = ([{"task": {"type": "text-generation"},
+                 "dataset": {"name": "ONNX export parity (each variant vs PyTorch)", "type": "parity"},
+                 "metrics": metrics}] if metrics else []) + _evaluation_results(evaluation)
+    if results:
+        header["model-index"] = [{"name": f"taxonomy-registry-{manifest.version}", "results": results}]
     artifacts = model.get("artifacts", [])
     kinds = {a["kind"] for a in artifacts}
     variants = ", ".join(name for kind, name in VARIANT_NAMES.items() if kind in kinds)
@@ -54,6 +62,7 @@ def model_card(manifest: Manifest) -> str:
         "| folder | what | artifact |", "|---|---|---|",
         *(f"| `{a['path']}` | {a['kind']} ({a['format']}) | `{a['artifact_id'][:16]}` |" for a in artifacts), "",
         *mixed_int8_note(manifest.metrics.get("parity") or {}),
+        *evaluation_section(evaluation),
         "## Training data", "",
         f"- {manifest.samples.get('total', 0)} samples from {len(manifest.contributions)} contributions "
         f"(`data/`, with its own card and `croissant.json`)",
@@ -94,6 +103,70 @@ def _metrics(parity: dict[str, Any]) -> list[dict[str, Any]]:
                               f"{name.replace('_', ' ')}"})
     return found
 
+
+
+def _evaluation_results(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """One model-index result per kind and domain, and one for the guard set: the fine-tuned model's values."""
+    results = []
+    for group in _groups(evaluation):
+        kind, domain, rows = group
+        name = "guard set (general ability, held out of all training)" if kind == "guard" else \
+            f"{kind.replace('_', ' ')} / {domain}"
+        metrics = [_index_metric(row) for row in rows if row["metric"] in INDEX_METRICS]
+        if metrics:
+            results.append({"task": {"type": "text-generation"},
+                            "dataset": {"name": f"Taxonomy Registry evaluation: {name}",
+                                        "type": "taxonomy-registry-evaluation",
+                                        "config": "guard" if kind == "guard" else f"{kind}/{domain}", "split": "test"},
+                            "metrics": metrics})
+    return results
+
+
+def _groups(evaluation: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    rows = [*evaluation.get("summary", []), *evaluation.get("guard", [])]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["kind"], row.get("domain") or ""), []).append(row)
+    return [(kind, domain, found) for (kind, domain), found in groups.items()]
+
+
+def _index_metric(row: dict[str, Any]) -> dict[str, Any]:
+    kind, what = INDEX_METRICS[row["metric"]]
+    value, base = (math.exp(row["tuned"]), math.exp(row["base"])) if row["metric"] == "nll" else \
+        (row["tuned"], row["base"])
+    chance = f", chance {row['chance']:.3g}" if row.get("chance") is not None else ""
+    return {"type": kind, "value": round(value, 4),
+            "name": f"{what} ({row['items']} items; base model {base:.4g}{chance})"}
+
+
+def evaluation_section(evaluation: dict[str, Any]) -> list[str]:
+    """## Evaluation: the fine-tuned model against its base, per kind and domain and on the guard set."""
+    if not evaluation:
+        return []
+    lines = ["## Evaluation", "",
+             f"The base model and this fine-tune, both as the ONNX graphs this release ships, on "
+             f"{evaluation.get('items', 0)} questions held out of training (`evaluation.json`, sha256 "
+             f"`{str(evaluation.get('results_sha256', ''))[:16]}`; per contribution with bootstrap intervals on the "
+             "site and in the audit database, `v_contribution_impact`). Multiple choice is scored by "
+             "log-likelihood, as lm-evaluation-harness does; chance is what guessing scores.", "",
+             "| kind | domain | metric | items | base | fine-tuned | chance |", "|---|---|---|---|---|---|---|"]
+    for kind, domain, rows in _groups(evaluation):
+        for row in rows:
+            label = (evaluation.get("metrics") or {}).get(row["metric"], {}).get("label", row["metric"])
+            chance = f"{row['chance']:.3f}" if row.get("chance") is not None else ""
+            lines.append(f"| {kind.replace('_', ' ')} | {domain or '(all)'} | {label} | {row['items']} | "
+                         f"{row['base']:.4f} | {row['tuned']:.4f} | {chance} |")
+    mc = [r for _, _, rows in _groups(evaluation) for r in rows if r["metric"] == "mc_acc" and r["kind"] == "knowledge"]
+    if mc:
+        items = sum(r["items"] for r in mc)
+        tuned, base = (sum(r[k] * r["items"] for r in mc) / items for k in ("tuned", "base"))
+        chance = sum(r["chance"] * r["items"] for r in mc) / items
+        lines += ["", f"Multiple-choice accuracy on knowledge after fine-tuning: **{tuned:.1%}** on {items} questions, "
+                      f"against **{chance:.1%}** by chance (the base model: {base:.1%})."]
+    regressions = evaluation.get("regressions", 0)
+    lines += ["", f"{regressions} contribution(s) or guard metric(s) got worse beyond their interval and threshold"
+              + (" (see the release's eval.no_regression gate)." if regressions else "."), ""]
+    return lines
 
 
 def mixed_int8_note(parity: dict[str, Any]) -> list[str]:

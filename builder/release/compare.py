@@ -35,7 +35,21 @@ def diff_folders(old: Path, new: Path) -> ReleaseDiff:
     a, _ = read_manifest(old)
     b, _ = read_manifest(new)
     seeds = {**seed_examples(old, a), **seed_examples(new, b)}
-    return diff_releases(a, b, samples_by_contribution(old, a), samples_by_contribution(new, b), seeds)
+    return diff_releases(a, b, samples_by_contribution(old, a), samples_by_contribution(new, b), seeds,
+                         evaluation_of(old), evaluation_of(new))
+
+
+def evaluation_of(folder: Path) -> dict[str, Any]:
+    """The release's evaluation.json ({} when it shipped none: a data-only release, or cut before evaluation)."""
+    path = ReleaseLayout(folder).evaluation
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"cannot read {path}: {exc}", hint="check the release with `taxreg release verify`") \
+            from None
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def seed_examples(folder: Path, manifest: Manifest) -> SeedMap:
@@ -77,6 +91,9 @@ def report_lines(result: ReleaseDiff, files: bool = False) -> list[str]:
         mark = "! " if v.worse else ""
         lines.append(f"{mark}metrics: {v.name}: {_value(v.old, v.name)} -> {_value(v.new, v.name)}"
                      + (" (worse)" if v.worse else ""))
+    lines += [f"effect {e.direction:<6} {e.subject} {e.metric}: {e.old_delta:+.4g} "
+              f"[{e.old_interval[0]:+.4g}, {e.old_interval[1]:+.4g}] -> {e.new_delta:+.4g} "
+              f"[{e.new_interval[0]:+.4g}, {e.new_interval[1]:+.4g}]" for e in result.effects]
     if result.files:
         groups = "; ".join(f"{group} " + ", ".join(f"{n} {what}" for what, n in counts.items() if n)
                            for group, counts in file_groups(result.files).items())

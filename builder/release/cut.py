@@ -70,6 +70,7 @@ class CutOptions:
     policy: LicensePolicy = field(default_factory=LicensePolicy)
     config: dict[str, Any] = field(default_factory=dict)  # the build's own settings, recorded as inputs
     disclosure: Disclosure = field(default_factory=Disclosure)  # [provider]: what the disclosures cannot derive
+    eval_thresholds: dict[str, float] | None = None  # taxreg.toml [eval]: what the evaluation must have used
 
     def __post_init__(self) -> None:
         versions.check_version(self.version)
@@ -90,6 +91,7 @@ class _Shipment:
     data_dir: Path
     model: dict[str, tuple[dict[str, Any], dict[str, str]]] | None
     parity: dict[str, Any] | None
+    evaluation: dict[str, Any] | None  # model/evaluation.json; None: not evaluated (or a data-only release)
     license: str
     license_declared: bool  # False: the union of the source licenses stands in for a declared one
     released_at: datetime
@@ -116,7 +118,9 @@ def cut_release(options: CutOptions) -> CutOutcome:
             tuple(shipment.datasets[n].dataset_id for n in sorted(shipment.datasets)), shipment.license,
             options.policy, shipment.parity, frozenset(options.allow), shipment.license_declared,
             tuple(disclosures.gaps(con, [d.dataset_id for d in shipment.datasets.values()], options.disclosure)),
-            options.disclosure.required))
+            options.disclosure.required,
+            shipment.evaluation, shipment.model["onnx"][0]["artifact_id"] if shipment.model else None,
+            options.eval_thresholds))
         if policy.blocking(results):
             policy.record_checks(con, results, options.build_id, options.version, datetime.now(UTC))
             raise policy.refusal(options.version, results)
@@ -144,9 +148,10 @@ def _gather(con: Any, options: CutOptions) -> _Shipment:
     datasets = _datasets(con, data_dir)
     model = _model(con, layout.model) if options.with_model else None
     parity = _parity(layout.model.parity) if options.with_model else None
+    evaluation = _evaluation(layout.model.evaluation) if options.with_model else None
     license = _release_license(options.license, datasets)
     released_at, time_source = source_date.stamp(con)
-    return _Shipment(datasets, data_dir, model, parity, license, options.license is not None, released_at,
+    return _Shipment(datasets, data_dir, model, parity, evaluation, license, options.license is not None, released_at,
                      time_source, builds.catalog_state(con))
 
 
@@ -218,6 +223,16 @@ def _parity(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def _evaluation(path: Path) -> dict[str, Any] | None:
+    """The model folder's evaluation.json; None when the model was never evaluated."""
+    if not path.is_file():
+        return None
+    loaded = _parity(path)
+    if loaded.get("kind") != "taxonomy-registry/evaluation":
+        raise RegistryError(f"{path} is not an evaluation written by `taxreg eval`", hint="run `taxreg eval` again")
+    return loaded
+
+
 def declared_license(declared: str) -> str:
     """The SPDX expression of a --license value, or a clear error."""
     spdx = normalize(declared)
@@ -273,6 +288,8 @@ def _copy_model(model: ModelLayout, staging: Path, shipment: _Shipment) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(model.artifact(kind) / relpath, target)
     shutil.copyfile(model.parity, shipped.parity)
+    if shipment.evaluation is not None:
+        shutil.copyfile(model.evaluation, shipped.evaluation)
 
 
 def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[PolicyResult],
@@ -295,7 +312,9 @@ def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[
         contributions=tuple(releases.shipped_contributions(con, ids)),
         samples=releases.shipped_samples(con, ids),
         license_mix=tuple(releases.license_mix(con, ids)),
-        metrics={"parity": _parity_metrics(shipment.parity)} if shipment.parity is not None else {},
+        metrics={"parity": _parity_metrics(shipment.parity),
+                 **({"evaluation": _evaluation_metrics(shipment.evaluation, BuildLayout(options.build_dir).model)}
+                    if shipment.evaluation is not None else {})} if shipment.parity is not None else {},
         policy=tuple(results), allowed=tuple(sorted(options.allow)), files=(),
         determinism=_determinism(con, shipment, unsteady),
         signature={"method": signing.METHOD, "path": SIGNATURE, "public_key": PUBLIC_KEY,
@@ -305,6 +324,17 @@ def _manifest(con: Any, options: CutOptions, shipment: _Shipment, results: list[
 def _parity_metrics(parity: dict[str, Any]) -> dict[str, Any]:
     """The verdict and figures of parity.json, without its check time and local paths (not reproducible)."""
     return {"passed": parity.get("passed"), "variants": parity.get("variants", {})}
+
+
+def _evaluation_metrics(evaluation: dict[str, Any], model: ModelLayout) -> dict[str, Any]:
+    """The digest of evaluation.json (shipped beside the model), its set, and the figures the model card shows."""
+    guard = [row for row in evaluation.get("summary", []) if row.get("kind") == "guard"]
+    return {"results_sha256": file_sha256(model.evaluation), "path": "evaluation.json",
+            "eval_set_sha256": evaluation.get("eval_set_sha256"), "items": evaluation.get("items"),
+            "models": evaluation.get("models"), "metrics": evaluation.get("metrics"),
+            "summary": [row for row in evaluation.get("summary", []) if row.get("kind") != "guard"],
+            "guard": guard, "empty": len(evaluation.get("empty") or []),
+            "regressions": len(evaluation.get("regressions") or [])}
 
 
 def _model_entry(shipment: _Shipment, base: dict[str, Any] | None) -> dict[str, Any] | None:

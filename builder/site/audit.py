@@ -152,6 +152,13 @@ def canned_queries(con: Any) -> list[CannedQuery]:
                     "SELECT contribution_id, contributor, count(*)::INTEGER AS samples\nFROM v_sample_provenance\n"
                     "GROUP BY ALL\nORDER BY samples DESC, contribution_id",
                     "How much training data each contribution gave, through seed lineage."),
+        CannedQuery("What each contribution did to the model",
+                    "SELECT release_id, contribution_id, items::INTEGER AS items, round(delta, 4) AS nll_change,\n"
+                    "       round(delta_low, 4) AS low, round(delta_high, 4) AS high, verdict\n"
+                    "FROM v_contribution_impact\nWHERE latest AND metric = 'nll'\n"
+                    "ORDER BY release_id, improvement DESC",
+                    "Per release: the change of each contribution's per-token NLL from the base model to the "
+                    "fine-tuned one, with its bootstrap interval (improved, worse, or noise when it holds 0)."),
         CannedQuery("Orphan samples (must be 0)",
                     "SELECT count(*)::INTEGER AS orphan_samples FROM v_orphan_samples",
                     "Kept samples without lineage: a release blocker."),

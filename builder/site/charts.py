@@ -78,3 +78,36 @@ def _open(title: str, width: int, height: int) -> str:
 
 def _short(text: str, limit: int = 32) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def intervals(title: str, points: list[tuple[str, float, float | None, float | None]], unit: str = "") -> str:
+    """A change per label (e.g. per release) as a dot with its interval as a bar, around a line at 0 (no change):
+    points are (label, value, low, high), in order; a point without an interval is a dot alone."""
+    if not points:
+        return f'<p class="taxreg-empty">{escape(title)}: nothing measured yet.</p>'
+    width, row, pad = LABEL_WIDTH + PLOT_WIDTH + 80, BAR_HEIGHT + GAP, GAP
+    values = [v for _, value, low, high in points for v in (value, low, high) if v is not None]
+    span = max(abs(v) for v in values) or 1.0
+    height = len(points) * row + pad + 16
+
+    def x(value: float) -> float:
+        return LABEL_WIDTH + PLOT_WIDTH * (0.5 + value / (2 * span))
+
+    zero = x(0.0)
+    parts = [_open(title, width, height),
+             f'<line x1="{zero:.1f}" y1="0" x2="{zero:.1f}" y2="{height - 16}" stroke="{INK}" stroke-dasharray="3,3"/>',
+             f'<text x="{zero:.1f}" y="{height - 4}" text-anchor="middle" fill="{INK}" font-size="11">0 (no change)'
+             "</text>"]
+    for i, (label, value, low, high) in enumerate(points):
+        y = pad + i * row + BAR_HEIGHT / 2
+        shown = f"{value:+.3g}{unit}" + (f" [{low:+.3g}, {high:+.3g}]" if low is not None and high is not None else "")
+        parts.append(f'<text x="{LABEL_WIDTH - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{INK}" font-size="12">'
+                     f"{escape(_short(label))}</text>")
+        if low is not None and high is not None:
+            parts.append(f'<line x1="{x(low):.1f}" y1="{y:.1f}" x2="{x(high):.1f}" y2="{y:.1f}" stroke="{BAR}" '
+                         'stroke-width="3"/>')
+        parts.append(f'<circle cx="{x(value):.1f}" cy="{y:.1f}" r="4" fill="{BAR}"><title>{escape(label)}: '
+                     f"{escape(shown)}</title></circle>"
+                     f'<text x="{LABEL_WIDTH + PLOT_WIDTH + 6}" y="{y + 4:.1f}" fill="{INK}" font-size="11">'
+                     f"{escape(shown)}</text>")
+    return "".join(parts) + "</svg>"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from html import escape
 from typing import Any
 
-from builder.site import charts, urls
+from builder.site import charts, impact, urls
 from builder.site.readmodel import GENERATION_STAGES, SiteData
 
 LATEST_RELEASES = 5
@@ -59,6 +59,11 @@ def home(data: SiteData, root: str) -> str:
             "<h2 id=\"latest-releases\">Latest releases</h2>\n"
             + (_table(["release", "status", "released", "license"], release_rows) if latest
                else "<p>No release has been cut yet (<code>taxreg release</code>).</p>\n")
+            + "<h2 id=\"impact\">What the model learned</h2>\n"
+            + "<p>Each contribution's questions held out of training, answered by the base model and by the released "
+              "fine-tune (both as the ONNX graphs that ship); per contribution on its page, ranked on each release's "
+              "page.</p>\n"
+            + impact.home_chart(data.impact)
             + "<h2 id=\"charts\">Contributions</h2>\n"
             + charts.bars("Contributions by kind", kinds.most_common())
             + charts.bars(f"Contributions by domain (top {TOP_DOMAINS})", domains.most_common(TOP_DOMAINS))

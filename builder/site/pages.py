@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from builder.site import disclosures, lineage, release_files, urls
+from builder.site import disclosures, impact, lineage, release_files, urls
 from builder.site.readmodel import GENERATION_STAGES, Row, SiteData
 from registry.release.manifest import MANIFEST, SIGNATURE, SUMS
 
@@ -77,7 +77,10 @@ def _contribution(c: Row, data: SiteData) -> PageSpec:
         "seed_count": len(data.seeds.get(cid, [])),
         "sample_count": max((r["kept"] for r in runs), default=0),
         "repo_link": urls.web_link(c["document_repo"]),
+        "impact": impact.contribution_context(data.impact, cid, releases),
     }
+    for entry in context["impact"]["entries"]:
+        entry["release_href"] = urls.href(urls.release(entry["release_id"])) if entry["release_id"] else None
     context["mermaid"] = lineage.diagram(context, urls.root_prefix(folder))
     context["all_samples_href"] = "audit/console/#" + urlencode({"sql": _samples_sql(cid)})
     search = " ".join(filter(None, [cid, c["kind"], c["domain"], c["created_by"], c["status"],
@@ -194,7 +197,8 @@ def _releases(data: SiteData) -> Iterator[PageSpec]:
                                                          "contribution" else urls.document(t["subject"]))}
                                  for t in details.get("takedowns", [])],
                    "disclosures": _disclosures(data.release_disclosures.get(rid), published),
-                   "attribution_href": urls.href(disclosures.attribution_folder(rid))}
+                   "attribution_href": urls.href(disclosures.attribution_folder(rid)),
+                   "impact": _linked(impact.release_context(data.impact, rid))}
         jsonld = {"@context": "https://schema.org", "@type": "Dataset", "name": f"Taxonomy Registry release {rid}",
                   "version": rid, "datePublished": _iso(release["released_at"]),
                   "license": release["license_expression"],
@@ -218,6 +222,12 @@ def _disclosures(shown: Row | None, published: set[str]) -> Row | None:
         return None
     return {**shown, "files": [{**f, "href": f"{release_files.FILES}/{urls.href(f['relpath'])}"
                                 if f["relpath"] in published else None} for f in shown["files"]]}
+
+
+def _linked(context: dict[str, Any]) -> dict[str, Any]:
+    for row in [*context.get("ranked", []), *context.get("regressions", [])]:
+        row["href"] = urls.href(urls.contribution(row["contribution_id"])) if row.get("contribution_id") else None
+    return context
 
 
 def _iso(shown: str | None) -> str | None:

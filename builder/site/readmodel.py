@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.site import impact
 from registry.catalog.connection import open_read_only
 
 Row = dict[str, Any]
@@ -52,6 +53,7 @@ class SiteData:
     license_summary: list[Row]
     document_licenses: list[Row]
     counts: dict[str, int] = field(default_factory=dict)
+    impact: impact.Impact = field(default_factory=impact.Impact)  # what each contribution did to the model
     # release_id -> the files published under its page (set by the site build: release_files.locate)
     release_files: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # release_id -> its disclosures as that folder holds them (set with release_files: disclosures.load)
@@ -237,6 +239,7 @@ def _load(con: Any) -> SiteData:  # one statement per roll-up, read top to botto
             SELECT coalesce(license_spdx, 'UNKNOWN') AS license, license_class, count(DISTINCT doc_sha256) AS documents
             FROM source_document GROUP BY ALL ORDER BY documents DESC, license"""),
         counts=_counts(con),
+        impact=impact.load(con, rows),
     )
 
 

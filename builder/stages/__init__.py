@@ -6,7 +6,7 @@ Adding a stage is one module here plus one line in STAGES.
 from __future__ import annotations
 
 from builder.stage import Stage
-from builder.stages import base_model, dataset, export, generate, index, release, site, train
+from builder.stages import base_model, dataset, evaluate, export, generate, index, release, site, train
 
 STAGES: tuple[Stage, ...] = (
     index.STAGE,
@@ -15,6 +15,7 @@ STAGES: tuple[Stage, ...] = (
     base_model.STAGE,
     train.STAGE,
     export.STAGE,
+    evaluate.STAGE,
     release.STAGE,
     site.STAGE,
 )

@@ -16,6 +16,7 @@ class DatasetStage(BuildStage):
     needs = ("generate",)
 
     def key(self, ctx: BuildContext) -> Any:
+        from builder.datasets import DatasetOptions
         from registry.catalog import builds
         from registry.catalog.connection import open_catalog
         from registry.catalog.datasets import license_inputs
@@ -23,7 +24,7 @@ class DatasetStage(BuildStage):
         with open_catalog(ctx.layout.catalog) as con:
             # licenses too: a changed attribution license keeps the samples but changes the dataset's license
             return {"takedowns": builds.takedown_subjects(con), "licenses": license_inputs(con),
-                    "name": DEFAULT_DATASET}
+                    "name": DEFAULT_DATASET, "min_test": DatasetOptions().min_test}
 
     def outputs(self, ctx: BuildContext) -> list[Path]:
         return [ctx.layout.dataset()]

@@ -16,7 +16,7 @@ from registry.release.versions import taken
 
 class ReleaseStage(BuildStage):
     name = "release"
-    needs = ("dataset", "export")
+    needs = ("dataset", "export", "evaluate")
 
     def wanted(self, options: BuildOptions) -> bool:
         return options.release is not None
@@ -47,7 +47,8 @@ class ReleaseStage(BuildStage):
         from registry.catalog.connection import open_catalog
 
         layout = ctx.layout
-        shipped = [layout.dataset(), *([layout.model.adapter, *exported(ctx)] if ctx.options.model else [])]
+        shipped = [layout.dataset(), *([layout.model.adapter, *exported(ctx), layout.model.evaluation]
+                                       if ctx.options.model else [])]
         with open_catalog(layout.catalog) as con:
             takedowns = builds.takedown_subjects(con)
         return {"files": sorted(hash_outputs(shipped, layout.root).values()), "takedowns": takedowns,
@@ -76,7 +77,8 @@ class ReleaseStage(BuildStage):
         outcome = cut_release(CutOptions(version, options.build_dir, license=options.license, allow=options.allow,
                                          sign_key=options.sign_key, with_model=options.model, build_id=ctx.build_id,
                                          policy=ctx.config.policy, disclosure=options.disclosure,
-                                         config=_build_config(ctx)))
+                                         config=_build_config(ctx),
+                                         eval_thresholds=options.evaluation.thresholds.as_dict()))
         undeclared = undeclared_warning(outcome.manifest.policy)
         notes = [n for n in (undeclared, disclosure_warning(outcome.manifest.policy), dirty_note(outcome.manifest))
                  if n]
@@ -93,7 +95,7 @@ def release_options(options: BuildOptions) -> str:
                       "model": options.model, "seed": options.seed,
                       "base_model": str(options.model_settings.base) if options.model_settings.base else None,
                       "train": options.model_settings.train.given(), "variants": list(options.model_settings.variants),
-                      "disclosure": asdict(options.disclosure)})
+                      "disclosure": asdict(options.disclosure), "eval": options.evaluation.thresholds.as_dict()})
 
 
 def _build_config(ctx: BuildContext) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from registry.errors import CatalogError, CatalogInUse
 # Migration scripts in order; SCHEMA_VERSION is the number of scripts. Never edit a released script:
 # add the next one.
 MIGRATIONS = ("v001_spine.sql", "v002_generation.sql", "v003_releases.sql", "v004_attempts.sql",
-              "v005_comments.sql", "v006_index_tree.sql", "v007_judge.sql")
+              "v005_comments.sql", "v006_index_tree.sql", "v007_judge.sql", "v008_evaluation.sql")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

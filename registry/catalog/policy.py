@@ -33,6 +33,9 @@ RULES = {
                            "a warning, a failure with [release] require_complete_disclosure = true.",
     "taxonomy.dirty": "The catalog was indexed from a committed tree: checking out the taxonomy commit the release "
                       "names gives back its inputs (a cut from uncommitted changes needs --allow taxonomy.dirty).",
+    "eval.no_regression": "No contribution, and not the guard set, got worse beyond its interval and the threshold of "
+                          "taxreg.toml [eval] (evaluation.json, v_eval_regressions); a model that was not evaluated "
+                          "is a warning.",
     "license.declared": "The release license was declared (--license or [release] license); otherwise the union of "
                         "the source licenses stands in, which license.compatible cannot fail against (a warning).",
 }
@@ -57,6 +60,9 @@ class PolicyInput:
     license_declared: bool = True  # False: release_license is the union of the sources, standing in
     disclosure_gaps: tuple[str, ...] = ()  # the EU summary's items "to be completed by the provider"
     disclosure_required: bool = False  # [release] require_complete_disclosure: a gap fails the cut
+    evaluation: dict[str, Any] | None = None  # evaluation.json of the shipped model; None: not evaluated
+    model_artifact: str | None = None  # the shipped fp32 ONNX model (what the evaluation must be of)
+    eval_thresholds: dict[str, float] | None = None  # taxreg.toml [eval] now; None: not checked
 
     def __post_init__(self) -> None:
         unknown = sorted(self.allow - RULES.keys())
@@ -84,6 +90,7 @@ def run_checks(con: Any, given: PolicyInput) -> list[PolicyResult]:
         rows += _rows(rule, found, given.allow, {"checked": _count(con, checked, sources)})
     rows += _teacher_rows(con, given)
     rows += _parity_rows(given)
+    rows += _eval_rows(given)
     rows.append(_declared_row(given))
     rows += _disclosure_rows(given)
     return sorted(rows, key=lambda r: (r.rule, r.subject))
@@ -293,6 +300,42 @@ def _parity_rows(given: PolicyInput) -> list[PolicyResult]:
     evidence = {k: v for k, v in (fp32 or {}).items() if isinstance(v, int | float | bool | str)}
     return [PolicyResult("parity.fp32", "model/onnx", "error", passed, not passed and "parity.fp32" in given.allow,
                          {**evidence, **({} if passed else {"reason": "fp32 parity did not pass (parity.json)"})})]
+
+
+def _eval_rows(given: PolicyInput) -> list[PolicyResult]:
+    """One failing row per contribution (or the guard set) that regressed; a stale or missing evaluation says so."""
+    rule, ev = "eval.no_regression", given.evaluation
+    if given.parity is None:
+        return [PolicyResult(rule, "*", "info", True, False, {"skipped": "data-only release (--no-model)"})]
+    if ev is None:
+        return [PolicyResult(rule, "*", "warning", False, False, {
+            "reason": "the shipped model was not evaluated: run `taxreg eval` (the build's evaluate stage does)"})]
+    stale = _stale(ev, given)
+    if stale:
+        return [PolicyResult(rule, "evaluation.json", "error", False, rule in given.allow, {"reason": stale})]
+    worse: dict[str, list[dict[str, Any]]] = {}
+    for row in ev.get("regressions") or []:
+        worse.setdefault(row.get("contribution_id") or "guard", []).append(row)
+    found = [(subject, {"reason": "; ".join(_regression(r) for r in rows), "metrics": [r["metric"] for r in rows],
+                        "regressions": rows}) for subject, rows in sorted(worse.items())]
+    return _rows(rule, found, given.allow, {"effects": len(ev.get("effects") or []), "items": ev.get("items"),
+                                            "thresholds": ev.get("thresholds")})
+
+
+def _stale(ev: dict[str, Any], given: PolicyInput) -> str | None:
+    tuned = (ev.get("models") or {}).get("tuned")
+    if given.model_artifact is not None and tuned != given.model_artifact:
+        return (f"evaluation.json is of another model (onnx artifact {str(tuned)[:16]}, the release ships "
+                f"{given.model_artifact[:16]}): run `taxreg eval` again")
+    if given.eval_thresholds is not None and ev.get("thresholds") != given.eval_thresholds:
+        return "the evaluation was run with other [eval] thresholds than taxreg.toml's now: run `taxreg eval` again"
+    return None
+
+
+def _regression(row: dict[str, Any]) -> str:
+    low, high = row.get("delta_low"), row.get("delta_high")
+    return (f"{row['metric']} {row['base_mean']:.4g} -> {row['tuned_mean']:.4g} (change {row['delta']:+.3g}, "
+            f"interval [{low:+.3g}, {high:+.3g}], allowed {row['threshold']:g})")
 
 
 def _count(con: Any, what: str, sources: list[Any]) -> int | str | None:

@@ -36,6 +36,7 @@ import duckdb
 from registry import folders
 from registry.catalog import dbheader
 from registry.catalog.connection import SCHEMA_VERSION
+from registry.catalog.evaluation import withheld_sql
 from registry.catalog.reproducible import Steady
 from registry.catalog.sqltext import ident, literal
 from registry.errors import CatalogError
@@ -62,6 +63,14 @@ PRIVATE_COLUMNS = {
         "error": "may name private endpoints",
     },
 }
+# Rows not published, with the reason (written into the copy's catalog_meta too): a contribution taken down, or one
+# whose document was, takes its evaluation (questions, both models' answers, scores) out of the public copy.
+_TAKEN_DOWN = "src.contribution_id IS NULL OR src.contribution_id NOT IN (" + withheld_sql("{db}.main.") + ")"
+WITHHELD_ROWS = {
+    table: (_TAKEN_DOWN, "rows of contributions taken down (or whose documents were) are left out, as their "
+                         "pages leave the site")
+    for table in ("eval_item", "eval_score", "eval_effect")
+}
 # Sort keys of tables without a primary key (tables with one sort by it). Every other column follows as a
 # tie-breaker, so the order is total whatever the key.
 ORDER_KEYS = {
@@ -69,6 +78,9 @@ ORDER_KEYS = {
     "finding": ("path", "line", "col", "code"),
     "sample_lineage": ("sample_id", "parent_kind", "parent_id", "role"),
     "policy_check": ("release_id", "attempt", "build_id", "rule", "subject"),
+    "eval_item": ("run_id", "contribution_id", "item_id"),
+    "eval_score": ("run_id", "contribution_id", "item_id", "metric"),
+    "eval_effect": ("run_id", "scope", "contribution_id", "metric"),
 }
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +217,8 @@ def _copy_tables(con: Any, home: str, steady: Steady | None) -> dict[str, str]:
         orders[table] = _order(keys.get(table) or ORDER_KEYS.get(table, ()), [name for name, _, _ in published])
         rows = f"SELECT {', '.join(f'{sql} AS {ident(name)}' for name, sql, _, _ in exprs)} " \
                f"FROM {ident(home)}.main.{ident(table)} AS src"
+        if table in WITHHELD_ROWS:
+            rows += " WHERE " + WITHHELD_ROWS[table][0].format(db=ident(home))
         if table == "catalog_meta" and len(published) == 2:  # the notes, sorted in with the catalog's rows
             rows += " UNION ALL SELECT * FROM (VALUES " + ", ".join(
                 f"({literal(k)}, {literal(v)})" for k, v in notes) + ")"
@@ -296,6 +310,7 @@ def _notes(steady: Steady | None) -> list[tuple[str, str]]:
     notes += [(f"public_copy.excluded.{table}", why) for table, why in sorted(PRIVATE_TABLES.items())]
     notes += [(f"public_copy.excluded.{table}.{column}", why)
               for table, cols in sorted(PRIVATE_COLUMNS.items()) for column, why in sorted(cols.items())]
+    notes += [(f"public_copy.withheld.{table}", why) for table, (_, why) in sorted(WITHHELD_ROWS.items())]
     notes.append(("public_copy.json_columns", "JSON columns are VARCHAR holding JSON text"))
     if steady is not None:
         notes.append(("public_copy.reproducible", "a release's copy: the same inputs give the same bytes"))

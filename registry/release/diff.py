@@ -44,6 +44,19 @@ class ContributionChange:
 
 
 @dataclass(frozen=True, slots=True)
+class EffectChange:
+    """A contribution (or the guard set) whose effect on the model changed beyond both releases' intervals."""
+
+    subject: str  # contribution id, or "guard"
+    metric: str
+    old_delta: float
+    old_interval: tuple[float, float]
+    new_delta: float
+    new_interval: tuple[float, float]
+    direction: str  # better | worse (for the model: nll going down is better)
+
+
+@dataclass(frozen=True, slots=True)
 class ValueChange:
     name: str
     old: Any
@@ -63,11 +76,12 @@ class ReleaseDiff:
     metrics: list[ValueChange] = field(default_factory=list)
     files: list[ValueChange] = field(default_factory=list)  # path: old sha256 -> new sha256 (None: absent)
     reproducible_match: bool = False  # same inputs and outputs apart from the non-reproducible files
+    effects: list[EffectChange] = field(default_factory=list)  # evaluation: effects that changed beyond noise
 
     @property
     def empty(self) -> bool:
         return not (self.contributions or self.samples or self.license_mix or self.declared or self.policy
-                    or self.metrics or self.files)
+                    or self.metrics or self.files or self.effects)
 
     def to_json(self) -> dict[str, Any]:
         """The documented machine form (see the module docstring)."""
@@ -110,8 +124,11 @@ def _file_change(v: ValueChange) -> str:
 
 
 def diff_releases(old: Manifest, new: Manifest, old_samples: SampleMap | None = None,
-                  new_samples: SampleMap | None = None, seeds: SeedMap | None = None) -> ReleaseDiff:
-    """`seeds` holds the seed examples of both releases' contribution versions (from their audit copies)."""
+                  new_samples: SampleMap | None = None, seeds: SeedMap | None = None,
+                  old_evaluation: Mapping[str, Any] | None = None,
+                  new_evaluation: Mapping[str, Any] | None = None) -> ReleaseDiff:
+    """`seeds` holds the seed examples of both releases' contribution versions (from their audit copies); the
+    evaluations are the releases' evaluation.json."""
     return ReleaseDiff(
         old.version, new.version,
         contributions=_contributions(old, new, old_samples or {}, new_samples or {}, seeds or {}),
@@ -121,7 +138,32 @@ def diff_releases(old: Manifest, new: Manifest, old_samples: SampleMap | None = 
         policy=_changes(_policy(old), _policy(new)),
         metrics=[_judged(v) for v in _changes(_flatten(old.metrics), _flatten(new.metrics))],
         files=_changes({f.path: f.sha256 for f in old.files}, {f.path: f.sha256 for f in new.files}),
-        reproducible_match=_comparable(old) == _comparable(new))
+        reproducible_match=_comparable(old) == _comparable(new),
+        effects=effect_changes(old_evaluation or {}, new_evaluation or {}))
+
+
+def effect_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[EffectChange]:
+    """Effects (evaluation.json) whose intervals do not overlap between the two releases: a change of the size of
+    the noise is not named. Effects without an interval (one item) are never named."""
+    before, after = _effects(old), _effects(new)
+    found = []
+    for key in sorted(before.keys() & after.keys()):
+        a, b = before[key], after[key]
+        if a["interval"] is None or b["interval"] is None:
+            continue
+        (a_low, a_high), (b_low, b_high) = a["interval"], b["interval"]
+        if b_low > a_high or b_high < a_low:
+            up = b["delta"] > a["delta"]
+            direction = "better" if up == bool(a.get("higher_is_better", key[1] != "nll")) else "worse"
+            found.append(EffectChange(key[0], key[1], a["delta"], (a_low, a_high), b["delta"], (b_low, b_high),
+                                      direction))
+    return found
+
+
+def _effects(evaluation: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    better = {name: bool(m.get("higher_is_better")) for name, m in (evaluation.get("metrics") or {}).items()}
+    return {(e.get("contribution_id") or "guard", e["metric"]): {**e, "higher_is_better": better.get(e["metric"])}
+            for e in evaluation.get("effects") or []}
 
 
 def _contributions(old: Manifest, new: Manifest, old_samples: SampleMap, new_samples: SampleMap,
