@@ -49,6 +49,7 @@ class Thresholds:
 class EvalJudge:
     url: str = ""
     model: str = ""
+    api_key_env: str | None = None  # the NAME of the environment variable that holds the key, never the key
 
     @property
     def enabled(self) -> bool:
@@ -83,4 +84,6 @@ KEYS = {
     "max_new_tokens": "a whole number of tokens, 1 to 1024",
     "judge_url": "the base URL of an OpenAI-compatible API, e.g. \"http://127.0.0.1:8000/v1\"",
     "judge_model": "the judge model's name at that endpoint",
+    "judge_api_key_env": "the NAME of the environment variable that holds the judge's API key, e.g. "
+                         "\"OPENAI_API_KEY\"",
 }

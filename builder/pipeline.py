@@ -187,6 +187,11 @@ def _preflight(options: BuildOptions, stage_names: list[str]) -> None:
     if not options.taxonomy.is_dir():
         raise RegistryError(f"taxonomy root {options.taxonomy} is not a directory",
                             hint="pass the taxonomy folder (default: ./taxonomy)")
+    judge = options.evaluation.judge
+    if "evaluate" in stage_names and judge.enabled:
+        from builder.evaluation.judge import JudgeConfig
+
+        JudgeConfig.of(judge.url, judge.model, judge.api_key_env)  # an unset key variable fails before any stage
     folders.require_writable(options.build_dir, "--build-dir")
 
 

@@ -264,7 +264,8 @@ def _evaluation(raw: dict[str, Any], path: Path) -> EvalSettings:
     thresholds = Thresholds(**{key: _number(table, key, getattr(limits, key), (lambda v: v >= 0) if key ==
                                             "max_nll_increase" else (lambda v: 0 <= v <= 1))
                                for key in limits.as_dict()})
-    judge = EvalJudge(table.get("judge_url", str, ""), table.get("judge_model", str, ""))
+    judge = EvalJudge(table.get("judge_url", str, ""), table.get("judge_model", str, ""),
+                      _key_env(table, "judge_api_key_env"))
     if bool(judge.url) != bool(judge.model):
         raise SettingsError(f"{path}: [eval] judge_url and judge_model go together",
                             hint="set both (an OpenAI-compatible endpoint and its model), or neither")
@@ -369,12 +370,12 @@ def _url(table: Table) -> str | None:
     return table.get("url", str, None, lambda v: v.startswith(("http://", "https://")))
 
 
-def _key_env(table: Table) -> str | None:
+def _key_env(table: Table, key: str = "api_key_env") -> str | None:
     """The name of a variable; its value is never echoed (someone may have written the key itself here)."""
-    name = table.get("api_key_env", str, None, lambda v: True)
+    name = table.get(key, str, None, lambda v: True)
     if name is not None and not _ENV_NAME.fullmatch(name):
-        raise SettingsError(f"{table.path}: [{table.name}] api_key_env is not the name of an environment variable",
-                            hint="write the variable's NAME (e.g. api_key_env = \"OPENAI_API_KEY\") and put the key "
+        raise SettingsError(f"{table.path}: [{table.name}] {key} is not the name of an environment variable",
+                            hint=f"write the variable's NAME (e.g. {key} = \"OPENAI_API_KEY\") and put the key "
                                  "itself in the environment, never in taxreg.toml")
     return name
 

@@ -163,6 +163,14 @@ def test_configuration_problems_are_one_message_before_any_work(fake: FakeTeache
     assert pasted.exit_code == 2 and "is not the name of an environment variable" in pasted.output
     assert SECRET not in pasted.output
 
+    (tmp_path / "taxreg.toml").write_text(f'[eval]\njudge_url = "{fake.url}"\njudge_model = "{MODEL}"\n'
+                                          f'judge_api_key_env = "{KEY_VARIABLE}"\n', encoding="utf-8")
+    judge_unset = CliRunner().invoke(app, command)  # the evaluation's judge, checked before any stage too
+    said = " ".join(judge_unset.output.split())
+    assert judge_unset.exit_code == 2 and f"[eval] judge_api_key_env = '{KEY_VARIABLE}'" in said
+    assert f"the environment variable {KEY_VARIABLE} is not set" in said
+    assert [p.name for p in (tmp_path / "build").iterdir()] == [".taxreg"]  # the build lock's folder, nothing else
+
     monkeypatch.setenv(KEY_VARIABLE, SECRET)
     write_settings(tmp_path, fake)
     fake.refuse = "401"

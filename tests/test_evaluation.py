@@ -421,7 +421,8 @@ def test_the_eval_section_of_taxreg_toml_is_checked(tmp_path: Path) -> None:
     loaded = settings.load(path).evaluation
     assert loaded.thresholds.max_nll_increase == 0.2 and loaded.bootstrap == 500
     for bad, said in (("max_f1_drop = 2", "a share between 0 and 1"), ("boostrap = 3", "unknown setting"),
-                      ("bootstrap = 10", "at least 100"), ('judge_url = "http://x"', "go together")):
+                      ("bootstrap = 10", "at least 100"), ('judge_url = "http://x"', "go together"),
+                      ('judge_api_key_env = "sk-pasted key"', "judge_api_key_env is not the name of an environment")):
         path.write_text(f"[eval]\n{bad}\n")
         with pytest.raises(settings.SettingsError, match=said):
             settings.load(path)

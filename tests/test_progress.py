@@ -4,7 +4,6 @@ stage board puts it in a log (off a terminal) at its start and then every `log_e
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,8 @@ from builder.progress import Step, duration
 from builder.stage import BuildContext, BuildOptions, BuildStage, StageResult
 from builder.stages import STAGES
 from tests.conftest import EXAMPLE_TAXONOMY, TaxonomyMaker
-from tests.test_teacher import MODEL, FakeTeacher, skills
+from tests.fake_teacher import MODEL, FakeTeacher
+from tests.test_teacher import skills
 
 
 class Counting(BuildStage):
@@ -85,20 +85,11 @@ def test_durations_read_as_a_person_says_them() -> None:
     assert [duration(s) for s in (4.2, 190, 3900)] == ["4s", "3m10s", "1h05m"]
 
 
-@pytest.fixture
-def server() -> Iterator[FakeTeacher]:
-    fake = FakeTeacher()
-    fake.thread.start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
-
-
 def test_generate_with_a_teacher_says_how_many_requests_are_done(
-        server: FakeTeacher, make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
+        fake: FakeTeacher, make_taxonomy: TaxonomyMaker, tmp_path: Path) -> None:
     root, catalog = skills(make_taxonomy, tmp_path, "one", "two", "three", "four")
     result = CliRunner().invoke(app, ["generate", str(root), "--catalog", str(catalog), "--generator", "teacher",
-                                      "--teacher-url", server.url, "--teacher-model", MODEL])
+                                      "--teacher-url", fake.url, "--teacher-model", MODEL])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("teacher: request ")]
     assert lines[0].startswith("teacher: request 1/4") and lines[-1].startswith("teacher: request 4/4 (")

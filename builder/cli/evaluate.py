@@ -49,7 +49,7 @@ def eval_command(
         loaded = everything.evaluation
         chosen = replace(loaded, seed=loaded.seed if seed is None else seed)
         url, name = judge_url or chosen.judge.url, judge_model or chosen.judge.model
-        judge = JudgeConfig.of(url, name) if url or name else None
+        judge = JudgeConfig.of(url, name, chosen.judge.api_key_env) if url or name else None
         base = base_model or everything.model.base
         with writing(catalog, model, wait=wait):
             outcome = evaluate(EvalOptions(model, dataset, catalog, chosen, base_onnx, threads, judge, base=base),

@@ -14,6 +14,7 @@ answering fails the run with the counts, and running it again sends only what is
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 from builder.evaluation.evalset import EvalItem
 from builder.generators.completions import response_content
+from builder.generators.configure import api_key
 from builder.generators.sending import Endpoint, EndpointError, Request, SendReport, ask, seeded_request
 from builder.generators.teacher import api_key_from_environment
 from registry.catalog.journal import TeacherJournal
@@ -58,8 +60,10 @@ class JudgeConfig:
                                      "judge_model in taxreg.toml), or neither for no judge")
 
     @classmethod
-    def of(cls, url: str, model: str) -> JudgeConfig:
-        return cls(url, model, api_key_from_environment())
+    def of(cls, url: str, model: str, api_key_env: str | None = None) -> JudgeConfig:
+        """The key from the variable [eval] judge_api_key_env names, else the teacher's usual variables."""
+        return cls(url, model, api_key(os.environ, api_key_env, "[eval] judge_api_key_env")
+                   or api_key_from_environment())
 
     def endpoint(self) -> Endpoint:
         """The judge's sending settings (retries, timeouts, byte budget: the teacher's rules); every answer is

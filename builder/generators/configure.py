@@ -57,7 +57,7 @@ def resolve(settings: GenerateSettings, given: Overrides | None = None,
         raise SettingsError(f"--generator {generator}: no such generator", hint=f"one of: {', '.join(GENERATORS)}")
     if generator == "seed":
         return SEED
-    teacher_key = _api_key(environ, settings.api_key_env, "[generate]") or api_key_from_environment()
+    teacher_key = api_key(environ, settings.api_key_env, "[generate] api_key_env") or api_key_from_environment()
     values = _given(settings, TeacherConfig) | _given(given.teacher or {}, TeacherConfig)
     teacher = TeacherConfig(**({"url": "", "model": ""} | values | {"api_key": teacher_key, "batch": given.batch}))
     return Generation(generator, teacher, _judge(settings, given, environ, teacher))
@@ -67,7 +67,7 @@ def _judge(settings: GenerateSettings, given: Overrides, environ: Mapping[str, s
            teacher: TeacherConfig) -> JudgeConfig | None:
     if given.no_judge or not settings.judge.enabled:
         return None
-    key = _api_key(environ, settings.judge.api_key_env, "[generate.judge]") or teacher.api_key
+    key = api_key(environ, settings.judge.api_key_env, "[generate.judge] api_key_env") or teacher.api_key
     values = _given(settings.judge, JudgeConfig) | _given(given.judge or {}, JudgeConfig)
     return JudgeConfig(**({"url": teacher.url, "model": teacher.model} | values | {"api_key": key,
                                                                                    "batch": given.batch}))
@@ -80,13 +80,14 @@ def _given(source: Any, config: type) -> dict[str, Any]:
     return {name: value for name, value in items if name in names and value is not None}
 
 
-def _api_key(environ: Mapping[str, str], variable: str | None, section: str) -> str | None:
-    """The value of the variable `api_key_env` names; None when none is named. The message names the variable only."""
+def api_key(environ: Mapping[str, str], variable: str | None, setting: str) -> str | None:
+    """The value of the variable a setting (`[generate] api_key_env`...) names; None when none is named. The
+    message names the variable only."""
     if variable is None:
         return None
     value = environ.get(variable, "")
     if not value:
-        raise SettingsError(f"{section} api_key_env = {variable!r}: the environment variable {variable} is not set",
+        raise SettingsError(f"{setting} = {variable!r}: the environment variable {variable} is not set",
                             hint=f"export {variable}=THE_KEY before running taxreg (the key itself never goes into "
                                  "taxreg.toml)")
     return value

@@ -27,7 +27,8 @@ class EvaluateStage(BuildStage):
         from builder.evaluation.run import EvalOptions, evaluate
 
         layout, settings = ctx.layout, ctx.options.evaluation
-        judge = JudgeConfig.of(settings.judge.url, settings.judge.model) if settings.judge.enabled else None
+        judge = JudgeConfig.of(settings.judge.url, settings.judge.model, settings.judge.api_key_env) \
+            if settings.judge.enabled else None
         outcome = evaluate(EvalOptions(layout.model.root, layout.dataset(), layout.catalog, settings, judge=judge,
                                        build_id=ctx.build_id, base=ctx.base_model))
         results = outcome.results
