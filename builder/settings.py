@@ -32,6 +32,8 @@ class SettingsError(RegistryError):
     """taxreg.toml holds something taxreg cannot use (exit code 2)."""
 
 
+# Under the int8 top-1 target, at most this share of the matmul weights may stay fp32 (0: all-int8, no search).
+INT8_FP32_SHARE = 0.1
 VARIANTS = ("fp32", "int8", "int4")  # what [export] variants may name; fp32 is the parity gate, always built
 DEFAULT_VARIANTS = ("fp32", "int8")
 DEVICES = ("cpu", "cuda")
@@ -83,11 +85,13 @@ class ModelSettings:
     train: TrainSettings = field(default_factory=TrainSettings)
     variants: tuple[str, ...] = DEFAULT_VARIANTS
     device: str = "cpu"  # where the export's parity gate runs the ONNX graphs
+    int8_fp32_share: float = INT8_FP32_SHARE
 
     def over(self, base: Path | None, train: TrainSettings, variants: list[str] | None) -> ModelSettings:
         """`taxreg build`'s options over these (taxreg.toml's): each one given replaces its setting."""
         return ModelSettings(base if base is not None else self.base, train.over(self.train),
-                             export_variants(variants) if variants else self.variants, self.device)
+                             export_variants(variants) if variants else self.variants, self.device,
+                             self.int8_fp32_share)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,10 +285,13 @@ def _model_settings(raw: dict[str, Any], path: Path) -> ModelSettings:
     model = Table.of(raw, path, "model", {"base": "a local Hugging Face causal-LM folder, e.g. \"models/SmolLM2\""})
     export = Table.of(raw, path, "export", {
         "variants": f"a list of {', '.join(VARIANTS)} that holds fp32, e.g. [\"fp32\", \"int8\"]",
-        "device": "\"cpu\" or \"cuda\" (where the parity gate runs the ONNX graphs)"})
+        "device": "\"cpu\" or \"cuda\" (where the parity gate runs the ONNX graphs)",
+        "int8_fp32_share": "a share between 0 and 1: how much of the matmul weights may stay fp32 when all-int8 "
+                           "misses the top-1 target (0: ship all-int8, no search)"})
     variants = export.get("variants", list, list(DEFAULT_VARIANTS), lambda v: _variants(v) is not None)
     return ModelSettings(model.folder("base"), _train_settings(raw, path), tuple(_variants(variants) or ()),
-                         export.get("device", str, "cpu", lambda v: v in DEVICES))
+                         export.get("device", str, "cpu", lambda v: v in DEVICES),
+                         _number(export, "int8_fp32_share", INT8_FP32_SHARE, lambda v: 0 <= v <= 1))
 
 
 def _train_settings(raw: dict[str, Any], path: Path) -> TrainSettings:

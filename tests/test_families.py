@@ -119,3 +119,15 @@ def test_a_graph_past_the_threshold_is_written_with_external_data(family: dict[s
             continue
         assert data.is_file() and data.stat().st_size > graph.stat().st_size  # small tensors stay inline
         assert family["report"]["passed"]
+
+
+def test_the_base_graph_is_the_tuned_graph_with_the_base_weights_put_back(family: dict[str, Any]) -> None:
+    """The evaluation's base graph (builder/model/base_onnx.py), rewritten tensor by tensor from the tuned graph
+    (from external data for qwen3), passes the fp32 gate against the base in PyTorch."""
+    from builder.layout import ModelLayout
+    from builder.model.base_onnx import base_graph
+
+    layout = ModelLayout(family["out"])
+    graph = base_graph(layout, None, None, family["base"])
+    assert graph.method == "reweighted" and graph.max_abs_diff is not None and graph.max_abs_diff <= 1e-4
+    assert sorted(p.name for p in layout.onnx_base.iterdir() if "onnx" in p.name) == ["model.onnx"]  # one file

@@ -25,11 +25,12 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
     (tmp_path / "models" / "smol").mkdir(parents=True)
     model = settings(tmp_path, '[model]\nbase = "models/smol"\n\n[train]\nrank = 8\nalpha = 16\n'
                                'targets = ["q_proj", "v_proj"]\nepochs = 2\nlr = 1e-4\nbatch_size = 2\n'
-                               'max_length = 1024\n\n[export]\nvariants = ["int4", "fp32"]\ndevice = "cuda"\n')
+                               'max_length = 1024\n\n[export]\nvariants = ["int4", "fp32"]\ndevice = "cuda"\n'
+                               'int8_fp32_share = 0\n')
     assert model.base == tmp_path / "models" / "smol"  # relative to taxreg.toml's folder
     assert model.train == TrainSettings(rank=8, alpha=16, targets=("q_proj", "v_proj"), epochs=2.0, lr=1e-4,
                                         batch_size=2, max_length=1024)
-    assert model.variants == ("fp32", "int4") and model.device == "cuda"
+    assert model.variants == ("fp32", "int4") and model.device == "cuda" and model.int8_fp32_share == 0
     assert settings(tmp_path, '[train]\ntargets = "all-linear"\nsteps = 5\n').train.given() == {
         "targets": ("all-linear",), "steps": 5}
 
@@ -49,6 +50,7 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
     ('[export]\nvariants = ["int8"]\n', "variants = ['int8'] is not a list of fp32, int8, int4 that holds fp32"),
     ('[export]\nvariants = ["fp32", "fp16"]\n', "[export] variants = ['fp32', 'fp16'] is not"),
     ('[export]\ndevice = "tpu"\n', "[export] device = 'tpu' is not"),
+    ("[export]\nint8_fp32_share = 1.5\n", "[export] int8_fp32_share = 1.5 is not a share between 0 and 1"),
     ("model = 1\n", "[model] must be a table"),
 ])
 def test_bad_settings_name_the_key_and_the_fix(tmp_path: Path, text: str, named: str) -> None:

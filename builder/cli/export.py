@@ -9,6 +9,7 @@ import typer
 
 from builder import console, layout, settings
 from builder.cli.common import CatalogOpt, WaitOpt, app, state, writing
+from builder.settings import INT8_FP32_SHARE
 
 MODEL = layout.DEFAULT.model
 DATASET = layout.DEFAULT.dataset()
@@ -39,7 +40,7 @@ def export_command(
     int8_fp32_share: Annotated[float, typer.Option(
         "--int8-fp32-share", min=0.0, max=1.0,
         help="When all-int8 misses 95% top-1 agreement, the matmuls that cost the most (at most 8) may stay fp32, "
-             "up to this share of the graph's matmul weights (0: all int8).")] = 0.1,
+             "up to this share of the graph's matmul weights (0: all int8).")] = INT8_FP32_SHARE,
     wait: WaitOpt = 0.0,
 ) -> None:
     """Merge the adapter, export ONNX with a KV cache (fp32 + int8), and refuse it unless fp32 matches PyTorch."""

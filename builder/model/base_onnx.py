@@ -64,11 +64,12 @@ def base_graph(model: ModelLayout, catalog: Path | None, dataset: Path | None, b
 
     with quiet_libraries():
         loaded, tokenizer = base_model.load(base)
-        weights = {name: tensor.detach().numpy().copy() for name, tensor in loaded.state_dict().items()}
+        weights = {name: tensor.detach().numpy() for name, tensor in loaded.state_dict().items()}  # views
         tuned, _ = load_merged(base, model.adapter)
+        placing = _placing(tuned, weights)
+        del tuned  # its weights are in the tuned graph already: only their digests are needed
         with folders.building(model.onnx_base) as staging:
-            method = _reweighted(model.onnx / onnx_graph.MODEL_FILE, tuned, weights, staging)
-            del tuned
+            method = _reweighted(model.onnx / onnx_graph.MODEL_FILE, placing, weights, staging)
             if method is None:
                 onnx_graph.export_fp32(loaded, staging)
                 method = "exported"
@@ -84,11 +85,17 @@ def base_graph(model: ModelLayout, catalog: Path | None, dataset: Path | None, b
     return graph
 
 
-def _reweighted(graph_path: Path, tuned: Any, base: dict[str, Any], out: Path) -> str | None:
-    """The tuned graph with the base's weights, saved in `out`; None when a changed weight cannot be placed."""
+@dataclass(frozen=True, slots=True)
+class _Placing:
+    """Where each tuned weight may sit in the graph: its digest (and its transpose's) -> (name, transposed)."""
+
+    index: dict[tuple[Any, ...], tuple[str, bool]]
+    changed: set[str]  # the weights the adapter changed
+
+
+def _placing(tuned: Any, base: dict[str, Any]) -> _Placing | None:
+    """None when the tuned model's weights do not match the base's names and shapes."""
     import numpy as np
-    import onnx
-    from onnx import numpy_helper
 
     index: dict[tuple[Any, ...], tuple[str, bool]] = {}
     changed = set()
@@ -101,21 +108,31 @@ def _reweighted(graph_path: Path, tuned: Any, base: dict[str, Any], out: Path) -
         index.setdefault(_key(value), (name, False))
         if value.ndim == 2:
             index.setdefault(_key(np.ascontiguousarray(value.T)), (name, True))
-    graph = onnx.load(str(graph_path))
-    placed = set()
-    for init in graph.graph.initializer:
-        value = numpy_helper.to_array(init)
-        hit = index.get(_key(value))
-        if hit is None:
-            continue
-        name, transposed = hit
-        replacement = np.ascontiguousarray(base[name].T if transposed else base[name]).astype(value.dtype)
-        init.CopyFrom(numpy_helper.from_array(replacement, init.name))
-        placed.add(name)
-    if changed - placed:
+    return _Placing(index, changed)
+
+
+def _reweighted(graph_path: Path, placing: _Placing | None, base: dict[str, Any], out: Path) -> str | None:
+    """The tuned graph with the base's weights, saved in `out` tensor by tensor; None when a changed weight
+    cannot be placed."""
+    import numpy as np
+
+    if placing is None:
         return None
-    out.mkdir(parents=True, exist_ok=True)
-    onnx_graph.save(graph, out / onnx_graph.MODEL_FILE)
+    placed = set()
+
+    def replace(_: str, value: Any) -> Any:
+        hit = placing.index.get(_key(value))
+        if hit is None:
+            return None
+        name, transposed = hit
+        placed.add(name)
+        return np.ascontiguousarray(base[name].T if transposed else base[name]).astype(value.dtype)
+
+    onnx_graph.rewrite_weights(graph_path, out / onnx_graph.MODEL_FILE, replace)
+    if placing.changed - placed:
+        for written in out.iterdir():  # the export that follows starts from an empty folder
+            written.unlink()
+        return None
     return "reweighted"
 
 

@@ -7,6 +7,7 @@ export (parity or anything else) leaves the previous one intact. Imported lazily
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import re
@@ -24,6 +25,7 @@ from typing import Any
 
 from builder.layout import ModelLayout
 from builder.model import base_model, mixed_int8, onnx_graph, parity, train_outputs
+from builder.settings import INT8_FP32_SHARE
 from registry import __version__, folders, source_date
 from registry.errors import EnvironmentProblem, RegistryError
 from registry.model_folder import CONFIG, ModelFolder
@@ -50,7 +52,7 @@ class ExportOptions:
     thresholds: parity.Thresholds = field(default_factory=parity.Thresholds)
     n_prompts: int = 8
     # when all-int8 misses the top-1 target: at most this share of the matmul weights may stay fp32 (0: never)
-    int8_fp32_share: float = 0.1
+    int8_fp32_share: float = INT8_FP32_SHARE
     require_dataset: bool = False  # True: `dataset` was asked for, so a missing one is an error, not fixed prompts
     int8: bool = True  # off: fp32 alone (and int4 when asked)
     device: str = "cpu"  # where the parity gate runs the graphs: cpu, or cuda (onnxruntime-gpu's CUDA provider)
@@ -116,17 +118,23 @@ def _export(options: ExportOptions, say: Any, work: ModelLayout, started: dateti
     if options.int8:
         say("quantizing to int8")
         graphs["int8"], checked["int8"] = _int8(model, tokenizer, fp32, reference, options, work, say)
+    merged_dir = work.root / "merged"
     if options.int4:
-        say("building int4 with onnxruntime-genai")
-        merged_dir = work.root / "merged"
         model.save_pretrained(merged_dir, safe_serialization=True)
         tokenizer.save_pretrained(merged_dir)
+    # From here on only the config is read: the weights go before the int4 builder loads its own copy and the
+    # gate's sessions load theirs, so the export never holds more than one extra copy.
+    config = model.config
+    del model
+    gc.collect()
+    if options.int4:
+        say("building int4 with onnxruntime-genai")
         graphs["int4"] = onnx_graph.build_int4(merged_dir, work.variant("int4"), work.root)
         shutil.rmtree(merged_dir)
         _copy_side_files(fp32.parent, graphs["int4"].parent, "int4 (onnxruntime-genai builder; no position_ids "
                                                              "input: positions come from attention_mask)")
     say("checking parity with PyTorch")
-    report = check_parity(model, reference, graphs, options, checked)
+    report = check_parity(config, reference, graphs, options, checked)
     peak = _peak_rss_mb()
     # timings go to the catalog run's stats, not parity.json: equal inputs must write an equal file
     timing = {"seconds": round(time.perf_counter() - clock, 2), "peak_rss_mb": round(peak, 1)}
@@ -323,7 +331,7 @@ def _int8(model: Any, tokenizer: Any, fp32: Path, prepared: Reference, options: 
 
     def measure(kept: tuple[str, ...]) -> dict[str, Any]:
         onnx_graph.quantize_int8(fp32, out, scratch, tuple(nodes[m] for m in kept), options.external_data_above)
-        return _check(model, "int8", out / onnx_graph.MODEL_FILE, prepared, options)
+        return _check(model.config, "int8", out / onnx_graph.MODEL_FILE, prepared, options)
 
     nodes: dict[str, str] = {}
     figures = measure(())
@@ -334,7 +342,7 @@ def _int8(model: Any, tokenizer: Any, fp32: Path, prepared: Reference, options: 
                                        fixed=mixed_int8.CALIBRATION_PROMPTS)
         calibration = prompts.source if prompts.source != "fixed" else "calibration prompts (builder/model/mixed_int8)"
         ranked = mixed_int8.rank_linears(model, _padded(tokenizer, prompts))
-        nodes = mixed_int8.matmul_nodes(model, onnx_graph.untied(fp32).graph)
+        nodes = mixed_int8.matmul_nodes(model, onnx_graph.untied(fp32).graph, fp32.parent)
         chosen = mixed_int8.candidates(ranked, nodes, options.int8_fp32_share)
         if not chosen:
             say(f"no matmul fits --int8-fp32-share {options.int8_fp32_share:g}: the graph stays all-int8")
@@ -348,20 +356,20 @@ def _int8(model: Any, tokenizer: Any, fp32: Path, prepared: Reference, options: 
     return out / onnx_graph.MODEL_FILE, figures
 
 
-def _check(model: Any, variant: str, path: Path, prepared: Reference, options: ExportOptions) -> dict[str, Any]:
+def _check(config: Any, variant: str, path: Path, prepared: Reference, options: ExportOptions) -> dict[str, Any]:
     # int8 on one thread: its figures choose which graph ships, and equal inputs must choose the same one
     threads = 1 if variant == "int8" else None
-    session = parity.OrtModel(path, onnx_graph.CacheShape.of(model.config), threads=threads,
+    session = parity.OrtModel(path, onnx_graph.CacheShape.of(config), threads=threads,
                               providers=parity.providers(options.device))
     return parity.check_variant(variant, session, prepared.batch, prepared.figures, options.thresholds,
                                 gate=variant == "fp32").as_dict()
 
 
-def check_parity(model: Any, prepared: Reference, graphs: dict[str, Path], options: ExportOptions,
+def check_parity(config: Any, prepared: Reference, graphs: dict[str, Path], options: ExportOptions,
                  checked: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """parity.json's content: per variant the figures, thresholds and verdict; fp32 alone gates. `checked` holds
-    variants whose figures are already known."""
-    variants = {variant: (checked or {}).get(variant) or _check(model, variant, path, prepared, options)
+    """parity.json's content: per variant (the model's config tells the cache's shape) the figures, thresholds and
+    verdict; fp32 alone gates. `checked` holds variants whose figures are already known."""
+    variants = {variant: (checked or {}).get(variant) or _check(config, variant, path, prepared, options)
                 for variant, path in graphs.items()}
     eval_set = prepared.eval_set
     return {"passed": bool(variants["fp32"]["passed"]), "eval_set": eval_set.source,

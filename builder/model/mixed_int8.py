@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from builder.model.parity import Batch
@@ -132,9 +133,10 @@ def fake_int8(weight: Any) -> Any:
     return weight if float(scale) == 0.0 else torch.round(weight / scale).clamp(-127, 127) * scale
 
 
-def matmul_nodes(model: Any, graph: Any) -> dict[str, str]:
+def matmul_nodes(model: Any, graph: Any, base_dir: Path | None = None) -> dict[str, str]:
     """Linear name -> the ONNX MatMul node that reads its weight (stored transposed), matched by content. Linears
-    with equal weights pair with equal-weight nodes in order; a Linear the graph does not hold is left out."""
+    with equal weights pair with equal-weight nodes in order; a Linear the graph does not hold is left out.
+    `base_dir`: where weights in external data are read from, one at a time."""
     import torch
     from onnx import numpy_helper
 
@@ -146,7 +148,7 @@ def matmul_nodes(model: Any, graph: Any) -> dict[str, str]:
     found: dict[str, str] = {}
     for node in graph.node:
         if node.op_type == "MatMul" and node.input[1] in initializers:
-            waiting = by_content.get(_digest(numpy_helper.to_array(initializers[node.input[1]])))
+            waiting = by_content.get(_digest(numpy_helper.to_array(initializers[node.input[1]], str(base_dir or ""))))
             if waiting:
                 found[waiting.pop(0)] = node.name
     return found

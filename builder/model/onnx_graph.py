@@ -13,7 +13,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,12 @@ FAMILIES = {"granite": "Granite", "llama": "Llama", "mistral": "Mistral", "qwen2
 # RoPE whose frequencies are fixed: rotary tables computed once for every position. "dynamic" and "longrope"
 # change with the sequence length, which one traced graph cannot follow.
 ROPE_TYPES = ("default", "llama3")
-EXTERNAL_DATA_ABOVE = 1_900_000_000  # bytes: protobuf's 2 GB limit, with room for the graph
+# Bytes of graph past which the weights stay in model.onnx.data beside model.onnx. Under it the file is whole
+# (the demo, tests' tiny models); over it (every model of realistic size, and all past protobuf's 2 GB limit) no step
+# of the export holds a serialized copy of the weights.
+EXTERNAL_DATA_ABOVE = 256 * 2**20
+DATA_FILE = f"{MODEL_FILE}.data"
+INLINE_UP_TO = 4096  # bytes: tensors this small stay in the graph, where fuse_rotary reads inv_freq
 
 
 def check_family(config: Any, where: Path) -> None:
@@ -193,7 +198,8 @@ class _Producers:
         from onnx import numpy_helper
 
         self.by_output = {out: node for node in graph.node for out in node.output}
-        self.consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer if len(init.dims) <= 1}
+        self.consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer
+                       if len(init.dims) <= 1 and not _external(init)}
 
     def made(self, name: str, op: str) -> Any:
         node = self.by_output.get(name)
@@ -332,24 +338,68 @@ def export_fp32(model: Any, out_dir: Path, external_above: int = EXTERNAL_DATA_A
                                     verbose=False)
     if program is None:  # only the legacy exporter returns None
         raise RuntimeError("torch.onnx.export returned no program")
+    import onnx
     import onnx_ir
 
     fuse_norms(program.model)
-    graph = onnx_ir.to_proto(program.model)
+    # Tensor by tensor from the PyTorch weights into model.onnx.data: never a whole-model proto, or its serialized
+    # bytes, beside the model. Small tensors (RoPE's inv_freq, shapes, axes) stay inline for the rewrites below.
+    onnx_ir.save(program.model, path, external_data=DATA_FILE, size_threshold_bytes=INLINE_UP_TO)
     del program
+    graph = onnx.load(str(path), load_external_data=False)
     fuse_rotary(graph, int(model.config.max_position_embeddings))
-    save(graph, path, external_above)
+    _finish(graph, path, external_above)
     return path
 
 
-def untie_transposed_weights(model: Any) -> int:
+def _finish(graph: Any, path: Path, external_above: int) -> None:
+    """Write `graph`, whose weights are in model.onnx.data beside `path`: as one file when the whole is at most
+    `external_above` bytes (small models: loading it back costs little), else the graph alone beside the data."""
+    import onnx
+
+    data = path.with_name(DATA_FILE)
+    if graph.ByteSize() + data.stat().st_size <= external_above:
+        onnx.load_external_data_for_model(graph, str(path.parent))
+        onnx.save(graph, str(path))
+        data.unlink()
+    else:
+        onnx.save(graph, str(path))
+
+
+def rewrite_weights(source: Path, target: Path, replace: Callable[[str, Any], Any],
+                    external_above: int = EXTERNAL_DATA_ABOVE) -> None:
+    """The graph at `source` written to `target` (a model.onnx path) with each initializer's value replaced by what
+    `replace(name, value)` returns (None: kept). Read and written one tensor at a time, so no step holds the graph's
+    weights twice; laid out as `export_fp32` lays out its graphs (one file up to `external_above` bytes)."""
+    import onnx
+    from onnx import numpy_helper
+    from onnx.external_data_helper import set_external_data
+
+    graph = onnx.load(str(source), load_external_data=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.with_name(DATA_FILE).open("wb") as data:
+        for init in graph.graph.initializer:
+            value = numpy_helper.to_array(init, str(source.parent))
+            new = replace(init.name, value)
+            if new is None and not _external(init):
+                continue
+            tensor = numpy_helper.from_array(value if new is None else new, init.name)
+            if len(tensor.raw_data) > INLINE_UP_TO:
+                set_external_data(tensor, DATA_FILE, data.tell(), len(tensor.raw_data))
+                data.write(tensor.raw_data)
+                tensor.ClearField("raw_data")
+            init.CopyFrom(tensor)
+    _finish(graph, target, external_above)
+
+
+def untie_transposed_weights(model: Any, base_dir: Path | None = None) -> int:
     """Store `W` of `MatMul(x, Transpose(W))` (W a 2-D initializer) transposed as its own initializer.
 
     Tied embeddings leave the LM head reading the embedding matrix through a Transpose (the exporter will not
     duplicate a shared weight). In fp32 that is free: onnxruntime folds the constant Transpose when the session
     loads. After int8 quantization it becomes DequantizeLinear -> Transpose of the whole matrix, which is never
     folded: 65 ms per decode step at 190M parameters against 17 ms once the head has its own (quantized) copy.
-    Returns how many were rewritten.
+    `base_dir`: where a weight held in external data is read from. Returns how many were rewritten.
     """
     from onnx import numpy_helper
 
@@ -368,7 +418,8 @@ def untie_transposed_weights(model: Any) -> int:
         if not consumers or any(c.op_type != "MatMul" or list(c.input).index(node.output[0]) != 1 for c in consumers):
             continue
         source = node.input[0]
-        flipped = numpy_helper.from_array(numpy_helper.to_array(weights[source]).T.copy(), f"{source}.transposed")
+        flipped = numpy_helper.from_array(numpy_helper.to_array(weights[source], str(base_dir or "")).T.copy(),
+                                         f"{source}.transposed")
         graph.initializer.append(flipped)
         for consumer in consumers:
             consumer.input[1] = flipped.name
@@ -378,9 +429,12 @@ def untie_transposed_weights(model: Any) -> int:
 
 
 def untied(fp32: Path) -> Any:
-    """The fp32 graph as int8 quantization reads it: the LM head with its own weight (see above)."""
-    graph = _load(fp32)
-    untie_transposed_weights(graph)
+    """The fp32 graph as int8 quantization reads it: the LM head with its own weight (see above). Weights in
+    external data stay there (the proto refers to them); only the transposed copy is read."""
+    import onnx
+
+    graph = onnx.load(str(fp32), load_external_data=False)
+    untie_transposed_weights(graph, fp32.parent)
     return graph
 
 
@@ -393,11 +447,15 @@ def quantize_int8(fp32: Path, out_dir: Path, work: Path, keep_fp32: tuple[str, .
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = untied(fp32)
-    big = _too_big(graph, external_above)
+    external = any(_external(init) for init in graph.graph.initializer)
+    big = external or _too_big(graph, external_above)
     shutil.rmtree(out_dir, ignore_errors=True)  # onnx appends external data to an existing .data file
-    work.mkdir(parents=True, exist_ok=True)
-    source = work / "untied.onnx"
-    save(graph, source, external_above)
+    # A graph in external data is untied beside its model.onnx.data (onnx refuses a link to it), so the copy refers
+    # to fp32's weights instead of holding a second copy of them; the files it adds go when the quantizer is done.
+    where = fp32.parent if external else work
+    where.mkdir(parents=True, exist_ok=True)
+    source = where / "untied.onnx"
+    save(graph, source, external_above, external=big)
     del graph
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MODEL_FILE
@@ -405,9 +463,12 @@ def quantize_int8(fp32: Path, out_dir: Path, work: Path, keep_fp32: tuple[str, .
         quantize_dynamic(source, path, weight_type=QuantType.QInt8, use_external_data_format=big,
                          nodes_to_exclude=list(keep_fp32))
     except DecodeError:  # onnx's shape inference writes its copy unchecked: on a full disk it reads back cut short
-        disks.require_space(work, source.stat().st_size, work)
+        disks.require_space(where, source.stat().st_size, where)
         raise
-    shutil.rmtree(work)
+    finally:
+        for added in (source, source.with_name(f"{source.name}.data")):
+            added.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
     return path
 
 
@@ -418,21 +479,22 @@ def io_names(path: Path) -> tuple[list[str], list[str]]:
     return [i.name for i in graph.input], [o.name for o in graph.output]
 
 
-def _load(path: Path) -> Any:
-    import onnx
-
-    return onnx.load(str(path))
-
-
 def _too_big(model: Any, limit: int) -> bool:
     return bool(model.ByteSize() > limit)
 
 
-def save(model: Any, path: Path, external_above: int = EXTERNAL_DATA_ABOVE) -> None:
-    """One file, or past `external_above` bytes the graph with its weights in `model.onnx.data` beside it."""
+def _external(tensor: Any) -> bool:
+    from onnx import TensorProto
+
+    return bool(tensor.data_location == TensorProto.EXTERNAL)
+
+
+def save(model: Any, path: Path, external_above: int = EXTERNAL_DATA_ABOVE, external: bool | None = None) -> None:
+    """One file, or past `external_above` bytes (or when `external`) the graph with its weights in
+    `<name>.data` beside it. Weights already in external data stay where they are."""
     import onnx
 
-    if _too_big(model, external_above):
+    if external or (external is None and _too_big(model, external_above)):
         onnx.save(model, str(path), save_as_external_data=True, location=f"{path.name}.data")
     else:
         onnx.save(model, str(path))

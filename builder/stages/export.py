@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.progress import Step
+from builder.settings import INT8_FP32_SHARE
 from builder.stage import BuildContext, BuildOptions, BuildStage, StageResult, files_digest
 
 INT4_SKIPPED = ("int4 skipped: onnxruntime-genai is not installed (pip install onnxruntime-genai in this CPU "
@@ -21,7 +22,9 @@ class ExportStage(BuildStage):
 
     def key(self, ctx: BuildContext) -> Any:
         # int4 asked for without its builder, then installed: a new key, so the export runs again and makes it
-        return {"variants": list(built_variants(ctx)), "device": ctx.options.model_settings.device}
+        chosen = ctx.options.model_settings  # the default share adds nothing: keys of earlier builds still match
+        share = {"int8_fp32_share": chosen.int8_fp32_share} if chosen.int8_fp32_share != INT8_FP32_SHARE else {}
+        return {"variants": list(built_variants(ctx)), "device": chosen.device, **share}
 
     def outputs(self, ctx: BuildContext) -> list[Path]:
         return exported(ctx)
@@ -32,7 +35,8 @@ class ExportStage(BuildStage):
         model, variants = ctx.layout.model, built_variants(ctx)
         outcome = export(ExportOptions(ctx.base_model, model.adapter, model.root, ctx.layout.catalog,
                                        dataset=ctx.layout.dataset(), int4="int4" in variants,
-                                       int8="int8" in variants, device=ctx.options.model_settings.device),
+                                       int8="int8" in variants, device=ctx.options.model_settings.device,
+                                       int8_fp32_share=ctx.options.model_settings.int8_fp32_share),
                          progress=lambda message: ctx.progress(Step(note=message)))
         figures = outcome.report["variants"]
         parts = [f"{name} top-1 {float(figures[name]['top1_agreement']):.1%}" for name in variants]
