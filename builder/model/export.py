@@ -122,8 +122,9 @@ def _export(options: ExportOptions, say: Any, work: ModelLayout, started: dateti
     if options.int4:
         model.save_pretrained(merged_dir, safe_serialization=True)
         tokenizer.save_pretrained(merged_dir)
-    # From here on only the config is read: the weights go before the int4 builder loads its own copy and the
-    # gate's sessions load theirs, so the export never holds more than one extra copy.
+    # From here on only the config is read. Dropping the model does not yet return its memory: torch.onnx's
+    # optimizer leaves onnxscript's module-level rule objects holding the exported graph, which wraps the
+    # Parameters (bench/README.md, realistic.py follow-up).
     config = model.config
     del model
     gc.collect()
